@@ -1,0 +1,135 @@
+package configs
+
+import (
+	"time"
+)
+
+// Config is the decoded mgw.toml. Field tags give the TOML key (as in
+// edgemicro's YAML) and the JSON key used on the IPC wire.
+type Config struct {
+	Edgemicro Edgemicro `toml:"edgemicro" json:"edgemicro"`
+	Headers   Headers   `toml:"headers" json:"headers"`
+	Proxies   []Proxy   `toml:"proxies" json:"proxies"`
+}
+
+// Edgemicro is the [edgemicro] section: the listener and server limits.
+type Edgemicro struct {
+	// Port to listen on. Defaults to 8000.
+	Port int `toml:"port" json:"port"`
+	// Address to bind. Defaults to all interfaces.
+	Address string `toml:"address" json:"address,omitempty"`
+	// MaxConnections bounds the client connections one worker holds open;
+	// a worker at the limit stops accepting and leaves new connections to
+	// the others. Zero means no limit.
+	MaxConnections int `toml:"max_connections" json:"max_connections,omitempty"`
+	// ConfigChangePollInterval is the Edge poll period in seconds. Defaults to 600.
+	ConfigChangePollInterval int `toml:"config_change_poll_interval" json:"config_change_poll_interval"`
+	// DisableConfigPollInterval turns Edge polling off.
+	DisableConfigPollInterval bool `toml:"disable_config_poll_interval" json:"disable_config_poll_interval,omitempty"`
+	// RequestTimeout bounds, in seconds, the wait for a target's response
+	// headers. Defaults to 60. A proxy's own timeout (ms) overrides it.
+	RequestTimeout int `toml:"request_timeout" json:"request_timeout"`
+	// KeepAliveTimeout is how long, in ms, an idle client connection is
+	// kept open. Defaults to 5000.
+	KeepAliveTimeout int `toml:"keep_alive_timeout" json:"keep_alive_timeout"`
+	// MaxHeaderBytes bounds the request line and headers; over it, 431.
+	// Defaults to 16384.
+	MaxHeaderBytes int `toml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body; over it, 413. Zero means no limit.
+	MaxBodyBytes int64 `toml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// DrainTimeout bounds, in seconds, how long a draining worker may take
+	// to finish in-flight requests. Defaults to 30.
+	DrainTimeout int `toml:"drain_timeout" json:"drain_timeout"`
+	// DrainGrace is how long, in ms, a draining worker leaves idle
+	// keep-alive connections open for a last request (answered with
+	// Connection: close) before it closes them. Defaults to 1000.
+	DrainGrace int `toml:"drain_grace" json:"drain_grace"`
+
+	Logging Logging `toml:"logging" json:"logging"`
+	Plugins Plugins `toml:"plugins" json:"plugins"`
+}
+
+// Logging is the [edgemicro.logging] section.
+type Logging struct {
+	// Level is one of error, warn, info, debug, trace, none. Defaults to info.
+	Level string `toml:"level" json:"level"`
+	// Dir, when set, receives the log file mgw.log instead of stderr.
+	Dir string `toml:"dir" json:"dir,omitempty"`
+	// ToConsole writes human-readable lines instead of JSON.
+	ToConsole      bool `toml:"to_console" json:"to_console,omitempty"`
+	RotateInterval int  `toml:"rotate_interval" json:"rotate_interval,omitempty"`
+	MaxSizeMB      int  `toml:"max_size_mb" json:"max_size_mb,omitempty"`
+	MaxFiles       int  `toml:"max_files" json:"max_files,omitempty"`
+}
+
+// Plugins is the [edgemicro.plugins] section.
+type Plugins struct {
+	// Sequence names the plugins every proxy runs, in order.
+	Sequence []string `toml:"sequence" json:"sequence"`
+	// ExcludeUrls lists paths (with * wildcards) that skip the plugins.
+	ExcludeUrls []string `toml:"excludeUrls" json:"excludeUrls,omitempty"`
+}
+
+// Headers is the [headers] section: which forwarding headers mgw writes.
+// Every switch defaults to true.
+type Headers struct {
+	XForwardedFor   bool `toml:"x-forwarded-for" json:"x-forwarded-for"`
+	XForwardedHost  bool `toml:"x-forwarded-host" json:"x-forwarded-host"`
+	XForwardedProto bool `toml:"x-forwarded-proto" json:"x-forwarded-proto"`
+	XRequestID      bool `toml:"x-request-id" json:"x-request-id"`
+	XResponseTime   bool `toml:"x-response-time" json:"x-response-time"`
+	Via             bool `toml:"via" json:"via"`
+	// Host true sends the target its own host; false keeps the client's.
+	Host bool `toml:"host" json:"host"`
+}
+
+// Proxy is one [[proxies]] entry: requests under BasePath go to URL.
+type Proxy struct {
+	Name     string `toml:"name" json:"name"`
+	BasePath string `toml:"base_path" json:"base_path"`
+	URL      string `toml:"url" json:"url"`
+	// Timeout in ms overrides edgemicro.request_timeout for this proxy.
+	Timeout int `toml:"timeout" json:"timeout,omitempty"`
+	// MaxConnections bounds a worker's connections to this target. Zero
+	// means no limit.
+	MaxConnections int `toml:"max_connections" json:"max_connections,omitempty"`
+}
+
+// Defaults returns a Config holding every default; a file is decoded over it.
+func Defaults() Config {
+	return Config{
+		Edgemicro: Edgemicro{
+			Port:                     8000,
+			ConfigChangePollInterval: 600,
+			RequestTimeout:           60,
+			KeepAliveTimeout:         5000,
+			MaxHeaderBytes:           16384,
+			DrainTimeout:             30,
+			DrainGrace:               1000,
+			Logging:                  Logging{Level: "info"},
+			Plugins:                  Plugins{Sequence: []string{}},
+		},
+		Headers: Headers{
+			XForwardedFor: true, XForwardedHost: true, XForwardedProto: true,
+			XRequestID: true, XResponseTime: true, Via: true, Host: true,
+		},
+	}
+}
+
+// TargetTimeout returns how long the proxy waits for its target's response headers.
+func (c *Config) TargetTimeout(p *Proxy) time.Duration {
+	if p.Timeout > 0 {
+		return time.Duration(p.Timeout) * time.Millisecond
+	}
+	return time.Duration(c.Edgemicro.RequestTimeout) * time.Second
+}
+
+// DrainTimeout returns edgemicro.drain_timeout as a duration.
+func (c *Config) DrainTimeout() time.Duration {
+	return time.Duration(c.Edgemicro.DrainTimeout) * time.Second
+}
+
+// DrainGrace returns edgemicro.drain_grace as a duration.
+func (c *Config) DrainGrace() time.Duration {
+	return time.Duration(c.Edgemicro.DrainGrace) * time.Millisecond
+}

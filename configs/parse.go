@@ -1,0 +1,213 @@
+package configs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultSource is the Source of a Snapshot built from the embedded default.
+const DefaultSource = "embedded default"
+
+// DefaultTOML returns the embedded default configuration file, as
+// `mgw init` writes it.
+func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
+
+// Snapshot is one complete, validated configuration. It is never modified
+// after it is published; a change builds a new Snapshot.
+type Snapshot struct {
+	// Revision is assigned by the master and strictly increases.
+	Revision uint64 `json:"revision"`
+	// Source names where the configuration came from: a file path or DefaultSource.
+	Source string `json:"source"`
+	// Checksum is the hex SHA-256 of the resolved source text; equal
+	// checksums mean an edit changed nothing.
+	Checksum string `json:"checksum"`
+	Config   Config `json:"config"`
+}
+
+// LookupEnv looks up an environment variable; os.LookupEnv is one.
+type LookupEnv func(string) (string, bool)
+
+// Load reads and parses the file at path.
+func Load(path string, env LookupEnv) (*Snapshot, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	s, err := Parse(src, env)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	s.Source = path
+	return s, nil
+}
+
+// Default parses the embedded default configuration.
+func Default(env LookupEnv) (*Snapshot, error) {
+	s, err := Parse(defaultTOML, env)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default config: %w", err)
+	}
+	s.Source = DefaultSource
+	return s, nil
+}
+
+// Parse substitutes ${VAR} references, decodes src strictly over
+// Defaults, normalizes and validates it.
+func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
+	resolved, err := Substitute(src, env)
+	if err != nil {
+		return nil, err
+	}
+	cfg := Defaults()
+	md, err := toml.NewDecoder(bytes.NewReader(resolved)).Decode(&cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		errs := make([]error, 0, len(und))
+		for _, k := range und {
+			errs = append(errs, fmt.Errorf("unknown key %q%s", k.String(), lineOf(resolved, k)))
+		}
+		return nil, errors.Join(errs...)
+	}
+	cfg.normalize()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(resolved)
+	return &Snapshot{Checksum: hex.EncodeToString(sum[:]), Config: cfg}, nil
+}
+
+// lineOf finds the line where the last part of key is assigned, for error
+// messages. It returns "" when it cannot tell.
+func lineOf(src []byte, k toml.Key) string {
+	if len(k) == 0 {
+		return ""
+	}
+	last := regexp.QuoteMeta(k[len(k)-1])
+	re := regexp.MustCompile(`^\s*(\[+\s*)?("?` + last + `"?)\s*(=|\]|\.)`)
+	for i, line := range strings.Split(string(src), "\n") {
+		if re.MatchString(line) {
+			return fmt.Sprintf(" (line %d)", i+1)
+		}
+	}
+	return ""
+}
+
+var varRef = regexp.MustCompile(`\$\$|\$\{([^}]*)\}`)
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Substitute replaces every ${VAR} in src by the variable's value, before
+// TOML decoding, so a reference works for numbers and booleans too
+// (port = ${PORT}). "$$" stands for a literal "$". Comments are left alone.
+// A reference to an unset variable is an error naming it and its line.
+func Substitute(src []byte, env LookupEnv) ([]byte, error) {
+	var errs []error
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	for i, line := range lines {
+		code, comment := splitComment(line)
+		code = varRef.ReplaceAllFunc(code, func(m []byte) []byte {
+			if string(m) == "$$" {
+				return []byte("$")
+			}
+			name := string(m[2 : len(m)-1])
+			if !varName.MatchString(name) {
+				errs = append(errs, fmt.Errorf("line %d: %q is not a valid variable reference", i+1, m))
+				return m
+			}
+			v, ok := env(name)
+			if !ok {
+				errs = append(errs, fmt.Errorf("line %d: environment variable %s is not set", i+1, name))
+				return m
+			}
+			return []byte(v)
+		})
+		lines[i] = append(code, comment...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return bytes.Join(lines, nil), nil
+}
+
+// splitComment splits a TOML line before a # that is not inside a
+// one-line string. (A # inside a multi-line string is taken for a
+// comment; such strings are rare in mgw.toml.)
+func splitComment(line []byte) (code, comment []byte) {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote == '"' && c == '\\':
+			i++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote == 0 && (c == '"' || c == '\''):
+			quote = c
+		case quote == 0 && c == '#':
+			return bytes.Clone(line[:i]), line[i:]
+		}
+	}
+	return bytes.Clone(line), nil
+}
+
+// normalize puts equivalent spellings into one form.
+func (c *Config) normalize() {
+	for i := range c.Proxies {
+		p := &c.Proxies[i]
+		if len(p.BasePath) > 1 {
+			p.BasePath = strings.TrimRight(p.BasePath, "/")
+			if p.BasePath == "" {
+				p.BasePath = "/"
+			}
+		}
+	}
+	if c.Edgemicro.Plugins.Sequence == nil {
+		c.Edgemicro.Plugins.Sequence = []string{}
+	}
+	c.Edgemicro.Logging.Level = strings.ToLower(c.Edgemicro.Logging.Level)
+}
+
+// MarshalJSON-free helpers for the IPC wire.
+
+// Encode returns the JSON form of s sent to workers.
+func (s *Snapshot) Encode() ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encoding snapshot: %w", err)
+	}
+	return b, nil
+}
+
+// Decode parses a Snapshot received over IPC and validates it again, as
+// a cheap defence against a skewed peer.
+func Decode(b []byte) (*Snapshot, error) {
+	var s Snapshot
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("decoding snapshot: %w", err)
+	}
+	if err := s.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("snapshot %d: %w", s.Revision, err)
+	}
+	return &s, nil
+}

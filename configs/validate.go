@@ -1,0 +1,111 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+var logLevels = map[string]bool{"error": true, "warn": true, "info": true, "debug": true, "trace": true, "none": true}
+
+// Validate checks c and returns every problem found, joined, each naming
+// the key at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	e := &c.Edgemicro
+	if e.Port < 1 || e.Port > 65535 {
+		bad("edgemicro.port: %d is not a port number (1-65535)", e.Port)
+	}
+	for key, v := range map[string]int{
+		"edgemicro.max_connections":             e.MaxConnections,
+		"edgemicro.request_timeout":             e.RequestTimeout,
+		"edgemicro.keep_alive_timeout":          e.KeepAliveTimeout,
+		"edgemicro.max_header_bytes":            e.MaxHeaderBytes,
+		"edgemicro.drain_timeout":               e.DrainTimeout,
+		"edgemicro.drain_grace":                 e.DrainGrace,
+		"edgemicro.config_change_poll_interval": e.ConfigChangePollInterval,
+	} {
+		if v < 0 {
+			bad("%s: %d must not be negative", key, v)
+		}
+	}
+	if e.MaxBodyBytes < 0 {
+		bad("edgemicro.max_body_bytes: %d must not be negative", e.MaxBodyBytes)
+	}
+	if e.MaxHeaderBytes > 0 && e.MaxHeaderBytes < 256 {
+		bad("edgemicro.max_header_bytes: %d is too small to hold a request line (at least 256)", e.MaxHeaderBytes)
+	}
+	if !logLevels[e.Logging.Level] {
+		bad("edgemicro.logging.level: %q is not one of error, warn, info, debug, trace, none", e.Logging.Level)
+	}
+	seen := map[string]bool{}
+	for _, name := range e.Plugins.Sequence {
+		if seen["plugin "+name] {
+			bad("edgemicro.plugins.sequence: %q is listed twice", name)
+		}
+		seen["plugin "+name] = true
+	}
+
+	names := map[string]int{}
+	paths := map[string]string{}
+	for i := range c.Proxies {
+		p := &c.Proxies[i]
+		where := fmt.Sprintf("proxies[%d]", i)
+		if p.Name != "" {
+			where = fmt.Sprintf("proxy %q", p.Name)
+		}
+		switch {
+		case p.Name == "":
+			bad("%s: name is missing", where)
+		case names[p.Name] > 0:
+			bad("%s: the name is used by another proxy too", where)
+		}
+		names[p.Name]++
+		switch {
+		case p.BasePath == "":
+			bad("%s: base_path is missing", where)
+		case !strings.HasPrefix(p.BasePath, "/"):
+			bad("%s: base_path %q must start with /", where, p.BasePath)
+		case paths[p.BasePath] != "":
+			bad("%s: base_path %q is also the base path of proxy %q", where, p.BasePath, paths[p.BasePath])
+		default:
+			paths[p.BasePath] = p.Name
+		}
+		if err := checkTargetURL(p.URL); err != nil {
+			bad("%s: url: %w", where, err)
+		}
+		if p.Timeout < 0 || p.MaxConnections < 0 {
+			bad("%s: timeout and max_connections must not be negative", where)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkTargetURL(raw string) error {
+	if raw == "" {
+		return errors.New("missing")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", raw)
+	}
+	switch u.Scheme {
+	case "http", "https", MockScheme:
+	default:
+		return fmt.Errorf("%q: scheme must be http, https or %s", raw, MockScheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must not carry a query or fragment", raw)
+	}
+	return nil
+}
+
+// MockScheme is the URL scheme of mgw's built-in mock target:
+// mock://echo answers every request with a JSON echo of it.
+const MockScheme = "mock"

@@ -1,0 +1,29 @@
+// Package ipc is the contract between mgw processes: the master and its
+// workers, and the mgw command line and a running master.
+//
+// Every message travels in one frame: an 8-byte header (the magic bytes
+// "MG", the protocol version, the message kind, and the payload length as a
+// big-endian uint32) followed by a JSON payload of at most MaxFrameSize
+// bytes. The length is checked before anything is allocated, so a peer that
+// sends garbage or an oversize frame gets an error, never a crash. A frame of
+// a kind the reader does not know still decodes; the receiver decides
+// whether to ignore it. New messages (limiter state, analytics records) are
+// new kinds with their own payload types: the framing never changes for them.
+//
+// A worker is started with two inherited descriptors: ListenerFD, the shared
+// listening socket, and ChannelFD, its end of a socketpair made by Pair. The
+// master keeps the other end. When the master dies the kernel closes its end
+// and the worker reads EOF, which it treats as the order to drain and exit.
+//
+// The conversation between master and worker:
+//
+//	worker → master  Hello   {worker id, pid, protocol}
+//	master → worker  Config  {revision, snapshot}        (first one, then on every change)
+//	worker → master  Ack     {revision applied, or error}
+//	worker → master  Ready   {revision}                  (once, when it serves)
+//	worker → master  Stats   {requests, active}          (about once a second)
+//	master → worker  Drain   {grace, timeout}
+//
+// The command line talks to the master over the control socket mgw.sock
+// with one Control frame and one Reply frame.
+package ipc

@@ -1,0 +1,166 @@
+package ipc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc string
+		kind Kind
+		in   any
+		out  any
+	}{
+		{"hello", KindHello, &Hello{WorkerID: 3, PID: 42, Protocol: ProtocolVersion}, &Hello{}},
+		{"config", KindConfig, &Config{Revision: 7, Snapshot: []byte(`{"a":1}`)}, &Config{}},
+		{"ack with error", KindAck, &Ack{Revision: 6, Error: "bad"}, &Ack{}},
+		{"ready", KindReady, &Ready{Revision: 1}, &Ready{}},
+		{"drain", KindDrain, &Drain{Grace: time.Second, Timeout: 30 * time.Second}, &Drain{}},
+		{"stats", KindStats, &Stats{Requests: 1 << 40, Active: 3}, &Stats{}},
+		{"control", KindControl, &Control{Command: CommandStop, Timeout: 5 * time.Second}, &Control{}},
+		{"reply", KindReply, &Reply{OK: true, Status: &Status{MasterPID: 1, Workers: []WorkerStatus{{PID: 2}}}}, &Reply{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			f, err := Marshal(tc.kind, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := AppendFrame(nil, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadFrame(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("ReadFrame: %v", err)
+			}
+			if got.Kind != tc.kind {
+				t.Fatalf("kind = %v, want %v", got.Kind, tc.kind)
+			}
+			if err := got.Decode(tc.out); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(tc.in, tc.out) {
+				t.Fatalf("round trip: got %+v, want %+v", tc.out, tc.in)
+			}
+		})
+	}
+}
+
+func header(version byte, kind Kind, n uint32) []byte {
+	h := []byte{'M', 'G', version, byte(kind), 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(h[4:], n)
+	return h
+}
+
+func TestReadFrameRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc string
+		in   []byte
+		want error
+	}{
+		{"empty stream is a clean EOF", nil, io.EOF},
+		{"short header", []byte("MG\x01"), io.ErrUnexpectedEOF},
+		{"bad magic", []byte("GET / HTTP/1.1\r\n"), ErrMagic},
+		{"other version", header(2, KindHello, 2), ErrVersion},
+		{"oversize length, nothing allocated", header(1, KindConfig, MaxFrameSize+1), ErrFrameSize},
+		{"max uint32 length", header(1, KindConfig, 0xffffffff), ErrFrameSize},
+		{"payload cut short", append(header(1, KindAck, 10), "{}"...), io.ErrUnexpectedEOF},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			_, err := ReadFrame(bytes.NewReader(tc.in))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("ReadFrame error = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnknownKindStillDecodes(t *testing.T) {
+	t.Parallel()
+	b, _ := AppendFrame(nil, Frame{Kind: 200, Payload: []byte(`{"future":true}`)})
+	f, err := ReadFrame(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Kind != 200 || f.Kind.String() != "kind(200)" {
+		t.Fatalf("got kind %v", f.Kind)
+	}
+}
+
+func TestAppendFrameRejectsOversize(t *testing.T) {
+	t.Parallel()
+	_, err := AppendFrame(nil, Frame{Kind: KindConfig, Payload: make([]byte, MaxFrameSize+1)})
+	if !errors.Is(err, ErrFrameSize) {
+		t.Fatalf("err = %v, want ErrFrameSize", err)
+	}
+}
+
+func TestPairCarriesFrames(t *testing.T) {
+	t.Parallel()
+	parent, childFile, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	child, err := fileConn(childFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = child.Send(KindHello, Hello{WorkerID: 1, PID: 9}) }()
+	f, err := parent.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h Hello
+	if err := f.Decode(&h); err != nil || h.PID != 9 {
+		t.Fatalf("hello = %+v, %v", h, err)
+	}
+	child.Close()
+	if _, err := parent.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after peer close: %v, want io.EOF", err)
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	ok, _ := AppendFrame(nil, Frame{Kind: KindAck, Payload: []byte(`{"revision":3}`)})
+	f.Add(ok)
+	f.Add(header(1, KindConfig, MaxFrameSize+1))
+	f.Add([]byte("MG\x01\x02\x00\x00\x00\x05{\"a\":"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		for {
+			fr, err := ReadFrame(r)
+			if err != nil {
+				return
+			}
+			if len(fr.Payload) > MaxFrameSize {
+				t.Fatalf("payload of %d bytes accepted", len(fr.Payload))
+			}
+			// Every payload type must decode or fail, never panic.
+			for _, v := range []any{&Hello{}, &Config{}, &Ack{}, &Drain{}, &Stats{}, &Control{}, &Reply{}} {
+				_ = fr.Decode(v)
+			}
+			b, err := AppendFrame(nil, fr)
+			if err != nil {
+				t.Fatalf("re-encoding a decoded frame: %v", err)
+			}
+			again, err := ReadFrame(bytes.NewReader(b))
+			if err != nil || again.Kind != fr.Kind || !bytes.Equal(again.Payload, fr.Payload) {
+				t.Fatalf("re-decoding: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,128 @@
+package ipc
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Hello is a worker's first frame.
+type Hello struct {
+	WorkerID int `json:"worker_id"`
+	PID      int `json:"pid"`
+	Protocol int `json:"protocol"`
+}
+
+// Config carries one validated configuration snapshot to a worker. The
+// snapshot is the JSON form of a configs.Snapshot; ipc does not look inside.
+type Config struct {
+	Revision uint64          `json:"revision"`
+	Snapshot json.RawMessage `json:"snapshot"`
+}
+
+// Ack reports the revision a worker now serves. Error is set when the
+// worker could not apply the offered revision and still serves Revision.
+type Ack struct {
+	Revision uint64 `json:"revision"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Ready tells the master that the worker accepts connections.
+type Ready struct {
+	Revision uint64 `json:"revision"`
+}
+
+// Drain orders a worker to stop accepting, answer what it has read, close
+// keep-alive connections that stay idle for Grace, and exit when empty or
+// after Timeout.
+type Drain struct {
+	Grace   time.Duration `json:"grace_ns"`
+	Timeout time.Duration `json:"timeout_ns"`
+}
+
+// Stats is a worker's periodic report.
+type Stats struct {
+	Requests uint64 `json:"requests"`
+	Active   int64  `json:"active"`
+}
+
+// Control commands sent by the command line to the master.
+const (
+	CommandStatus = "status"
+	CommandReload = "reload"
+	CommandStop   = "stop"
+)
+
+// Control is one command-line request to the master.
+type Control struct {
+	Command string `json:"command"`
+	// Timeout bounds the drain of a stop. Zero means the master's default.
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
+}
+
+// Reply answers a Control frame. Error is set when the command failed.
+type Reply struct {
+	OK      bool    `json:"ok"`
+	Error   string  `json:"error,omitempty"`
+	Message string  `json:"message,omitempty"`
+	Status  *Status `json:"status,omitempty"`
+}
+
+// Status is the state of a running instance, as `mgw status --json` prints it.
+type Status struct {
+	MasterPID  int            `json:"master_pid"`
+	Generation int            `json:"generation"`
+	UptimeS    float64        `json:"uptime_s"`
+	Mode       string         `json:"mode"`
+	Config     ConfigStatus   `json:"config"`
+	Workers    []WorkerStatus `json:"workers"`
+}
+
+// ConfigStatus describes where the serving configuration came from.
+type ConfigStatus struct {
+	Source    string     `json:"source"`
+	Revision  uint64     `json:"revision"`
+	LastPoll  *time.Time `json:"last_poll"`
+	LastError *string    `json:"last_error"`
+}
+
+// Worker states as reported in WorkerStatus.State.
+const (
+	StateStarting = "starting"
+	StateServing  = "serving"
+	StateDraining = "draining"
+	StateBackoff  = "backoff"
+)
+
+// WorkerStatus is one row of the worker table.
+type WorkerStatus struct {
+	ID       int     `json:"id"`
+	PID      int     `json:"pid"`
+	State    string  `json:"state"`
+	UptimeS  float64 `json:"uptime_s"`
+	Requests uint64  `json:"requests"`
+	Active   int64   `json:"active"`
+	Revision uint64  `json:"revision"`
+	Restarts int     `json:"restarts"`
+}
+
+// Marshal encodes v as the payload of a frame of the given kind.
+func Marshal(kind Kind, v any) (Frame, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Frame{}, fmt.Errorf("encoding %s: %w", kind, err)
+	}
+	if len(b) > MaxFrameSize {
+		return Frame{}, fmt.Errorf("%w: %s payload of %d bytes", ErrFrameSize, kind, len(b))
+	}
+	return Frame{Kind: kind, Payload: b}, nil
+}
+
+// Decode decodes the frame's payload into v. Unknown JSON fields are
+// ignored so that a newer peer may add fields.
+func (f Frame) Decode(v any) error {
+	if err := json.Unmarshal(f.Payload, v); err != nil {
+		return fmt.Errorf("decoding %s: %w", f.Kind, err)
+	}
+	return nil
+}
