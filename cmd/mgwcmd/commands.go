@@ -1,0 +1,198 @@
+package mgwcmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mgw-gateway/mgw/ipc"
+	"github.com/mgw-gateway/mgw/master"
+	"github.com/mgw-gateway/mgw/worker"
+)
+
+func startCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "start",
+		Usage: "start the master and its workers in the foreground",
+		Flags: commonFlags(),
+		Action: func(c *cli.Context) error {
+			p, err := resolvePaths(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			if port := c.Int(flagPort); port < 0 || port > 65535 {
+				return cli.Exit(fmt.Sprintf("--port %d is not a port number", port), 1)
+			}
+			ls := settingsFrom(p.config, c.String(flagLogLevel))
+			var reopen func() error
+			if ls.dir != "" {
+				if reopen, err = redirectStderr(ls.dir); err != nil {
+					return cli.Exit(err, 1)
+				}
+			}
+			logger, err := newLogger(os.Stderr, ls)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			workerArgs := []string{"--log-level", ls.level}
+			if ls.console {
+				workerArgs = append(workerArgs, "--log-console")
+			}
+			err = master.Run(context.Background(), master.Options{
+				ConfigPath: p.config,
+				RunDir:     p.runDir,
+				Processes:  c.Int(flagProcesses),
+				Port:       c.Int(flagPort),
+				Logger:     logger,
+				WorkerArgs: workerArgs,
+				ReopenLogs: reopen,
+			})
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			return nil
+		},
+	}
+}
+
+func stopCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "stop",
+		Usage: "stop gracefully: finish in-flight requests, then exit",
+		Flags: append(commonFlags(), &cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "bound on the drain"}),
+		Action: func(c *cli.Context) error {
+			p, err := resolvePaths(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			timeout := c.Duration("timeout")
+			rep, err := ipc.Call(p.controlSocket(), ipc.Control{Command: ipc.CommandStop, Timeout: timeout}, timeout+15*time.Second)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			if rep.Error != "" {
+				return cli.Exit(rep.Error, 1)
+			}
+			fmt.Println("mgw stopped")
+			return nil
+		},
+	}
+}
+
+func reloadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reload",
+		Usage: "replace the running process tree with zero failed requests, reading the config afresh",
+		Flags: commonFlags(),
+		Action: func(c *cli.Context) error {
+			p, err := resolvePaths(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			rep, err := ipc.Call(p.controlSocket(), ipc.Control{Command: ipc.CommandReload}, 5*time.Minute)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			if rep.Error != "" {
+				return cli.Exit("reload failed: "+rep.Error, 1)
+			}
+			fmt.Println(rep.Message)
+			return nil
+		},
+	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the master, its configuration and its workers",
+		Flags: append(commonFlags(), &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}),
+		Action: func(c *cli.Context) error {
+			p, err := resolvePaths(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			rep, err := ipc.Call(p.controlSocket(), ipc.Control{Command: ipc.CommandStatus}, 10*time.Second)
+			if err != nil || rep.Status == nil {
+				if c.Bool("json") {
+					fmt.Println("null")
+				}
+				if errors.Is(err, ipc.ErrNotRunning) || err == nil {
+					return cli.Exit("mgw is not running", exitNotRunning)
+				}
+				return cli.Exit(err, exitNotRunning)
+			}
+			if c.Bool("json") {
+				b, _ := json.Marshal(rep.Status)
+				fmt.Println(string(b))
+				return nil
+			}
+			printStatus(rep.Status)
+			return nil
+		},
+	}
+}
+
+func printStatus(s *ipc.Status) {
+	fmt.Printf("mgw is running: master pid %d, generation %d, up %s, %s mode\n",
+		s.MasterPID, s.Generation, (time.Duration(s.UptimeS) * time.Second).String(), s.Mode)
+	fmt.Printf("config: %s, revision %d\n", s.Config.Source, s.Config.Revision)
+	if s.Config.LastError != nil {
+		fmt.Printf("last config error: %s\n", *s.Config.LastError)
+	}
+	pids := make([]string, 0, len(s.Workers))
+	for _, w := range s.Workers {
+		if w.PID != 0 {
+			pids = append(pids, strconv.Itoa(w.PID))
+		}
+	}
+	fmt.Printf("%d workers: %s\n", len(pids), strings.Join(pids, " "))
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPID\tSTATE\tUPTIME\tREQUESTS\tCONNS\tREVISION\tRESTARTS")
+	for _, w := range s.Workers {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\n", w.ID, w.PID, w.State,
+			(time.Duration(w.UptimeS) * time.Second).String(), w.Requests, w.Active, w.Revision, w.Restarts)
+	}
+	_ = tw.Flush()
+}
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "worker",
+		Hidden: true,
+		Usage:  "serve as one worker of a master (started by the master only)",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "id"},
+			&cli.IntFlag{Name: "generation"},
+			&cli.StringFlag{Name: flagLogLevel, Value: "info"},
+			&cli.BoolFlag{Name: "log-console"},
+		},
+		Action: func(c *cli.Context) error {
+			logger, err := newLogger(os.Stderr, logSettings{level: c.String(flagLogLevel), console: c.Bool("log-console")})
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			// The master turns SIGHUP into a reload; a worker that gets
+			// one by accident (a kill of the whole group) ignores it.
+			signal.Ignore(syscall.SIGHUP)
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			logger = logger.With().Int("generation", c.Int("generation")).Logger()
+			if err := worker.Run(ctx, worker.Options{ID: c.Int("id"), Logger: logger}); err != nil {
+				logger.Error().Err(err).Int("worker", c.Int("id")).Msg("worker failed")
+				return cli.Exit("", 1)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,583 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/ipc"
+	"github.com/mgw-gateway/mgw/plugins"
+)
+
+// Variables a master generation passes to the next one through the
+// environment tableflip gives it. Workers never see them.
+const (
+	envGeneration = "MGW_GENERATION"      // the next generation's number
+	envRevision   = "MGW_REVISION"        // the last revision served, so revisions keep increasing
+	envUpgradeErr = "MGW_UPGRADE_ERRFILE" // where a failing new generation writes why
+)
+
+// File names in the run directory.
+const (
+	PIDFileName     = "mgw.pid"
+	ControlFileName = "mgw.sock"
+)
+
+// Options configure a master.
+type Options struct {
+	// ConfigPath is the configuration file; empty means the embedded default.
+	ConfigPath string
+	// RunDir holds mgw.pid and mgw.sock.
+	RunDir string
+	// Processes is the number of workers. Defaults to 1.
+	Processes int
+	// Port, when not zero, overrides edgemicro.port.
+	Port int
+	// Logger is the master's logger.
+	Logger zerolog.Logger
+	// Executable is the binary workers run. Defaults to os.Executable().
+	Executable string
+	// WorkerArgs follow `worker --id N` on a worker's command line.
+	WorkerArgs []string
+	// LookupEnv resolves ${VAR} in the configuration. Defaults to os.LookupEnv.
+	LookupEnv configs.LookupEnv
+	// StartTimeout bounds the wait for every worker to serve. Defaults to 15s.
+	StartTimeout time.Duration
+	// ReopenLogs is called on SIGUSR1. Optional.
+	ReopenLogs func() error
+}
+
+type phase int
+
+const (
+	phaseStarting phase = iota
+	phaseServing
+	phaseDraining
+)
+
+// Master is one generation of the master process.
+type Master struct {
+	opts       Options
+	log        zerolog.Logger
+	upg        *tableflip.Upgrader
+	sup        *supervisor
+	generation int
+	started    time.Time
+	snap       *configs.Snapshot
+	phase      phase
+	lastError  *string
+
+	control     chan controlRequest
+	ctl         *controlSocket
+	ctlWG       sync.WaitGroup
+	done        chan struct{}
+	doneOnce    sync.Once
+	upgrading   bool
+	upgradeRep  []chan ipc.Reply
+	upgradeDone chan error
+	stopReplies []chan ipc.Reply
+	replaced    bool
+}
+
+// Run starts a master generation and serves until it is stopped or
+// replaced by the next one. It returns nil after a clean stop or hand-over.
+func Run(ctx context.Context, opts Options) (err error) {
+	if opts.Processes < 1 {
+		opts.Processes = 1
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 15 * time.Second
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the mgw executable: %w", err)
+		}
+		opts.Executable = exe
+	}
+	gen := 1
+	if g, err := strconv.Atoi(os.Getenv(envGeneration)); err == nil && g > 0 {
+		gen = g
+	}
+	m := &Master{
+		opts:        opts,
+		generation:  gen,
+		started:     time.Now(),
+		control:     make(chan controlRequest),
+		done:        make(chan struct{}),
+		upgradeDone: make(chan error, 1),
+	}
+	m.log = opts.Logger.With().Str("component", "master").Int("generation", gen).Int("pid", os.Getpid()).Logger()
+	defer m.closeDone()
+
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
+		return fmt.Errorf("creating run dir: %w", err)
+	}
+	upg, err := tableflip.New(tableflip.Options{
+		PIDFile:        filepath.Join(opts.RunDir, PIDFileName),
+		UpgradeTimeout: opts.StartTimeout + 15*time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("setting up upgrades: %w", err)
+	}
+	defer upg.Stop()
+	m.upg = upg
+	defer func() {
+		// A new generation that cannot start tells the old one why.
+		if p := os.Getenv(envUpgradeErr); err != nil && p != "" && upg.HasParent() {
+			_ = os.WriteFile(p, []byte(err.Error()), 0o600)
+		}
+	}()
+	return m.run(ctx)
+}
+
+func (m *Master) run(ctx context.Context) error {
+	sockPath := filepath.Join(m.opts.RunDir, ControlFileName)
+	if !m.upg.HasParent() {
+		if err := checkRunning(sockPath); err != nil {
+			return err
+		}
+	}
+	base, _ := strconv.ParseUint(os.Getenv(envRevision), 10, 64)
+	snap, err := m.load()
+	if err != nil {
+		return err
+	}
+	snap.Revision = base + 1
+	m.snap = snap
+
+	cfg := &snap.Config.Edgemicro
+	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+	ln, err := m.upg.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	lnFile, err := dupListener(ln)
+	if err != nil {
+		return err
+	}
+	defer lnFile.Close()
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	args := append([]string{"--generation", strconv.Itoa(m.generation)}, m.opts.WorkerArgs...)
+	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, env: workerEnv()}
+	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
+	if err := m.sup.setConfig(snap); err != nil {
+		return err
+	}
+	m.log.Info().Str("addr", ln.Addr().String()).Int("workers", m.opts.Processes).
+		Str("config", snap.Source).Uint64("revision", snap.Revision).Msg("starting")
+	m.sup.startAll()
+	startDeadline := time.NewTimer(m.opts.StartTimeout)
+	defer startDeadline.Stop()
+
+	var (
+		watch       *watcher
+		fileChanged <-chan struct{}
+		drainKill   <-chan time.Time
+		exitTimeout <-chan time.Time
+	)
+	defer func() {
+		if watch != nil {
+			watch.close()
+		}
+	}()
+
+	for {
+		select {
+		case ev := <-m.sup.Events():
+			m.sup.handle(ev)
+			if m.phase == phaseStarting {
+				if err := m.sup.startFailure(); err != nil {
+					m.abortStart()
+					return fmt.Errorf("starting workers: %w", err)
+				}
+				if m.sup.allServing() {
+					startDeadline.Stop()
+					if err := m.becomeReady(sockPath); err != nil {
+						m.abortStart()
+						return err
+					}
+					if m.snap.Source != configs.DefaultSource {
+						if watch, err = newWatcher(m.snap.Source, m.log); err != nil {
+							m.log.Warn().Err(err).Msg("config file changes will not be seen")
+						} else {
+							fileChanged = watch.changed
+						}
+					}
+				}
+			}
+
+		case <-startDeadline.C:
+			if m.phase == phaseStarting {
+				m.abortStart()
+				return fmt.Errorf("starting workers: not every worker served within %s", m.opts.StartTimeout)
+			}
+
+		case <-fileChanged:
+			m.reloadFile()
+
+		case req := <-m.control:
+			m.onControl(req)
+
+		case sig := <-sigs:
+			m.log.Info().Stringer("signal", sig).Msg("signal received")
+			switch sig {
+			case syscall.SIGHUP:
+				m.startUpgrade(nil)
+			case syscall.SIGTERM, syscall.SIGINT:
+				m.beginStop(0)
+			case syscall.SIGQUIT:
+				m.sup.draining = true
+				m.sup.killAll()
+				m.cleanup()
+				return nil
+			case syscall.SIGUSR1:
+				if m.opts.ReopenLogs != nil {
+					if err := m.opts.ReopenLogs(); err != nil {
+						m.log.Error().Err(err).Msg("reopening logs")
+					}
+				}
+			}
+
+		case err := <-m.upgradeDone:
+			m.finishUpgrade(err)
+
+		case <-m.upg.Exit():
+			if !m.replaced {
+				m.replaced = true
+				m.log.Info().Msg("replaced by the next generation: draining")
+				if watch != nil {
+					watch.close()
+					watch, fileChanged = nil, nil
+				}
+				if m.ctl != nil {
+					m.ctl.close(false)
+				}
+				m.beginDrain(0)
+			}
+
+		case <-ctx.Done():
+			m.beginStop(0)
+
+		case <-drainKill:
+			m.log.Warn().Msg("drain timeout passed: killing the remaining workers")
+			m.sup.killAll()
+			drainKill = nil
+			exitTimeout = time.After(5 * time.Second)
+
+		case <-exitTimeout:
+			m.log.Error().Msg("workers did not exit after SIGKILL")
+			m.cleanup()
+			return errors.New("workers did not exit")
+		}
+
+		if m.phase == phaseDraining {
+			if drainKill == nil && exitTimeout == nil {
+				drainKill = time.After(m.sup.drainOrder.Timeout + 2*time.Second)
+			}
+			if m.sup.allExited() {
+				m.log.Info().Msg("all workers exited")
+				m.cleanup()
+				return nil
+			}
+		}
+	}
+}
+
+// load reads the configuration and checks what the workers will build.
+func (m *Master) load() (*configs.Snapshot, error) {
+	var snap *configs.Snapshot
+	var err error
+	if m.opts.ConfigPath == "" {
+		snap, err = configs.Default(m.opts.LookupEnv)
+	} else {
+		snap, err = configs.Load(m.opts.ConfigPath, m.opts.LookupEnv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.opts.Port != 0 {
+		snap.Config.Edgemicro.Port = m.opts.Port
+	}
+	if err := plugins.Check(&snap.Config, plugins.Env{Logger: m.log}); err != nil {
+		return nil, fmt.Errorf("config %s: %w", snap.Source, err)
+	}
+	return snap, nil
+}
+
+// becomeReady installs the control socket and tells tableflip (and so the
+// previous generation) that this generation serves.
+func (m *Master) becomeReady(sockPath string) error {
+	ctl, err := listenControl(sockPath, m.control, m.done, &m.ctlWG)
+	if err != nil {
+		return err
+	}
+	m.ctl = ctl
+	if err := m.upg.Ready(); err != nil {
+		return fmt.Errorf("signalling readiness: %w", err)
+	}
+	m.phase = phaseServing
+	m.log.Info().Uint64("revision", m.snap.Revision).Msg("serving")
+	return nil
+}
+
+func (m *Master) abortStart() {
+	m.sup.draining = true
+	m.sup.killAll()
+	if m.ctl != nil {
+		m.ctl.close(true)
+	}
+}
+
+// reloadFile pushes an edited configuration file to the workers in place.
+func (m *Master) reloadFile() {
+	if m.phase != phaseServing {
+		return
+	}
+	snap, err := m.load()
+	if err != nil {
+		msg := err.Error()
+		m.lastError = &msg
+		m.log.Error().Err(err).Uint64("serving_revision", m.snap.Revision).Msg("config edit rejected; the last good config keeps serving")
+		return
+	}
+	m.lastError = nil
+	if snap.Checksum == m.snap.Checksum {
+		return
+	}
+	old := m.snap.Config.Edgemicro
+	n := snap.Config.Edgemicro
+	if old.Port != n.Port || old.Address != n.Address || old.MaxConnections != n.MaxConnections ||
+		old.KeepAliveTimeout != n.KeepAliveTimeout || old.MaxHeaderBytes != n.MaxHeaderBytes {
+		m.log.Warn().Msg("port, address, max_connections, keep_alive_timeout and max_header_bytes change only on mgw reload")
+	}
+	snap.Revision = m.snap.Revision + 1
+	if err := m.sup.setConfig(snap); err != nil {
+		m.log.Error().Err(err).Msg("pushing config")
+		return
+	}
+	m.snap = snap
+	m.log.Info().Uint64("revision", snap.Revision).Int("proxies", len(snap.Config.Proxies)).Msg("config changed: pushed to workers")
+}
+
+func (m *Master) onControl(req controlRequest) {
+	switch req.ctl.Command {
+	case ipc.CommandStatus:
+		st := m.status()
+		req.reply <- ipc.Reply{OK: true, Status: &st}
+	case ipc.CommandReload:
+		m.startUpgrade(req.reply)
+	case ipc.CommandStop:
+		if m.phase == phaseDraining && !m.replaced {
+			m.stopReplies = append(m.stopReplies, req.reply)
+			return
+		}
+		if m.replaced || m.upgrading {
+			req.reply <- ipc.Reply{Error: "a reload is in progress; stop the new generation once it serves"}
+			return
+		}
+		m.stopReplies = append(m.stopReplies, req.reply)
+		m.beginStop(req.ctl.Timeout)
+	default:
+		req.reply <- ipc.Reply{Error: fmt.Sprintf("unknown command %q", req.ctl.Command)}
+	}
+}
+
+// startUpgrade begins a tableflip upgrade; reply, if not nil, gets the
+// outcome. A previous generation still draining is waited for first.
+func (m *Master) startUpgrade(reply chan ipc.Reply) {
+	fail := func(msg string) {
+		m.log.Warn().Msg("reload refused: " + msg)
+		if reply != nil {
+			reply <- ipc.Reply{Error: msg}
+		}
+	}
+	switch {
+	case m.phase != phaseServing:
+		fail("mgw is not serving (starting or stopping)")
+		return
+	case m.upgrading:
+		fail("a reload is already in progress")
+		return
+	}
+	m.upgrading = true
+	if reply != nil {
+		m.upgradeRep = append(m.upgradeRep, reply)
+	}
+	errFile := filepath.Join(m.opts.RunDir, fmt.Sprintf(".mgw-upgrade-%d.err", os.Getpid()))
+	_ = os.Remove(errFile)
+	_ = os.Setenv(envGeneration, strconv.Itoa(m.generation+1))
+	_ = os.Setenv(envRevision, strconv.FormatUint(m.snap.Revision, 10))
+	_ = os.Setenv(envUpgradeErr, errFile)
+	wait := m.snap.Config.DrainTimeout() + 5*time.Second
+	m.log.Info().Int("next_generation", m.generation+1).Msg("reload: starting the next generation")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := m.upg.WaitForParent(ctx); errors.Is(err, context.DeadlineExceeded) {
+			m.upgradeDone <- errors.New("the previous generation is still draining")
+			return
+		}
+		err := m.upg.Upgrade()
+		if err != nil {
+			if b, rerr := os.ReadFile(errFile); rerr == nil && len(b) > 0 {
+				err = fmt.Errorf("new generation failed: %s", strings.TrimSpace(string(b)))
+			} else {
+				err = fmt.Errorf("new generation failed: %w", err)
+			}
+		}
+		_ = os.Remove(errFile)
+		m.upgradeDone <- err
+	}()
+}
+
+func (m *Master) finishUpgrade(err error) {
+	m.upgrading = false
+	rep := ipc.Reply{OK: true, Message: fmt.Sprintf("reloaded: generation %d serves", m.generation+1)}
+	if err != nil {
+		m.log.Error().Err(err).Msg("reload failed; this generation keeps serving")
+		rep = ipc.Reply{Error: err.Error()}
+		// A failed generation may have renamed its control socket over ours.
+		if m.ctl != nil && !m.ctl.owned() {
+			m.ctl.close(false)
+			if ctl, cerr := listenControl(m.ctl.path, m.control, m.done, &m.ctlWG); cerr == nil {
+				m.ctl = ctl
+			} else {
+				m.log.Error().Err(cerr).Msg("restoring the control socket")
+			}
+		}
+	} else {
+		m.log.Info().Msg("reload: the next generation serves")
+	}
+	for _, r := range m.upgradeRep {
+		r <- rep
+	}
+	m.upgradeRep = nil
+}
+
+// beginStop drains every worker for a stop. timeout 0 means the configured drain timeout.
+func (m *Master) beginStop(timeout time.Duration) {
+	if m.phase == phaseDraining {
+		return
+	}
+	m.log.Info().Msg("stopping: draining workers")
+	m.beginDrain(timeout)
+}
+
+func (m *Master) beginDrain(timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = m.snap.Config.DrainTimeout()
+	}
+	m.phase = phaseDraining
+	m.sup.drainAll(ipc.Drain{Grace: min(m.snap.Config.DrainGrace(), timeout), Timeout: timeout})
+}
+
+// cleanup answers pending stop requests and, unless a newer generation
+// owns them, removes the control socket and the pid file.
+func (m *Master) cleanup() {
+	if !m.replaced {
+		if m.ctl != nil {
+			m.ctl.close(true)
+		}
+		pidPath := filepath.Join(m.opts.RunDir, PIDFileName)
+		if b, err := os.ReadFile(pidPath); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+			_ = os.Remove(pidPath)
+		}
+	}
+	if m.upgrading {
+		// The hand-over finished; let its reply go out too.
+		select {
+		case err := <-m.upgradeDone:
+			m.finishUpgrade(err)
+		case <-time.After(5 * time.Second):
+		}
+	}
+	for _, r := range m.stopReplies {
+		r <- ipc.Reply{OK: true, Message: "stopped"}
+	}
+	m.stopReplies = nil
+	if m.ctl != nil {
+		m.ctl.close(false)
+	}
+	// Let the handlers write the replies queued above.
+	m.closeDone()
+	flushed := make(chan struct{})
+	go func() { m.ctlWG.Wait(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(2 * time.Second):
+	}
+	m.log.Info().Msg("master exiting")
+}
+
+// closeDone tells control handlers that no more requests will be read.
+func (m *Master) closeDone() { m.doneOnce.Do(func() { close(m.done) }) }
+
+func (m *Master) status() ipc.Status {
+	return ipc.Status{
+		MasterPID:  os.Getpid(),
+		Generation: m.generation,
+		UptimeS:    time.Since(m.started).Seconds(),
+		Mode:       "local",
+		Config: ipc.ConfigStatus{
+			Source:    m.snap.Source,
+			Revision:  m.snap.Revision,
+			LastError: m.lastError,
+		},
+		Workers: m.sup.status(),
+	}
+}
+
+// dupListener returns a close-on-exec duplicate of ln's descriptor for the
+// workers' ExtraFiles. It goes through SyscallConn rather than File: File
+// returns a descriptor that os/exec would switch to blocking mode, which
+// would change the shared socket under every worker accepting on it.
+func dupListener(ln net.Listener) (*os.File, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("listener %T has no file descriptor", ln)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("duplicating listener: %w", err)
+	}
+	var fd int
+	var dupErr error
+	if err := raw.Control(func(f uintptr) {
+		fd, dupErr = dupCloexec(int(f))
+	}); err != nil {
+		return nil, fmt.Errorf("duplicating listener: %w", err)
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("duplicating listener: %w", dupErr)
+	}
+	return os.NewFile(uintptr(fd), "listener"), nil
+}
+
+func dupCloexec(fd int) (int, error) {
+	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
+}

@@ -1,0 +1,325 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/ipc"
+)
+
+// event is something that happened to a worker. Events are handled one at
+// a time by the goroutine that owns the supervisor.
+type event struct {
+	id    int
+	inc   uint64 // incarnation: events of a replaced process are stale
+	frame *ipc.Frame
+	err   error // with frame == nil: the channel failed or the process exited
+	exit  bool  // the process has exited
+	retry bool  // a backoff timer fired
+}
+
+// slot is one entry of the worker table.
+type slot struct {
+	id       int
+	inc      uint64
+	proc     Process
+	conn     *ipc.Conn
+	state    string
+	started  time.Time
+	revision uint64
+	requests uint64
+	active   int64
+	restarts int
+	backoff  backoff
+	exited   bool
+	hello    bool
+	stopRetry func() bool
+}
+
+// supervisor owns the worker table. Its methods must only be called from
+// the goroutine that reads Events, so it needs no locks.
+type supervisor struct {
+	spawner Spawner
+	clock   Clock
+	log     zerolog.Logger
+	events  chan event
+	slots   []*slot
+	snap    *configs.Snapshot
+	frame   ipc.Frame // snap, encoded once
+	inc     uint64
+
+	draining     bool
+	drainOrder   ipc.Drain
+	drainStarted time.Time
+}
+
+func newSupervisor(n int, sp Spawner, clock Clock, log zerolog.Logger) *supervisor {
+	s := &supervisor{spawner: sp, clock: clock, log: log, events: make(chan event, 64)}
+	for i := range n {
+		s.slots = append(s.slots, &slot{id: i, backoff: newBackoff(), exited: true})
+	}
+	return s
+}
+
+// Events is the channel the owner reads and passes to handle.
+func (s *supervisor) Events() <-chan event { return s.events }
+
+// setConfig makes snap the configuration of every worker, present and future.
+func (s *supervisor) setConfig(snap *configs.Snapshot) error {
+	b, err := snap.Encode()
+	if err != nil {
+		return err
+	}
+	f, err := ipc.Marshal(ipc.KindConfig, ipc.Config{Revision: snap.Revision, Snapshot: b})
+	if err != nil {
+		return err
+	}
+	s.snap, s.frame = snap, f
+	for _, sl := range s.slots {
+		if sl.hello && !sl.exited && sl.state != ipc.StateDraining {
+			s.send(sl, f)
+		}
+	}
+	return nil
+}
+
+// startAll spawns every worker slot.
+func (s *supervisor) startAll() {
+	for _, sl := range s.slots {
+		s.spawn(sl)
+	}
+}
+
+func (s *supervisor) spawn(sl *slot) {
+	s.inc++
+	inc := s.inc
+	sl.inc, sl.hello, sl.revision, sl.requests, sl.active = inc, false, 0, 0, 0
+	sl.state = ipc.StateStarting
+	sl.started = s.clock.Now()
+	proc, conn, err := s.spawner.Spawn(sl.id, func(err error) {
+		s.events <- event{id: sl.id, inc: inc, exit: true, err: err}
+	})
+	if err != nil {
+		s.log.Error().Err(err).Int("worker", sl.id).Msg("spawning worker")
+		sl.exited = true
+		s.scheduleRestart(sl, 0)
+		return
+	}
+	sl.proc, sl.conn, sl.exited = proc, conn, false
+	s.log.Info().Int("worker", sl.id).Int("worker_pid", proc.Pid()).Msg("worker started")
+	go func() {
+		for {
+			f, err := conn.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				s.events <- event{id: sl.id, inc: inc, err: err}
+				return
+			}
+			s.events <- event{id: sl.id, inc: inc, frame: &f}
+		}
+	}()
+}
+
+func (s *supervisor) send(sl *slot, f ipc.Frame) {
+	if err := sl.conn.SendFrame(f); err != nil {
+		s.log.Warn().Err(err).Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Msg("sending to worker")
+	}
+}
+
+// handle applies one event to the table.
+func (s *supervisor) handle(ev event) {
+	if ev.id < 0 || ev.id >= len(s.slots) {
+		return
+	}
+	sl := s.slots[ev.id]
+	if ev.inc != sl.inc {
+		return // about a process this slot no longer runs
+	}
+	switch {
+	case ev.retry:
+		sl.stopRetry = nil
+		if sl.exited && !s.draining {
+			sl.restarts++
+			s.spawn(sl)
+		}
+	case ev.exit:
+		s.onExit(sl, ev.err)
+	case ev.frame != nil:
+		s.onFrame(sl, *ev.frame)
+	case ev.err != nil:
+		s.log.Warn().Err(ev.err).Int("worker", sl.id).Msg("worker channel failed")
+	}
+}
+
+func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
+	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Logger()
+	switch f.Kind {
+	case ipc.KindHello:
+		var h ipc.Hello
+		if err := f.Decode(&h); err != nil || h.Protocol != ipc.ProtocolVersion {
+			log.Error().Err(err).Int("protocol", h.Protocol).Msg("bad hello: stopping worker")
+			_ = sl.proc.Signal(syscall.SIGKILL)
+			return
+		}
+		sl.hello = true
+		if s.snap != nil {
+			s.send(sl, s.frame)
+		}
+	case ipc.KindAck:
+		var a ipc.Ack
+		if err := f.Decode(&a); err != nil {
+			log.Warn().Err(err).Msg("bad ack")
+			return
+		}
+		sl.revision = a.Revision
+		if a.Error != "" {
+			log.Error().Str("error", a.Error).Uint64("revision", a.Revision).Msg("worker rejected config")
+			return
+		}
+		if s.snap != nil && s.allAt(s.snap.Revision) {
+			log.Info().Uint64("revision", s.snap.Revision).Msg("config revision applied by every worker")
+		}
+	case ipc.KindReady:
+		if sl.state == ipc.StateStarting {
+			sl.state = ipc.StateServing
+			log.Info().Uint64("revision", sl.revision).Msg("worker ready")
+		}
+	case ipc.KindStats:
+		var st ipc.Stats
+		if err := f.Decode(&st); err == nil {
+			sl.requests, sl.active = st.Requests, st.Active
+		}
+	default:
+		log.Debug().Stringer("kind", f.Kind).Msg("ignoring unknown message")
+	}
+}
+
+func (s *supervisor) onExit(sl *slot, err error) {
+	if sl.exited {
+		return
+	}
+	sl.exited = true
+	_ = sl.conn.Close()
+	uptime := s.clock.Now().Sub(sl.started)
+	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Dur("uptime", uptime).Logger()
+	if s.draining || sl.state == ipc.StateDraining {
+		log.Info().AnErr("exit", err).Msg("worker exited")
+		return
+	}
+	delay := sl.backoff.next(uptime)
+	if sl.backoff.crashLooping() {
+		log.Error().AnErr("exit", err).Dur("restart_in", delay).Int("restarts", sl.restarts).Msg("worker crash-looping: restarting with backoff")
+	} else {
+		log.Warn().AnErr("exit", err).Msg("worker died: replacing it")
+	}
+	sl.state = ipc.StateBackoff
+	s.scheduleRestart(sl, delay)
+}
+
+func (s *supervisor) scheduleRestart(sl *slot, delay time.Duration) {
+	inc := sl.inc
+	if delay <= 0 {
+		sl.restarts++
+		s.spawn(sl)
+		return
+	}
+	sl.stopRetry = s.clock.AfterFunc(delay, func() {
+		s.events <- event{id: sl.id, inc: inc, retry: true}
+	})
+}
+
+// allServing reports whether every worker serves.
+func (s *supervisor) allServing() bool {
+	for _, sl := range s.slots {
+		if sl.exited || sl.state != ipc.StateServing {
+			return false
+		}
+	}
+	return true
+}
+
+// allAt reports whether every live worker has applied revision rev.
+func (s *supervisor) allAt(rev uint64) bool {
+	for _, sl := range s.slots {
+		if !sl.exited && sl.hello && sl.revision < rev {
+			return false
+		}
+	}
+	return true
+}
+
+// startFailure returns why the generation cannot start: a worker that
+// exited before it served.
+func (s *supervisor) startFailure() error {
+	for _, sl := range s.slots {
+		if sl.state == ipc.StateBackoff || (sl.exited && sl.state == ipc.StateStarting) {
+			return fmt.Errorf("worker %d exited before it served (see its log)", sl.id)
+		}
+	}
+	return nil
+}
+
+// drainAll orders every worker to drain; workers that exit from now on
+// are not replaced.
+func (s *supervisor) drainAll(d ipc.Drain) {
+	s.draining = true
+	s.drainOrder = d
+	s.drainStarted = s.clock.Now()
+	f, _ := ipc.Marshal(ipc.KindDrain, d)
+	for _, sl := range s.slots {
+		if sl.stopRetry != nil {
+			sl.stopRetry()
+			sl.stopRetry = nil
+		}
+		if !sl.exited {
+			sl.state = ipc.StateDraining
+			s.send(sl, f)
+		}
+	}
+}
+
+// killAll sends SIGKILL to every live worker and returns how many there were.
+func (s *supervisor) killAll() int {
+	n := 0
+	for _, sl := range s.slots {
+		if !sl.exited {
+			n++
+			s.log.Warn().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Msg("killing worker")
+			_ = sl.proc.Signal(syscall.SIGKILL)
+		}
+	}
+	return n
+}
+
+// allExited reports whether no worker process is left.
+func (s *supervisor) allExited() bool {
+	for _, sl := range s.slots {
+		if !sl.exited {
+			return false
+		}
+	}
+	return true
+}
+
+// status returns the worker table for `mgw status`.
+func (s *supervisor) status() []ipc.WorkerStatus {
+	now := s.clock.Now()
+	out := make([]ipc.WorkerStatus, 0, len(s.slots))
+	for _, sl := range s.slots {
+		ws := ipc.WorkerStatus{ID: sl.id, State: sl.state, Revision: sl.revision, Requests: sl.requests, Active: sl.active, Restarts: sl.restarts}
+		if !sl.exited {
+			ws.PID = sl.proc.Pid()
+			ws.UptimeS = now.Sub(sl.started).Seconds()
+		}
+		out = append(out, ws)
+	}
+	return out
+}

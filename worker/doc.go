@@ -1,0 +1,24 @@
+// Package worker is the process that serves requests.
+//
+// The master starts N workers of the same binary (`mgw worker`), each with
+// two inherited descriptors: the shared listening socket and its end of an
+// IPC socketpair (see package ipc). A worker never reads a configuration
+// file. Its life:
+//
+//  1. send Hello, wait for the first Config, compile it into a runtime
+//     (routes sorted for longest-prefix match, one plugin chain per proxy,
+//     pooled keep-alive transports to the targets);
+//  2. serve on the inherited socket and send Ready;
+//  3. on each later Config, compile a new runtime and swap one atomic
+//     pointer, then Ack the revision. A request loads the pointer once, so
+//     it sees one revision end to end; a compile error keeps the old
+//     runtime and goes back in the Ack;
+//  4. on Drain, on SIGTERM, or when the channel reads EOF (the master is
+//     gone): stop accepting, answer with Connection: close from then on,
+//     close keep-alive connections that stay idle for the grace period,
+//     and exit when no connection is left or at the drain timeout.
+//
+// Connection pools to targets outlive revisions: a transport is keyed by
+// the target's scheme and host and its limits, so a configuration push does
+// not drop warm connections.
+package worker

@@ -1,0 +1,23 @@
+package worker
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+type errorBody struct {
+	Message string `json:"message"`
+	Status  int    `json:"status"`
+}
+
+// writeError answers with one of SPEC §5's JSON error bodies,
+// {"message":…,"status":…}, always with Content-Type application/json.
+func writeError(w http.ResponseWriter, status int, message string) {
+	b, _ := json.Marshal(errorBody{Message: message, Status: status})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,245 @@
+package worker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/mgw-gateway/mgw/configs"
+)
+
+// proxy forwards a request to one target and copies the answer back.
+// It is the last handler of a route's chain.
+type proxy struct {
+	basePath   string
+	target     *url.URL
+	targetPath string // target.Path without a trailing slash
+	headers    configs.Headers
+	transport  http.RoundTripper
+	maxBody    int64
+}
+
+// hopHeaders are removed in both directions (RFC 9110 §7.6.1), as are the
+// headers named by Connection.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.maxBody > 0 && r.ContentLength > p.maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	out := p.outgoing(r)
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer resp.Body.Close()
+
+	h := w.Header()
+	copyHeader(h, resp.Header)
+	removeHop(h)
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	if resp.ContentLength == -1 {
+		copyFlushing(w, resp.Body, *bp)
+		return
+	}
+	_, _ = io.CopyBuffer(w, resp.Body, *bp)
+}
+
+// outgoing builds the request to the target.
+func (p *proxy) outgoing(r *http.Request) *http.Request {
+	u := *p.target
+	u.Path = p.targetPath + cleanRest(r.URL.Path[min(len(p.basePath), len(r.URL.Path)):], p.basePath == "/")
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	u.RawPath = ""
+	u.RawQuery = r.URL.RawQuery
+
+	h := make(http.Header, len(r.Header)+6)
+	copyHeader(h, r.Header)
+	removeHop(h)
+
+	clientHost := r.Host
+	if p.headers.XForwardedFor {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			appendList(h, "X-Forwarded-For", ip)
+		}
+	}
+	if p.headers.XForwardedHost && clientHost != "" {
+		appendList(h, "X-Forwarded-Host", clientHost)
+	}
+	if p.headers.XForwardedProto && h.Get("X-Forwarded-Proto") == "" {
+		proto := "http"
+		if r.TLS != nil {
+			proto = "https"
+		}
+		h["X-Forwarded-Proto"] = []string{proto}
+	}
+	if p.headers.Via {
+		host := clientHost
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		appendList(h, "Via", "1.1 "+host)
+	}
+	if p.headers.XRequestID && h.Get("X-Request-Id") == "" {
+		h["X-Request-Id"] = []string{newRequestID()}
+	}
+	host := u.Host
+	if !p.headers.Host {
+		host = clientHost
+	}
+
+	out := &http.Request{
+		Method:        r.Method,
+		URL:           &u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Host:          host,
+		ContentLength: r.ContentLength,
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		out.Body = r.Body
+		if p.maxBody > 0 {
+			out.Body = http.MaxBytesReader(nil, r.Body, p.maxBody)
+		}
+	}
+	return out.WithContext(r.Context())
+}
+
+// fail answers for a request the target did not answer.
+func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ne net.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+	case r.Context().Err() != nil:
+		// The client went away; there is nobody to answer. 499 is what
+		// edgemicro logs for it.
+		w.WriteHeader(499)
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(w, http.StatusGatewayTimeout, "Gateway timed out trying to reach target")
+	default:
+		writeError(w, http.StatusBadGateway, targetErrorMessage(err))
+	}
+}
+
+// targetErrorMessage names what went wrong without internals: the
+// transport's own words, without the request URL it wraps them in.
+func targetErrorMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Op + " " + oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// cleanRest collapses runs of "/" in the part of the path after the base path.
+func cleanRest(rest string, root bool) string {
+	if root && !strings.HasPrefix(rest, "/") {
+		rest = "/" + rest
+	}
+	if !strings.Contains(rest, "//") {
+		return rest
+	}
+	var b strings.Builder
+	b.Grow(len(rest))
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '/' && i > 0 && rest[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(rest[i])
+	}
+	return b.String()
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, vv := range src {
+		dst[k] = vv
+	}
+}
+
+// removeHop deletes hop-by-hop headers and those listed in Connection.
+func removeHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// appendList adds v to a comma-separated header, after whatever the client
+// sent (one value, joined with ", ").
+func appendList(h http.Header, key, v string) {
+	if prior := h[key]; len(prior) > 0 {
+		v = strings.Join(prior, ", ") + ", " + v
+	}
+	h[key] = []string{v}
+}
+
+// newRequestID returns a random UUID (version 4).
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// copyFlushing copies a response of unknown length, flushing after each
+// read so that streams reach the client as they come.
+func copyFlushing(w http.ResponseWriter, body io.Reader, buf []byte) {
+	rc := http.NewResponseController(w)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins"
+)
+
+// runtime is everything needed to serve one configuration revision. It is
+// built completely before it is published and never modified after.
+type runtime struct {
+	snap   *configs.Snapshot
+	routes []*route // longest base path first
+}
+
+// route is one proxy, compiled.
+type route struct {
+	proxy   *proxy
+	handler http.Handler // the plugin chain ending in proxy
+}
+
+// compile builds a runtime for snap, taking transports from pool.
+func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*runtime, error) {
+	cfg := &snap.Config
+	rt := &runtime{snap: snap}
+	for i := range cfg.Proxies {
+		p := &cfg.Proxies[i]
+		target, err := url.Parse(p.URL)
+		if err != nil {
+			return nil, fmt.Errorf("proxy %q: %w", p.Name, err)
+		}
+		px := &proxy{
+			basePath:   p.BasePath,
+			target:     target,
+			targetPath: strings.TrimSuffix(target.Path, "/"),
+			headers:    cfg.Headers,
+			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p)),
+			maxBody:    cfg.Edgemicro.MaxBodyBytes,
+		}
+		h, err := plugins.Chain(env, cfg, p, px)
+		if err != nil {
+			return nil, err
+		}
+		rt.routes = append(rt.routes, &route{proxy: px, handler: h})
+	}
+	sort.SliceStable(rt.routes, func(i, j int) bool {
+		return len(rt.routes[i].proxy.basePath) > len(rt.routes[j].proxy.basePath)
+	})
+	return rt, nil
+}
+
+// match returns the route whose base path is the longest prefix of path
+// on a segment boundary: /hello matches /hello, /hello/ and /hello/x, not
+// /helloworld.
+func (rt *runtime) match(path string) *route {
+	for _, r := range rt.routes {
+		bp := r.proxy.basePath
+		if bp == "/" {
+			return r
+		}
+		if strings.HasPrefix(path, bp) && (len(path) == len(bp) || path[len(bp)] == '/') {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package worker
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/mgw-gateway/mgw/configs"
+)
+
+// idleConnTimeout closes pooled target connections idle this long. It is
+// below the 5 s keep-alive timeout of Node.js servers, a common kind of
+// target, so mgw closes an idle connection before the target does and
+// never sends a request into a connection the target is closing.
+const idleConnTimeout = 4 * time.Second
+
+// transportPool keeps one keep-alive transport per target and limits, so
+// that connection pools survive configuration revisions.
+type transportPool struct {
+	mu sync.Mutex
+	m  map[string]http.RoundTripper
+}
+
+func newTransportPool() *transportPool {
+	return &transportPool{m: map[string]http.RoundTripper{}}
+}
+
+func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duration) http.RoundTripper {
+	if target.Scheme == configs.MockScheme {
+		return mockTarget{}
+	}
+	key := fmt.Sprintf("%s://%s|%d|%s", target.Scheme, target.Host, maxConns, timeout)
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if t, ok := tp.m[key]; ok {
+		return t
+	}
+	idle := 1024
+	if maxConns > 0 {
+		idle = maxConns
+	}
+	t := &http.Transport{
+		DialContext: (&net.Dialer{
+			Timeout:   timeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   idle,
+		MaxConnsPerHost:       maxConns,
+		IdleConnTimeout:       idleConnTimeout,
+		ResponseHeaderTimeout: timeout,
+		TLSHandshakeTimeout:   timeout,
+		ExpectContinueTimeout: time.Second,
+		// A proxy passes Accept-Encoding and bodies through untouched.
+		DisableCompression: true,
+		WriteBufferSize:    16 << 10,
+		ReadBufferSize:     16 << 10,
+	}
+	tp.m[key] = t
+	return t
+}
+
+// retain drops the transports that rt does not use, closing their idle
+// connections.
+func (tp *transportPool) retain(rt *runtime) {
+	used := map[http.RoundTripper]bool{}
+	for _, r := range rt.routes {
+		used[r.proxy.transport] = true
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	for k, t := range tp.m {
+		if !used[t] {
+			delete(tp.m, k)
+			if ht, ok := t.(*http.Transport); ok {
+				ht.CloseIdleConnections()
+			}
+		}
+	}
+}

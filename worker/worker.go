@@ -1,0 +1,312 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/ipc"
+	"github.com/mgw-gateway/mgw/plugins"
+)
+
+// Options configure a worker.
+type Options struct {
+	// ID is the worker's slot in the master's table, from 0.
+	ID int
+	// Logger is the worker's logger; Run adds the worker id, pid and revision.
+	Logger zerolog.Logger
+	// Listener is the shared listening socket. Defaults to the one inherited at ipc.ListenerFD.
+	Listener net.Listener
+	// Conn is the channel to the master. Defaults to the one inherited at ipc.ChannelFD.
+	Conn *ipc.Conn
+	// StatsInterval is the period of Stats reports. Defaults to one second.
+	StatsInterval time.Duration
+}
+
+// Worker serves HTTP on the shared socket with the configuration the
+// master pushes.
+type Worker struct {
+	opts Options
+	log  zerolog.Logger
+	conn *ipc.Conn
+	pool *transportPool
+	rt   atomic.Pointer[runtime]
+	srv  *http.Server
+	ln   *limitListener
+
+	draining atomic.Bool
+	requests atomic.Uint64
+	conns    atomic.Int64
+}
+
+// Run serves until the master orders a drain, the master goes away, or ctx
+// is canceled; each ends in a graceful drain. It returns an error only
+// when the worker could not start.
+func Run(ctx context.Context, opts Options) error {
+	if opts.StatsInterval <= 0 {
+		opts.StatsInterval = time.Second
+	}
+	w := &Worker{opts: opts, pool: newTransportPool()}
+	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
+	w.conn = opts.Conn
+	if w.conn == nil {
+		c, err := ipc.Inherited()
+		if err != nil {
+			return err
+		}
+		w.conn = c
+	}
+	defer w.conn.Close()
+	ln := opts.Listener
+	if ln == nil {
+		f := os.NewFile(ipc.ListenerFD, "listener")
+		l, err := net.FileListener(f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("opening inherited listener: %w", err)
+		}
+		ln = l
+	}
+
+	if err := w.conn.Send(ipc.KindHello, ipc.Hello{WorkerID: opts.ID, PID: os.Getpid(), Protocol: ipc.ProtocolVersion}); err != nil {
+		return err
+	}
+	frames := make(chan ipc.Frame)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			f, err := w.conn.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			frames <- f
+		}
+	}()
+
+	// The first frame must be a configuration.
+	var first ipc.Frame
+	select {
+	case first = <-frames:
+	case err := <-recvErr:
+		return fmt.Errorf("waiting for the first config: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if first.Kind != ipc.KindConfig {
+		return fmt.Errorf("first frame from the master is %s, want config", first.Kind)
+	}
+	if err := w.handleConfig(first); err != nil {
+		return err
+	}
+
+	cfg := &w.rt.Load().snap.Config
+	w.ln = newLimitListener(ln, cfg.Edgemicro.MaxConnections)
+	w.srv = &http.Server{
+		Handler:           w,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       time.Duration(cfg.Edgemicro.KeepAliveTimeout) * time.Millisecond,
+		MaxHeaderBytes:    cfg.Edgemicro.MaxHeaderBytes,
+		ConnState:         w.connState,
+		ErrorLog:          log.New(zerologWriter{w.log}, "", 0),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- w.srv.Serve(w.ln) }()
+	if err := w.conn.Send(ipc.KindReady, ipc.Ready{Revision: w.revision()}); err != nil {
+		return err
+	}
+	w.log.Info().Uint64("revision", w.revision()).Msg("worker serving")
+
+	stats := time.NewTicker(opts.StatsInterval)
+	defer stats.Stop()
+	var last ipc.Stats
+	for {
+		select {
+		case <-ctx.Done():
+			w.log.Info().Msg("signal: draining")
+			c := &w.rt.Load().snap.Config
+			w.drain(c.DrainGrace(), c.DrainTimeout())
+			return nil
+		case err := <-recvErr:
+			if !errors.Is(err, io.EOF) {
+				w.log.Error().Err(err).Msg("reading from the master")
+			}
+			w.log.Warn().Msg("master gone: draining")
+			c := &w.rt.Load().snap.Config
+			w.drain(c.DrainGrace(), c.DrainTimeout())
+			return nil
+		case f := <-frames:
+			switch f.Kind {
+			case ipc.KindConfig:
+				if err := w.handleConfig(f); err != nil {
+					w.log.Error().Err(err).Msg("acknowledging config")
+				}
+			case ipc.KindDrain:
+				var d ipc.Drain
+				if err := f.Decode(&d); err != nil {
+					w.log.Error().Err(err).Msg("bad drain order; draining with defaults")
+					c := &w.rt.Load().snap.Config
+					d = ipc.Drain{Grace: c.DrainGrace(), Timeout: c.DrainTimeout()}
+				}
+				w.log.Info().Dur("grace", d.Grace).Dur("timeout", d.Timeout).Msg("draining")
+				w.drain(d.Grace, d.Timeout)
+				return nil
+			default:
+				w.log.Debug().Stringer("kind", f.Kind).Msg("ignoring unknown message")
+			}
+		case err := <-serveErr:
+			if !w.draining.Load() {
+				return fmt.Errorf("serving: %w", err)
+			}
+		case <-stats.C:
+			s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
+			if s != last {
+				_ = w.conn.Send(ipc.KindStats, s)
+				last = s
+			}
+		}
+	}
+}
+
+// handleConfig applies a Config frame and acknowledges it. A snapshot
+// that fails to decode or compile leaves the current runtime serving and
+// is reported in the Ack.
+func (w *Worker) handleConfig(f ipc.Frame) error {
+	var msg ipc.Config
+	err := f.Decode(&msg)
+	if err == nil {
+		err = w.apply(msg.Snapshot)
+	}
+	ack := ipc.Ack{Revision: w.revision()}
+	if err != nil {
+		ack.Error = err.Error()
+		w.log.Error().Err(err).Uint64("offered", msg.Revision).Msg("config rejected")
+	}
+	if serr := w.conn.Send(ipc.KindAck, ack); serr != nil {
+		return serr
+	}
+	if w.rt.Load() == nil {
+		return fmt.Errorf("first config: %w", err)
+	}
+	return nil
+}
+
+// apply compiles a snapshot and swaps it in. An older or equal revision
+// is ignored.
+func (w *Worker) apply(raw []byte) error {
+	snap, err := configs.Decode(raw)
+	if err != nil {
+		return err
+	}
+	if cur := w.rt.Load(); cur != nil && snap.Revision <= cur.snap.Revision {
+		return nil
+	}
+	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log})
+	if err != nil {
+		return fmt.Errorf("compiling revision %d: %w", snap.Revision, err)
+	}
+	w.rt.Store(rt)
+	w.pool.retain(rt)
+	w.log.Info().Uint64("revision", snap.Revision).Int("proxies", len(rt.routes)).Msg("config applied")
+	return nil
+}
+
+func (w *Worker) revision() uint64 {
+	if rt := w.rt.Load(); rt != nil {
+		return rt.snap.Revision
+	}
+	return 0
+}
+
+// ServeHTTP routes one request through its proxy's chain.
+func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w.requests.Add(1)
+	rt := w.rt.Load()
+	cfg := &rt.snap.Config
+	wr := writerPool.Get().(*responseWriter)
+	*wr = responseWriter{ResponseWriter: rw, start: time.Now(), responseTime: cfg.Headers.XResponseTime, closeConn: w.draining.Load()}
+	defer func() {
+		wr.ResponseWriter = nil
+		writerPool.Put(wr)
+	}()
+
+	if max := cfg.Edgemicro.MaxHeaderBytes; max > 0 && headerBytes(r) > max {
+		wr.closeConn = true
+		writeError(wr, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+		return
+	}
+	route := rt.match(r.URL.Path)
+	if route == nil {
+		writeError(wr, http.StatusNotFound, "no match found")
+		return
+	}
+	route.handler.ServeHTTP(wr, r)
+}
+
+// headerBytes is the size of the request line and header block as the
+// client sent them.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
+}
+
+func (w *Worker) connState(c net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		w.conns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		w.conns.Add(-1)
+	}
+}
+
+// drain stops accepting, lets keep-alive clients make one more request
+// (answered with Connection: close) for up to grace, then closes idle
+// connections and waits for active ones until timeout.
+func (w *Worker) drain(grace, timeout time.Duration) {
+	start := time.Now()
+	w.draining.Store(true)
+	if w.ln != nil {
+		_ = w.ln.Close()
+	}
+	if w.srv == nil {
+		return
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for w.conns.Load() > 0 && time.Since(start) < grace {
+		<-tick.C
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(max(timeout, grace)))
+	defer cancel()
+	if err := w.srv.Shutdown(ctx); err != nil {
+		w.log.Warn().Int64("connections", w.conns.Load()).Msg("drain timeout: closing the remaining connections")
+		_ = w.srv.Close()
+	}
+	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
+}
+
+// zerologWriter sends net/http's own error log to the worker's logger.
+type zerologWriter struct{ log zerolog.Logger }
+
+func (z zerologWriter) Write(p []byte) (int, error) {
+	z.log.Debug().Str("component", "http").Msg(string(p[:len(p)-min(1, len(p))]))
+	return len(p), nil
+}
