@@ -439,6 +439,13 @@ func (m *Master) startUpgrade(reply chan ipc.Reply) {
 			return
 		}
 		err := m.upg.Upgrade()
+		// tableflip learns of its parent's exit on its own goroutine, a
+		// moment after WaitForParent returns, and refuses meanwhile. It
+		// has no sentinel error for that, hence the text.
+		for err != nil && err.Error() == "parent hasn't exited" && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+			err = m.upg.Upgrade()
+		}
 		if err != nil {
 			if b, rerr := os.ReadFile(errFile); rerr == nil && len(b) > 0 {
 				err = fmt.Errorf("new generation failed: %s", strings.TrimSpace(string(b)))

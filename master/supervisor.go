@@ -26,19 +26,19 @@ type event struct {
 
 // slot is one entry of the worker table.
 type slot struct {
-	id       int
-	inc      uint64
-	proc     Process
-	conn     *ipc.Conn
-	state    string
-	started  time.Time
-	revision uint64
-	requests uint64
-	active   int64
-	restarts int
-	backoff  backoff
-	exited   bool
-	hello    bool
+	id        int
+	inc       uint64
+	proc      Process
+	conn      *ipc.Conn
+	state     string
+	started   time.Time
+	revision  uint64
+	requests  uint64
+	active    int64
+	restarts  int
+	backoff   backoff
+	exited    bool
+	hello     bool
 	stopRetry func() bool
 }
 

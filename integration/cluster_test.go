@@ -1,0 +1,297 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mgw-gateway/mgw/ipc"
+)
+
+// target starts an httptest backend: /slow answers after two seconds,
+// everything else at once with the path it received.
+func target(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			time.Sleep(2 * time.Second)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "target saw %s %s", r.Method, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func proxyConfig(targetURL string) string {
+	return `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.logging]
+level = "info"
+to_console = true
+[[proxies]]
+name = "api"
+base_path = "/api"
+url = "` + targetURL + `/v1"
+`
+}
+
+func TestStartStatusStop(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "") // the embedded default config
+	in.start(4)
+	st := in.waitServing(4)
+	for _, w := range st.Workers {
+		if ppid := parentOf(t, w.PID); ppid != st.MasterPID {
+			t.Errorf("worker %d has parent %d, want the master %d", w.PID, ppid, st.MasterPID)
+		}
+	}
+
+	code, body := get(t, in.url("/echo/hello?x=1"))
+	if code != 200 || !strings.Contains(body, `"path": "/hello"`) || !strings.Contains(body, `"query": "x=1"`) {
+		t.Fatalf("GET /echo/hello = %d %s", code, body)
+	}
+
+	out, code := in.mgw("status")
+	if code != 0 || !strings.Contains(out, "4 workers:") {
+		t.Fatalf("status exited %d:\n%s", code, out)
+	}
+	for _, w := range st.Workers {
+		if !strings.Contains(out, fmt.Sprint(w.PID)) {
+			t.Errorf("status text does not list worker pid %d:\n%s", w.PID, out)
+		}
+	}
+
+	out, code = in.mgw("stop")
+	if code != 0 {
+		t.Fatalf("stop exited %d: %s", code, out)
+	}
+	for _, pid := range append([]int{st.MasterPID}, pidsOf(st)...) {
+		in.eventually(5*time.Second, fmt.Sprintf("process %d to exit", pid), func() bool { return !alive(pid) })
+	}
+	if out, code := in.mgw("status"); code != 3 {
+		t.Fatalf("status after stop exited %d, want 3: %s", code, out)
+	}
+	if out, code := in.mgw("stop"); code != 1 {
+		t.Fatalf("stop with nothing running exited %d, want 1: %s", code, out)
+	}
+}
+
+func pidsOf(st ipc.Status) []int {
+	var pids []int
+	for _, w := range st.Workers {
+		pids = append(pids, w.PID)
+	}
+	return pids
+}
+
+// TestReloadUnderLoad reloads 20 times (10 mgw reload, 10 SIGHUP) while
+// 64 keep-alive connections send POSTs without retrying, and a slow
+// request is in flight across the first reload.
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	tg := target(t)
+	in := newInstance(t, proxyConfig(tg.URL))
+	in.start(2)
+	first, _ := in.status()
+
+	stop := make(chan struct{})
+	addr := fmt.Sprintf("127.0.0.1:%d", in.port)
+	res, wait := runLoad(addr, "/api/load", 64, stop)
+
+	slow := make(chan string, 1)
+	go func() {
+		c := &http.Client{Timeout: 30 * time.Second}
+		resp, err := c.Post(in.url("/api/slow"), "text/plain", strings.NewReader("x"))
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		slow <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	in.eventually(5*time.Second, "load to flow", func() bool { return res.ok.Load() > 100 })
+	time.Sleep(200 * time.Millisecond) // let the slow request reach the target
+
+	masters := map[int]bool{first.MasterPID: true}
+	prev := first
+	for i := range 20 {
+		if i%2 == 0 {
+			if out, code := in.mgw("reload"); code != 0 {
+				t.Fatalf("reload %d exited %d: %s", i, code, out)
+			}
+		} else if err := syscall.Kill(prev.MasterPID, syscall.SIGHUP); err != nil {
+			t.Fatalf("SIGHUP to %d: %v", prev.MasterPID, err)
+		}
+		var st ipc.Status
+		in.eventually(15*time.Second, fmt.Sprintf("generation %d", prev.Generation+1), func() bool {
+			var ok bool
+			st, ok = in.status()
+			return ok && st.Generation == prev.Generation+1
+		})
+		if masters[st.MasterPID] {
+			t.Fatalf("reload %d kept master pid %d", i, st.MasterPID)
+		}
+		masters[st.MasterPID] = true
+		prev = st
+	}
+	close(stop)
+	wait()
+
+	if got := <-slow; got != "200 target saw POST /v1/slow" {
+		t.Errorf("slow request across a reload: %s", got)
+	}
+	t.Logf("reloads: 20, requests ok: %d, non-2xx: %d, errors: %d", res.ok.Load(), res.non2xx.Load(), res.errors.Load())
+	if res.errors.Load() != 0 || res.non2xx.Load() != 0 {
+		t.Fatalf("%d socket errors and %d non-2xx across reloads; first errors: %v", res.errors.Load(), res.non2xx.Load(), res.firstErrors)
+	}
+	if res.ok.Load() < 1000 {
+		t.Fatalf("only %d requests succeeded: the load did not run", res.ok.Load())
+	}
+	// Old generations leave once drained.
+	for pid := range masters {
+		if pid != prev.MasterPID {
+			in.eventually(15*time.Second, fmt.Sprintf("old master %d to exit", pid), func() bool { return !alive(pid) })
+		}
+	}
+}
+
+func TestKilledWorkerIsReplaced(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	in.start(2)
+	st := in.waitServing(2)
+	victim := st.Workers[0].PID
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var now ipc.Status
+	in.eventually(5*time.Second, "a replacement worker", func() bool {
+		var ok bool
+		now, ok = in.status()
+		return ok && now.Workers[0].PID != victim && now.Workers[0].PID != 0 && now.Workers[0].State == ipc.StateServing
+	})
+	if now.MasterPID != st.MasterPID {
+		t.Fatalf("master changed from %d to %d", st.MasterPID, now.MasterPID)
+	}
+	if now.Workers[0].Restarts != 1 {
+		t.Errorf("restarts = %d, want 1", now.Workers[0].Restarts)
+	}
+	if code, _ := get(t, in.url("/echo/after")); code != 200 {
+		t.Fatalf("GET after the crash = %d", code)
+	}
+}
+
+func TestStartAfterKill9(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	in.start(2)
+	st := in.waitServing(2)
+	for _, pid := range append([]int{st.MasterPID}, pidsOf(st)...) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, pid := range append([]int{st.MasterPID}, pidsOf(st)...) {
+		in.eventually(5*time.Second, "killed processes to go", func() bool { return !alive(pid) })
+	}
+	// mgw.sock and mgw.pid are left behind; start must replace them.
+	in.start(2)
+	if code, _ := get(t, in.url("/echo/again")); code != 200 {
+		t.Fatalf("GET after restart = %d", code)
+	}
+	if out, code := in.mgw("start", "--port", fmt.Sprint(in.port)); code != 1 || !strings.Contains(out, "already running") {
+		t.Fatalf("a second start exited %d: %s", code, out)
+	}
+}
+
+func TestConfigEditInPlace(t *testing.T) {
+	t.Parallel()
+	tg := target(t)
+	cfg := proxyConfig(tg.URL)
+	in := newInstance(t, cfg)
+	in.start(2)
+	before := in.waitServing(2)
+
+	if code, _ := get(t, in.url("/more/x")); code != 404 {
+		t.Fatalf("GET /more before the edit = %d, want 404", code)
+	}
+	in.writeConfig(cfg + `
+[[proxies]]
+name = "more"
+base_path = "/more"
+url = "` + tg.URL + `/other"
+`)
+	in.eventually(5*time.Second, "the new proxy to serve", func() bool {
+		code, body := get(t, in.url("/more/x"))
+		return code == 200 && body == "target saw GET /other/x"
+	})
+	after := in.waitServing(2)
+	if fmt.Sprint(pidsOf(after)) != fmt.Sprint(pidsOf(before)) || after.MasterPID != before.MasterPID {
+		t.Fatalf("pids changed: before %d %v, after %d %v", before.MasterPID, pidsOf(before), after.MasterPID, pidsOf(after))
+	}
+	if after.Config.Revision <= before.Config.Revision {
+		t.Fatalf("revision %d did not increase from %d", after.Config.Revision, before.Config.Revision)
+	}
+
+	// A broken edit is ignored and reported; the last good config serves.
+	in.writeConfig(cfg + "\n[[proxies]]\nname = \"broken\"\nbase_path = \"nope\"\n")
+	in.eventually(5*time.Second, "the broken edit to be reported", func() bool {
+		st, ok := in.status()
+		return ok && st.Config.LastError != nil && strings.Contains(*st.Config.LastError, `base_path "nope" must start with /`)
+	})
+	if code, _ := get(t, in.url("/more/x")); code != 200 {
+		t.Fatalf("GET /more after a broken edit = %d, want 200", code)
+	}
+
+	// A reload with the broken config fails and the old generation serves on.
+	out, code := in.mgw("reload")
+	if code != 1 || !strings.Contains(out, "must start with /") {
+		t.Fatalf("reload with a broken config exited %d: %s", code, out)
+	}
+	st := in.waitServing(2)
+	if st.MasterPID != before.MasterPID || st.Generation != before.Generation {
+		t.Fatalf("after a failed reload: master %d gen %d, want %d gen %d", st.MasterPID, st.Generation, before.MasterPID, before.Generation)
+	}
+	if code, _ := get(t, in.url("/api/x")); code != 200 {
+		t.Fatalf("GET after a failed reload = %d", code)
+	}
+}
+
+// TestControlSocketGarbage sends garbage and an oversize frame header to
+// the control socket: the master answers the next client as before.
+func TestControlSocketGarbage(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	in.start(1)
+	sock := in.dir + "/mgw.sock"
+	for _, payload := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\n\r\n"),
+		{'M', 'G', 1, byte(ipc.KindControl), 0xff, 0xff, 0xff, 0xff},
+		{'M', 'G', 1, byte(ipc.KindControl), 0, 0, 0, 3, '{', '{', '{'},
+		{'M', 'G', 9, byte(ipc.KindControl), 0, 0, 0, 0},
+	} {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(payload)
+		_ = c.SetReadDeadline(time.Now().Add(6 * time.Second))
+		_, _ = io.ReadAll(c)
+		c.Close()
+	}
+	if _, ok := in.status(); !ok {
+		t.Fatal("the master stopped answering after garbage on its control socket")
+	}
+	if code, _ := get(t, in.url("/echo/still")); code != 200 {
+		t.Fatalf("GET = %d", code)
+	}
+}

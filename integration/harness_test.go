@@ -1,0 +1,267 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mgw-gateway/mgw/ipc"
+)
+
+var mgwBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mgw-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mgwBin = filepath.Join(dir, "mgw")
+	args := []string{"build", "-o", mgwBin}
+	if os.Getenv("MGW_RACE") == "1" {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/mgw")...)
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building mgw:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output for failure reports.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// instance is one mgw started by a test, with its own config dir.
+type instance struct {
+	t    *testing.T
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	pids map[int]bool // every mgw process this test has seen, to clean up
+	mu   sync.Mutex
+}
+
+// freePort returns a loopback port that was free a moment ago. A concrete
+// port, not :0, because a reload re-binds :0 to a new port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// newInstance prepares a config dir holding config (if not empty) with
+// PORT set to a free port.
+func newInstance(t *testing.T, config string) *instance {
+	t.Helper()
+	in := &instance{t: t, dir: t.TempDir(), port: freePort(t), logs: &syncBuffer{}, pids: map[int]bool{}}
+	if config != "" {
+		in.writeConfig(config)
+	}
+	t.Cleanup(in.cleanup)
+	return in
+}
+
+// writeConfig replaces mgw.toml the way editors do: write, then rename.
+func (in *instance) writeConfig(config string) {
+	in.t.Helper()
+	config = strings.ReplaceAll(config, "${PORT}", strconv.Itoa(in.port))
+	tmp := filepath.Join(in.dir, ".mgw.toml.tmp")
+	if err := os.WriteFile(tmp, []byte(config), 0o644); err != nil {
+		in.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(in.dir, "mgw.toml")); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
+func (in *instance) url(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", in.port, path)
+}
+
+// start runs `mgw start` and waits until status reports every worker serving.
+func (in *instance) start(workers int, extra ...string) {
+	in.t.Helper()
+	args := append([]string{"start", "--config-dir", in.dir, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)}, extra...)
+	in.cmd = exec.Command(mgwBin, args...)
+	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
+	in.cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	if err := in.cmd.Start(); err != nil {
+		in.t.Fatal(err)
+	}
+	in.remember(in.cmd.Process.Pid)
+	go func() { _ = in.cmd.Wait() }()
+	in.waitServing(workers)
+}
+
+// waitServing polls status until n workers serve.
+func (in *instance) waitServing(n int) ipc.Status {
+	in.t.Helper()
+	var st ipc.Status
+	in.eventually(15*time.Second, fmt.Sprintf("%d workers serving", n), func() bool {
+		var ok bool
+		st, ok = in.status()
+		if !ok || len(st.Workers) != n {
+			return false
+		}
+		for _, w := range st.Workers {
+			if w.State != ipc.StateServing || w.PID == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return st
+}
+
+// mgw runs an mgw command against this instance and returns its output and exit status.
+func (in *instance) mgw(args ...string) (string, int) {
+	in.t.Helper()
+	cmd := exec.Command(mgwBin, append(args, "--config-dir", in.dir)...)
+	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			in.t.Fatalf("running mgw %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+// status asks the running master for its status; ok is false when none answers.
+func (in *instance) status() (ipc.Status, bool) {
+	out, code := in.mgw("status", "--json")
+	if code != 0 {
+		return ipc.Status{}, false
+	}
+	var st ipc.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		in.t.Fatalf("status --json printed %q: %v", out, err)
+	}
+	in.remember(st.MasterPID)
+	for _, w := range st.Workers {
+		in.remember(w.PID)
+	}
+	return st, true
+}
+
+func (in *instance) remember(pid int) {
+	if pid <= 0 {
+		return
+	}
+	in.mu.Lock()
+	in.pids[pid] = true
+	in.mu.Unlock()
+}
+
+// eventually polls cond every 20ms until it holds or timeout passes.
+func (in *instance) eventually(timeout time.Duration, what string, cond func() bool) {
+	in.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			in.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cleanup stops the instance and kills, by pid, any process it started
+// that is still alive; on failure it prints the instance's log.
+func (in *instance) cleanup() {
+	if _, ok := in.status(); ok {
+		in.mgw("stop", "--timeout", "5s")
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for pid := range in.pids {
+		if alive(pid) && isMGW(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if in.t.Failed() {
+		in.t.Logf("mgw log:\n%s", in.logs.String())
+	}
+}
+
+// alive reports whether pid names a process that has not exited.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses; Z is a zombie.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// isMGW reports whether pid runs the mgw binary built for these tests.
+func isMGW(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasPrefix(exe, mgwBin)
+}
+
+// parentOf returns the parent pid of pid.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("reading /proc/%d/stat: %v", pid, err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// get does one request on a fresh connection and returns status and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
