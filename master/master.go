@@ -337,6 +337,7 @@ func (m *Master) becomeReady(sockPath string) error {
 		return fmt.Errorf("signalling readiness: %w", err)
 	}
 	m.phase = phaseServing
+	m.sup.starting = false
 	m.log.Info().Uint64("revision", m.snap.Revision).Msg("serving")
 	return nil
 }

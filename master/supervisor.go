@@ -54,13 +54,18 @@ type supervisor struct {
 	frame   ipc.Frame // snap, encoded once
 	inc     uint64
 
+	// starting is set until the generation serves: then a worker that
+	// exits is a failed start, not something to restart.
+	starting bool
+	startErr error
+
 	draining     bool
 	drainOrder   ipc.Drain
 	drainStarted time.Time
 }
 
 func newSupervisor(n int, sp Spawner, clock Clock, log zerolog.Logger) *supervisor {
-	s := &supervisor{spawner: sp, clock: clock, log: log, events: make(chan event, 64)}
+	s := &supervisor{spawner: sp, clock: clock, log: log, events: make(chan event, 64), starting: true}
 	for i := range n {
 		s.slots = append(s.slots, &slot{id: i, backoff: newBackoff(), exited: true})
 	}
@@ -214,6 +219,13 @@ func (s *supervisor) onExit(sl *slot, err error) {
 		log.Info().AnErr("exit", err).Msg("worker exited")
 		return
 	}
+	if s.starting {
+		log.Error().AnErr("exit", err).Msg("worker exited before the generation served")
+		if s.startErr == nil {
+			s.startErr = fmt.Errorf("worker %d exited before it served (%v; see its log)", sl.id, err)
+		}
+		return
+	}
 	delay := sl.backoff.next(uptime)
 	if sl.backoff.crashLooping() {
 		log.Error().AnErr("exit", err).Dur("restart_in", delay).Int("restarts", sl.restarts).Msg("worker crash-looping: restarting with backoff")
@@ -258,14 +270,7 @@ func (s *supervisor) allAt(rev uint64) bool {
 
 // startFailure returns why the generation cannot start: a worker that
 // exited before it served.
-func (s *supervisor) startFailure() error {
-	for _, sl := range s.slots {
-		if sl.state == ipc.StateBackoff || (sl.exited && sl.state == ipc.StateStarting) {
-			return fmt.Errorf("worker %d exited before it served (see its log)", sl.id)
-		}
-	}
-	return nil
-}
+func (s *supervisor) startFailure() error { return s.startErr }
 
 // drainAll orders every worker to drain; workers that exit from now on
 // are not replaced.

@@ -1,0 +1,290 @@
+package master
+
+import (
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/ipc"
+)
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	b := backoff{Base: 100 * time.Millisecond, Max: time.Second, Stable: 10 * time.Second}
+	steps := []struct {
+		uptime time.Duration
+		want   time.Duration
+	}{
+		{time.Hour, 0}, // a long-lived worker died: replace at once
+		{time.Millisecond, 100 * time.Millisecond}, // died again at once: crash loop
+		{time.Millisecond, 200 * time.Millisecond},
+		{time.Millisecond, 400 * time.Millisecond},
+		{time.Millisecond, 800 * time.Millisecond},
+		{time.Millisecond, time.Second}, // capped
+		{time.Millisecond, time.Second},
+		{11 * time.Second, 0}, // ran long enough: forgiven
+		{time.Millisecond, 100 * time.Millisecond},
+	}
+	for i, s := range steps {
+		if got := b.next(s.uptime); got != s.want {
+			t.Fatalf("step %d: next(%v) = %v, want %v", i, s.uptime, got, s.want)
+		}
+	}
+}
+
+// fakeClock fires timers only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool { c.mu.Lock(); defer c.mu.Unlock(); s := !t.stopped; t.stopped = true; return s }
+}
+
+// advance moves time forward and runs the timers that come due.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []*fakeTimer
+	rest := c.timers[:0]
+	for _, t := range c.timers {
+		if !t.stopped && !t.at.After(c.now) {
+			due = append(due, t)
+		} else if !t.stopped {
+			rest = append(rest, t)
+		}
+	}
+	c.timers = rest
+	c.mu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
+	for _, t := range due {
+		t.f()
+	}
+}
+
+// fakeProc is a worker process the test controls through its channel.
+type fakeProc struct {
+	pid     int
+	worker  *ipc.Conn
+	exited  func(error)
+	signals []os.Signal
+}
+
+func (p *fakeProc) Pid() int { return p.pid }
+func (p *fakeProc) Signal(sig os.Signal) error {
+	p.signals = append(p.signals, sig)
+	if sig == syscall.SIGKILL {
+		p.die()
+	}
+	return nil
+}
+func (p *fakeProc) die() { p.worker.Close(); p.exited(nil) }
+
+type fakeSpawner struct {
+	nextPID int
+	procs   []*fakeProc
+}
+
+func (s *fakeSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, error) {
+	parent, child, err := ipc.Pair()
+	if err != nil {
+		return nil, nil, err
+	}
+	wc, err := fileConn(child)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.nextPID++
+	p := &fakeProc{pid: 1000 + s.nextPID, worker: wc, exited: exited}
+	s.procs = append(s.procs, p)
+	return p, parent, nil
+}
+
+type fixture struct {
+	t     *testing.T
+	sup   *supervisor
+	clock *fakeClock
+	sp    *fakeSpawner
+}
+
+func newFixture(t *testing.T, n int) *fixture {
+	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
+	sp := &fakeSpawner{}
+	sup := newSupervisor(n, sp, clock, zerolog.Nop())
+	snap, err := configs.Default(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Revision = 1
+	if err := sup.setConfig(snap); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, sup: sup, clock: clock, sp: sp}
+}
+
+// pump handles events until cond holds.
+func (f *fixture) pump(what string, cond func() bool) {
+	f.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case ev := <-f.sup.Events():
+			f.sup.handle(ev)
+		case <-timeout:
+			f.t.Fatalf("waiting for %s", what)
+		}
+	}
+}
+
+// serve plays a worker's part for proc: hello, ack, ready.
+func (f *fixture) serve(p *fakeProc, id int) {
+	f.t.Helper()
+	go func() {
+		_ = p.worker.Send(ipc.KindHello, ipc.Hello{WorkerID: id, PID: p.pid, Protocol: ipc.ProtocolVersion})
+		fr, err := p.worker.Recv()
+		if err != nil || fr.Kind != ipc.KindConfig {
+			return
+		}
+		var c ipc.Config
+		_ = fr.Decode(&c)
+		_ = p.worker.Send(ipc.KindAck, ipc.Ack{Revision: c.Revision})
+		_ = p.worker.Send(ipc.KindReady, ipc.Ready{Revision: c.Revision})
+	}()
+}
+
+func TestSupervisorStartsAndReplaces(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.sup.startAll()
+	for i, p := range f.sp.procs {
+		f.serve(p, i)
+	}
+	f.pump("all serving", f.sup.allServing)
+	f.sup.starting = false
+	if st := f.sup.status(); st[0].Revision != 1 || st[1].PID != 1002 {
+		t.Fatalf("status = %+v", st)
+	}
+
+	// A worker that ran for a minute dies: replaced at once, no timer.
+	f.clock.advance(time.Minute)
+	f.sp.procs[0].die()
+	f.pump("a replacement", func() bool { return len(f.sp.procs) == 3 })
+	if f.sup.slots[0].restarts != 1 || f.sup.slots[0].proc.Pid() != 1003 {
+		t.Fatalf("slot 0 = pid %d restarts %d", f.sup.slots[0].proc.Pid(), f.sup.slots[0].restarts)
+	}
+	f.serve(f.sp.procs[2], 0)
+	f.pump("the replacement serving", f.sup.allServing)
+}
+
+func TestSupervisorCrashLoopBacksOff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	f.sup.starting = false // the generation served before; now the worker crash-loops
+	f.sup.startAll()
+	// Every incarnation dies at once, before serving.
+	wantDelays := []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}
+	for i, delay := range wantDelays {
+		spawned := len(f.sp.procs)
+		f.sp.procs[spawned-1].die()
+		f.pump("the exit", func() bool { return f.sup.slots[0].exited || len(f.sp.procs) > spawned })
+		if delay > 0 {
+			if len(f.sp.procs) != spawned {
+				t.Fatalf("crash %d: restarted at once, want a %v backoff", i, delay)
+			}
+			if st := f.sup.status(); st[0].State != ipc.StateBackoff {
+				t.Fatalf("crash %d: state %q, want backoff", i, st[0].State)
+			}
+			f.clock.advance(delay - time.Millisecond)
+			select {
+			case ev := <-f.sup.Events():
+				t.Fatalf("crash %d: restarted before its backoff ended (%+v)", i, ev)
+			default:
+			}
+			f.clock.advance(time.Millisecond)
+		}
+		f.pump("the restart", func() bool { return len(f.sp.procs) == spawned+1 })
+	}
+	if got := f.sup.slots[0].restarts; got != len(wantDelays) {
+		t.Fatalf("restarts = %d, want %d", got, len(wantDelays))
+	}
+}
+
+func TestSupervisorDrainDoesNotRestart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.sup.startAll()
+	for i, p := range f.sp.procs {
+		f.serve(p, i)
+	}
+	f.pump("all serving", f.sup.allServing)
+	f.sup.drainAll(ipc.Drain{Grace: time.Second, Timeout: 5 * time.Second})
+	for _, p := range f.sp.procs {
+		fr, err := p.worker.Recv()
+		if err != nil || fr.Kind != ipc.KindDrain {
+			t.Fatalf("worker got %v %v, want drain", fr.Kind, err)
+		}
+		p.die()
+	}
+	f.pump("all exited", f.sup.allExited)
+	f.clock.advance(time.Minute)
+	if len(f.sp.procs) != 2 {
+		t.Fatalf("%d processes spawned during a drain, want none", len(f.sp.procs)-2)
+	}
+}
+
+func TestSupervisorPushesNewRevision(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.sup.startAll()
+	for i, p := range f.sp.procs {
+		f.serve(p, i)
+	}
+	f.pump("all serving", f.sup.allServing)
+	next := *f.sup.snap
+	next.Revision = 2
+	if err := f.sup.setConfig(&next); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.sp.procs {
+		go func() {
+			fr, _ := p.worker.Recv()
+			var c ipc.Config
+			_ = fr.Decode(&c)
+			_ = p.worker.Send(ipc.KindAck, ipc.Ack{Revision: c.Revision})
+		}()
+	}
+	f.pump("every worker at revision 2", func() bool { return f.sup.allAt(2) })
+}
+
+func TestSupervisorStartFailure(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.sup.startAll()
+	f.serve(f.sp.procs[0], 0)
+	f.sp.procs[1].die()
+	f.pump("the failure", func() bool { return f.sup.startFailure() != nil })
+}
