@@ -1,0 +1,58 @@
+# mgw — run `make help` for the targets.
+GO       ?= go
+FUZZTIME ?= 30s
+BIN      := bin/mgw
+
+.PHONY: help build run test test-unit test-integration race bench fuzz lint fmt vet ci
+#? help: list the targets
+help:
+	@sed -n 's/^#?//p' $(MAKEFILE_LIST) | column -t -s ':'
+
+#? build: build bin/mgw
+build:
+	$(GO) build -o $(BIN) ./cmd/mgw
+
+#? run: run the gateway on the embedded default config (port 8000)
+run: build
+	$(BIN) start --processes 2
+
+#? test: every test: unit tests with -race, then integration tests with the real binary
+test: vet test-unit test-integration
+
+#? test-unit: unit tests with the race detector
+test-unit:
+	$(GO) test -race -count=1 ./ipc/... ./configs/... ./plugins/... ./worker/... ./master/... ./cmd/...
+
+#? test-integration: build mgw and run integration/ against real processes
+test-integration:
+	$(GO) test -count=1 -timeout 15m ./integration/...
+
+#? bench: side-by-side benchmark: direct vs mgw vs nginx (wrk, nginx installed if missing)
+bench: build
+	scripts/bench
+
+#? reload-under-load: wrk with 64 connections while mgw reloads 20 times
+reload-under-load: build
+	scripts/reload-under-load
+
+#? fuzz: run each fuzz target for FUZZTIME (default 30s)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./ipc
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./configs
+
+#? vet: go vet and a gofmt check
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+#? lint: golangci-lint (installed into bin/ if missing)
+lint:
+	@test -x bin/golangci-lint || GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+	bin/golangci-lint run ./...
+
+#? fmt: format the code
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+#? ci: what CI runs
+ci: test

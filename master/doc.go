@@ -1,0 +1,34 @@
+// Package master is the process that owns an mgw instance: the listening
+// socket (through cloudflare/tableflip, so it survives upgrades), the
+// configuration, the worker table and the control socket mgw.sock.
+//
+// One goroutine runs one select loop that owns all of a generation's
+// state: worker events (hello, ack, ready, stats, exit), restart timers,
+// control requests, config file changes, signals and the upgrade's
+// outcome. Nothing else touches the worker table, so it needs no locks.
+//
+// Life of a generation:
+//
+//  1. load and validate the configuration, Listen through tableflip,
+//     spawn N workers (`mgw worker`) with the listener at fd 3 and an IPC
+//     socketpair end at fd 4, push the snapshot to each;
+//  2. when every worker reports ready: install mgw.sock (bound under a
+//     temporary name and renamed over the path, mode 0600), call
+//     tableflip's Ready (which writes mgw.pid and releases the previous
+//     generation), and watch the config file's directory;
+//  3. serve: a dead worker is replaced at once, a crash-looping one after
+//     an exponential backoff; a valid config edit becomes a new revision
+//     pushed to every worker in place; an invalid one is logged and kept
+//     out;
+//  4. on reload (mgw reload or SIGHUP): wait for a previous generation
+//     still draining, then tableflip.Upgrade starts the next generation
+//     with the same arguments; it reads the config afresh and succeeds only
+//     when all its workers serve. A failed generation writes its reason to
+//     a file named in MGW_UPGRADE_ERRFILE, and this one keeps serving;
+//  5. when replaced, or on stop (mgw stop, SIGTERM, SIGINT): order every
+//     worker to drain, wait for them to exit (SIGKILL after the drain
+//     timeout), and exit. SIGQUIT kills the workers at once.
+//
+// Signals: SIGHUP reload, SIGTERM and SIGINT graceful stop, SIGQUIT stop
+// now, SIGUSR1 reopen the log file.
+package master
