@@ -179,7 +179,7 @@ func (m *Master) run(ctx context.Context) error {
 	defer signal.Stop(sigs)
 
 	args := append([]string{"--generation", strconv.Itoa(m.generation)}, m.opts.WorkerArgs...)
-	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, env: workerEnv()}
+	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
 	if err := m.sup.setConfig(snap); err != nil {
 		return err
