@@ -219,10 +219,16 @@ func TestSupervisorCrashLoopBacksOff(t *testing.T) {
 				t.Fatalf("crash %d: state %q, want backoff", i, st[0].State)
 			}
 			f.clock.advance(delay - time.Millisecond)
-			select {
-			case ev := <-f.sup.Events():
-				t.Fatalf("crash %d: restarted before its backoff ended (%+v)", i, ev)
-			default:
+			for drained := false; !drained; {
+				select {
+				case ev := <-f.sup.Events():
+					f.sup.handle(ev)
+				case <-time.After(50 * time.Millisecond):
+					drained = true
+				}
+			}
+			if len(f.sp.procs) != spawned {
+				t.Fatalf("crash %d: restarted before its %v backoff ended", i, delay)
 			}
 			f.clock.advance(time.Millisecond)
 		}
