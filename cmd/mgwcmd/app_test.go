@@ -1,0 +1,69 @@
+package mgwcmd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mgw-gateway/mgw/configs"
+)
+
+func TestInitWritesAndRefusesToOverwrite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := writeInit(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := configs.Load(filepath.Join(dir, initConfigName), os.LookupEnv); err != nil {
+		t.Fatalf("the written config does not load: %v", err)
+	}
+	if info, err := os.Stat(filepath.Join(dir, initPrivateKeyName)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("private key: %v %v", info, err)
+	}
+	if err := writeInit(dir, false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second init = %v, want a refusal naming --force", err)
+	}
+	if err := writeInit(dir, true); err != nil {
+		t.Fatalf("init --force = %v", err)
+	}
+}
+
+func TestConfigLookup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := func(args ...string) paths {
+		t.Helper()
+		var got paths
+		app := newApp()
+		for _, c := range app.Commands {
+			if c.Name == "status" {
+				c.Action = func(c *cli.Context) error {
+					var err error
+					got, err = resolvePaths(c)
+					return err
+				}
+			}
+		}
+		if err := app.Run(append([]string{"mgw", "status", "--config-dir", dir}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if p := run(); p.config != "" || p.runDir != dir {
+		t.Fatalf("no file: %+v, want the embedded default and run dir = config dir", p)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "mgw.toml"), []byte(""), 0o644)
+	if p := run(); p.config != filepath.Join(dir, "mgw.toml") {
+		t.Fatalf("mgw.toml: %+v", p)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "org-test-config.toml"), []byte(""), 0o644)
+	if p := run("-o", "org", "-e", "test"); p.config != filepath.Join(dir, "org-test-config.toml") {
+		t.Fatalf("org and env: %+v", p)
+	}
+	if p := run("--run-dir", "/tmp/x"); p.runDir != "/tmp/x" {
+		t.Fatalf("run dir: %+v", p)
+	}
+}
