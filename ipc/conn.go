@@ -88,13 +88,18 @@ func Pair() (parent *Conn, child *os.File, err error) {
 	return NewConn(nc), os.NewFile(uintptr(fds[1]), "ipc-child"), nil
 }
 
-// Inherited returns the channel a worker inherited at ChannelFD.
-func Inherited() (*Conn, error) {
-	f := os.NewFile(ChannelFD, "ipc")
+// FileConn wraps a socket descriptor, such as the child end from Pair,
+// in a Conn. It closes f; the Conn holds its own duplicate.
+func FileConn(f *os.File) (*Conn, error) {
 	defer f.Close()
 	nc, err := net.FileConn(f)
 	if err != nil {
-		return nil, fmt.Errorf("opening inherited channel: %w", err)
+		return nil, fmt.Errorf("opening channel %s: %w", f.Name(), err)
 	}
 	return NewConn(nc), nil
+}
+
+// Inherited returns the channel a worker inherited at ChannelFD.
+func Inherited() (*Conn, error) {
+	return FileConn(os.NewFile(ChannelFD, "ipc"))
 }

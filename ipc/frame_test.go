@@ -114,7 +114,7 @@ func TestPairCarriesFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer parent.Close()
-	child, err := fileConn(childFile)
+	child, err := FileConn(childFile)
 	if err != nil {
 		t.Fatal(err)
 	}

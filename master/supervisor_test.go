@@ -114,7 +114,7 @@ func (s *fakeSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, err
 	if err != nil {
 		return nil, nil, err
 	}
-	wc, err := fileConn(child)
+	wc, err := ipc.FileConn(child)
 	if err != nil {
 		return nil, nil, err
 	}
