@@ -222,7 +222,11 @@ func (s *supervisor) onExit(sl *slot, err error) {
 	if s.starting {
 		log.Error().AnErr("exit", err).Msg("worker exited before the generation served")
 		if s.startErr == nil {
-			s.startErr = fmt.Errorf("worker %d exited before it served (%v; see its log)", sl.id, err)
+			cause := err
+			if cause == nil {
+				cause = errors.New("exit status 0")
+			}
+			s.startErr = fmt.Errorf("worker %d exited before it served (see its log): %w", sl.id, cause)
 		}
 		return
 	}

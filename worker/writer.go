@@ -25,7 +25,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	w.status = code
-	h := w.ResponseWriter.Header()
+	h := w.Header()
 	if w.responseTime {
 		h["X-Response-Time"] = []string{strconv.FormatInt(time.Since(w.start).Milliseconds(), 10)}
 	}
