@@ -160,6 +160,16 @@ func (f *fixture) pump(what string, cond func() bool) {
 	}
 }
 
+// startServing starts every worker and plays each one up to ready.
+func (f *fixture) startServing() {
+	f.t.Helper()
+	f.sup.startAll()
+	for i, p := range f.sp.procs {
+		f.serve(p, i)
+	}
+	f.pump("all serving", f.sup.allServing)
+}
+
 // serve plays a worker's part for proc: hello, ack, ready.
 func (f *fixture) serve(p *fakeProc, id int) {
 	f.t.Helper()
@@ -179,11 +189,7 @@ func (f *fixture) serve(p *fakeProc, id int) {
 func TestSupervisorStartsAndReplaces(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	f.sup.startAll()
-	for i, p := range f.sp.procs {
-		f.serve(p, i)
-	}
-	f.pump("all serving", f.sup.allServing)
+	f.startServing()
 	f.sup.starting = false
 	if st := f.sup.status(); st[0].Revision != 1 || st[1].PID != 1002 {
 		t.Fatalf("status = %+v", st)
@@ -242,11 +248,7 @@ func TestSupervisorCrashLoopBacksOff(t *testing.T) {
 func TestSupervisorDrainDoesNotRestart(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	f.sup.startAll()
-	for i, p := range f.sp.procs {
-		f.serve(p, i)
-	}
-	f.pump("all serving", f.sup.allServing)
+	f.startServing()
 	f.sup.drainAll(ipc.Drain{Grace: time.Second, Timeout: 5 * time.Second})
 	for _, p := range f.sp.procs {
 		fr, err := p.worker.Recv()
@@ -265,11 +267,7 @@ func TestSupervisorDrainDoesNotRestart(t *testing.T) {
 func TestSupervisorPushesNewRevision(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	f.sup.startAll()
-	for i, p := range f.sp.procs {
-		f.serve(p, i)
-	}
-	f.pump("all serving", f.sup.allServing)
+	f.startServing()
 	next := *f.sup.snap
 	next.Revision = 2
 	if err := f.sup.setConfig(&next); err != nil {
