@@ -7,9 +7,115 @@ import (
 // Config is the decoded mgw.toml. Field tags give the TOML key (as in
 // edgemicro's YAML) and the JSON key used on the IPC wire.
 type Config struct {
-	Edgemicro Edgemicro `toml:"edgemicro" json:"edgemicro"`
-	Headers   Headers   `toml:"headers" json:"headers"`
-	Proxies   []Proxy   `toml:"proxies" json:"proxies"`
+	// EdgeConfig, when present, selects Edge mode: proxies, products and
+	// keys come from an Apigee org. Without it mgw runs in local mode.
+	EdgeConfig *EdgeConfig `toml:"edge_config" json:"edge_config,omitempty"`
+	Edgemicro  Edgemicro   `toml:"edgemicro" json:"edgemicro"`
+	Headers    Headers     `toml:"headers" json:"headers"`
+	Proxies    []Proxy     `toml:"proxies" json:"proxies"`
+	// Products and Apps are declared in the file in local mode; in Edge
+	// mode Products are downloaded and Apps stay empty.
+	Products []Product `toml:"products" json:"products,omitempty"`
+	Apps     []App     `toml:"apps" json:"apps,omitempty"`
+
+	// The auth plugins' sections; each is optional.
+	OAuth   *Auth `toml:"oauth" json:"oauth,omitempty"`
+	APIKeys *Auth `toml:"apikeys" json:"apikeys,omitempty"`
+	OAuthV2 *Auth `toml:"oauthv2" json:"oauthv2,omitempty"`
+}
+
+// EdgeConfig is the [edge_config] section: where an Apigee org serves
+// what a gateway needs (SPEC §4).
+type EdgeConfig struct {
+	Bootstrap     string `toml:"bootstrap" json:"bootstrap"`
+	JWTPublicKey  string `toml:"jwt_public_key" json:"jwt_public_key"`
+	Products      string `toml:"products" json:"products"`
+	JWKPublicKeys string `toml:"jwk_public_keys" json:"jwk_public_keys,omitempty"`
+	QuotaURI      string `toml:"quotaUri" json:"quotaUri,omitempty"`
+	// ProxyPattern keeps the Edge proxies whose name matches it (* is a
+	// wildcard). Defaults to edgemicro_*.
+	ProxyPattern string `toml:"proxyPattern" json:"proxyPattern"`
+	// Used by the command line only, kept so edgemicro files import as is.
+	ManagementURI    string `toml:"managementUri" json:"managementUri,omitempty"`
+	AuthURI          string `toml:"authUri" json:"authUri,omitempty"`
+	BaseURI          string `toml:"baseUri" json:"baseUri,omitempty"`
+	VaultName        string `toml:"vaultName" json:"vaultName,omitempty"`
+	BootstrapMessage string `toml:"bootstrapMessage" json:"bootstrapMessage,omitempty"`
+	KeySecretMessage string `toml:"keySecretMessage" json:"keySecretMessage,omitempty"`
+	// TLS configures the client certificate and trust for calls to Edge.
+	TLS EdgeTLS `toml:"tls" json:"tls"`
+}
+
+// EdgeTLS is [edge_config.tls]: mutual TLS for calls to Edge.
+type EdgeTLS struct {
+	// CA is a PEM file of the CAs that sign Edge's certificates; the
+	// system pool when empty.
+	CA string `toml:"ca" json:"ca,omitempty"`
+	// Cert and Key are PEM files of the client certificate.
+	Cert string `toml:"cert" json:"cert,omitempty"`
+	Key  string `toml:"key" json:"key,omitempty"`
+	// InsecureSkipVerify turns certificate checks off (tests only).
+	InsecureSkipVerify bool `toml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+}
+
+// Product is an API product: which proxies and paths a token or key that
+// carries it may call, and its quota.
+type Product struct {
+	Name         string   `toml:"name" json:"name"`
+	Proxies      []string `toml:"proxies" json:"proxies"`
+	APIResources []string `toml:"apiResources" json:"apiResources,omitempty"`
+	Scopes       []string `toml:"scopes" json:"scopes,omitempty"`
+	// Quota allows Quota requests per QuotaInterval QuotaTimeUnit; zero means none.
+	Quota         int    `toml:"quota" json:"quota,omitempty"`
+	QuotaInterval int    `toml:"quotaInterval" json:"quotaInterval,omitempty"`
+	QuotaTimeUnit string `toml:"quotaTimeUnit" json:"quotaTimeUnit,omitempty"`
+}
+
+// App is a local-mode developer app: a key (the client id) and secret
+// and the products they grant.
+type App struct {
+	Name           string   `toml:"name" json:"name"`
+	DeveloperEmail string   `toml:"developer_email" json:"developer_email"`
+	Key            string   `toml:"key" json:"key"`
+	Secret         string   `toml:"secret" json:"secret"`
+	Products       []string `toml:"products" json:"products"`
+}
+
+// Auth is the [oauth], [apikeys] or [oauthv2] section, with edgemicro's
+// key names.
+type Auth struct {
+	AllowNoAuthorization      bool   `toml:"allowNoAuthorization" json:"allowNoAuthorization,omitempty"`
+	AllowInvalidAuthorization bool   `toml:"allowInvalidAuthorization" json:"allowInvalidAuthorization,omitempty"`
+	AllowOAuthOnly            bool   `toml:"allowOAuthOnly" json:"allowOAuthOnly,omitempty"`
+	AllowAPIKeyOnly           bool   `toml:"allowAPIKeyOnly" json:"allowAPIKeyOnly,omitempty"`
+	APIKeyHeader              string `toml:"api-key-header" json:"api-key-header,omitempty"`
+	AuthorizationHeader       string `toml:"authorization-header" json:"authorization-header,omitempty"`
+	KeepAuthorizationHeader   bool   `toml:"keep-authorization-header" json:"keep-authorization-header,omitempty"`
+	KeepAPIKey                bool   `toml:"keep-api-key" json:"keep-api-key,omitempty"`
+	// GracePeriod is the clock skew, in seconds, allowed on exp, nbf and iat.
+	GracePeriod int `toml:"gracePeriod" json:"gracePeriod,omitempty"`
+	// TokenCache keeps verified JWTs so their signature is checked once.
+	// Defaults to true (edgemicro: false).
+	TokenCache     *bool `toml:"tokenCache" json:"tokenCache,omitempty"`
+	TokenCacheSize int   `toml:"tokenCacheSize" json:"tokenCacheSize,omitempty"`
+	// CacheKey is accepted for compatibility: mgw always caches an API
+	// key's answer for the life of its token, once for the instance.
+	CacheKey    bool `toml:"cacheKey" json:"cacheKey,omitempty"`
+	ProductOnly bool `toml:"productOnly" json:"productOnly,omitempty"`
+	// VerifyAPIKeyURL is Edge's verifyApiKey endpoint. Defaults to the
+	// jwt_public_key URL with publicKey replaced by verifyApiKey.
+	VerifyAPIKeyURL string `toml:"verify_api_key_url" json:"verify_api_key_url,omitempty"`
+}
+
+// EdgeMode reports whether c takes its proxies from Edge.
+func (c *Config) EdgeMode() bool { return c.EdgeConfig != nil }
+
+// Mode is "edge" or "local".
+func (c *Config) Mode() string {
+	if c.EdgeMode() {
+		return "edge"
+	}
+	return "local"
 }
 
 // Edgemicro is the [edgemicro] section: the listener and server limits.

@@ -36,6 +36,26 @@ type Snapshot struct {
 	// checksums mean an edit changed nothing.
 	Checksum string `json:"checksum"`
 	Config   Config `json:"config"`
+	// Org and Env name the Apigee org and environment (Edge mode, and
+	// local mode when given); quota identifiers and analytics use them.
+	Org string `json:"org,omitempty"`
+	Env string `json:"env,omitempty"`
+	// Keys verify and, in local mode, sign the JWTs of the auth plugins.
+	Keys Keys `json:"keys"`
+}
+
+// Keys are the key material of one snapshot, all PEM or JSON text so the
+// snapshot stays plain data.
+type Keys struct {
+	// PublicKeys verify RS256 tokens: PEM certificates or public keys.
+	PublicKeys []string `json:"public_keys,omitempty"`
+	// JWKS is Edge's {"keys":[JWK…]}; when present a token's kid selects
+	// its key.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// PrivateKey signs the tokens that local mode issues (PEM).
+	PrivateKey string `json:"private_key,omitempty"`
+	// PublicKeyPEM is served on /edgemicro-auth/publicKey in local mode.
+	PublicKeyPEM string `json:"public_key_pem,omitempty"`
 }
 
 // LookupEnv looks up an environment variable; os.LookupEnv is one.
@@ -89,6 +109,9 @@ func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
 		return nil, errors.Join(errs...)
 	}
 	cfg.normalize()
+	if cfg.EdgeMode() && (len(cfg.Proxies) > 0 || len(cfg.Products) > 0) {
+		return nil, errors.New("[[proxies]] and [[products]] are for local mode; with [edge_config] they come from Edge")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -171,6 +194,13 @@ func splitComment(line []byte) (code, comment []byte) {
 
 // normalize puts equivalent spellings into one form.
 func (c *Config) normalize() {
+	c.NormalizeProxies()
+	c.normalizeRest()
+}
+
+// NormalizeProxies puts base paths into one form; the Edge client calls
+// it after adding downloaded proxies.
+func (c *Config) NormalizeProxies() {
 	for i := range c.Proxies {
 		p := &c.Proxies[i]
 		if len(p.BasePath) > 1 {
@@ -178,6 +208,17 @@ func (c *Config) normalize() {
 			if p.BasePath == "" {
 				p.BasePath = "/"
 			}
+		}
+	}
+}
+
+func (c *Config) normalizeRest() {
+	if c.EdgeConfig != nil && c.EdgeConfig.ProxyPattern == "" {
+		c.EdgeConfig.ProxyPattern = "edgemicro_*"
+	}
+	for i := range c.Products {
+		if p := &c.Products[i]; p.Quota > 0 && p.QuotaInterval == 0 {
+			p.QuotaInterval = 1
 		}
 	}
 	if c.Edgemicro.Plugins.Sequence == nil {

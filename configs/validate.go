@@ -74,17 +74,107 @@ func (c *Config) Validate() error {
 		default:
 			paths[p.BasePath] = p.Name
 		}
-		if err := checkTargetURL(p.URL); err != nil {
+		if err := CheckTargetURL(p.URL); err != nil {
 			bad("%s: url: %w", where, err)
 		}
 		if p.Timeout < 0 || p.MaxConnections < 0 {
 			bad("%s: timeout and max_connections must not be negative", where)
 		}
 	}
+	c.validateEdge(bad)
+	c.validateProducts(bad, names)
 	return errors.Join(errs...)
 }
 
-func checkTargetURL(raw string) error {
+func (c *Config) validateEdge(bad func(string, ...any)) {
+	e := c.EdgeConfig
+	if e == nil {
+		return
+	}
+	for key, v := range map[string]string{
+		"edge_config.bootstrap":      e.Bootstrap,
+		"edge_config.jwt_public_key": e.JWTPublicKey,
+		"edge_config.products":       e.Products,
+	} {
+		if err := checkEdgeURL(v, true); err != nil {
+			bad("%s: %w", key, err)
+		}
+	}
+	if err := checkEdgeURL(e.JWKPublicKeys, false); err != nil {
+		bad("edge_config.jwk_public_keys: %w", err)
+	}
+	if len(c.Apps) > 0 {
+		bad("[[apps]] are for local mode; in Edge mode apps live in the org")
+	}
+}
+
+func checkEdgeURL(raw string, required bool) error {
+	if raw == "" {
+		if required {
+			return errors.New("missing (mgw configure writes it)")
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", raw)
+	}
+	return nil
+}
+
+var timeUnits = map[string]bool{"minute": true, "hour": true, "day": true, "week": true, "month": true}
+
+func (c *Config) validateProducts(bad func(string, ...any), proxies map[string]int) {
+	products := map[string]bool{}
+	for i := range c.Products {
+		p := &c.Products[i]
+		where := fmt.Sprintf("product %q", p.Name)
+		if p.Name == "" {
+			where = fmt.Sprintf("products[%d]", i)
+			bad("%s: name is missing", where)
+		} else if products[p.Name] {
+			bad("%s: the name is used by another product too", where)
+		}
+		products[p.Name] = true
+		if !c.EdgeMode() {
+			for _, px := range p.Proxies {
+				if proxies[px] == 0 {
+					bad("%s: proxies: no proxy is named %q", where, px)
+				}
+			}
+		}
+		if p.Quota < 0 || p.QuotaInterval < 0 {
+			bad("%s: quota and quotaInterval must not be negative", where)
+		}
+		if p.Quota > 0 && !timeUnits[p.QuotaTimeUnit] {
+			bad("%s: quotaTimeUnit %q is not one of minute, hour, day, week, month", where, p.QuotaTimeUnit)
+		}
+	}
+	keys := map[string]bool{}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		where := fmt.Sprintf("app %q", a.Name)
+		if a.Name == "" {
+			where = fmt.Sprintf("apps[%d]", i)
+			bad("%s: name is missing", where)
+		}
+		switch {
+		case a.Key == "" || a.Secret == "":
+			bad("%s: key and secret are required", where)
+		case keys[a.Key]:
+			bad("%s: its key is the key of another app too", where)
+		}
+		keys[a.Key] = true
+		for _, pr := range a.Products {
+			if !products[pr] {
+				bad("%s: products: no product is named %q", where, pr)
+			}
+		}
+	}
+}
+
+// CheckTargetURL reports why raw cannot be a proxy's target URL.
+func CheckTargetURL(raw string) error {
 	if raw == "" {
 		return errors.New("missing")
 	}

@@ -46,6 +46,24 @@ type Stats struct {
 	Active   int64  `json:"active"`
 }
 
+// KeyAsk asks the master for the token of an API key. The master keeps
+// one cache for the instance, so a key costs one Edge call per token
+// lifetime however many workers see it.
+type KeyAsk struct {
+	ID  uint64 `json:"id"`
+	Key string `json:"key"`
+}
+
+// KeyTell answers the KeyAsk with the same ID: a token, or Status (the
+// HTTP status with which Edge refused the key) or Error (Edge could not
+// be asked).
+type KeyTell struct {
+	ID     uint64 `json:"id"`
+	Token  string `json:"token,omitempty"`
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
 // Control commands sent by the command line to the master.
 const (
 	CommandStatus = "status"

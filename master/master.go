@@ -319,7 +319,7 @@ func (m *Master) load() (*configs.Snapshot, error) {
 	if m.opts.Port != 0 {
 		snap.Config.Edgemicro.Port = m.opts.Port
 	}
-	if err := plugins.Check(&snap.Config, plugins.Env{Logger: m.log}); err != nil {
+	if err := plugins.Check(snap, plugins.Env{Logger: m.log}); err != nil {
 		return nil, fmt.Errorf("config %s: %w", snap.Source, err)
 	}
 	return snap, nil

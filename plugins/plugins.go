@@ -1,12 +1,14 @@
 package plugins
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -24,10 +26,61 @@ type Plugin interface {
 type Env struct {
 	// Logger is tagged with the worker; Chain adds the proxy and plugin names.
 	Logger zerolog.Logger
+	// APIKeys verifies API keys. Nil where no request is served (the
+	// master's check of a configuration).
+	APIKeys KeyVerifier
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Shared holds what a plugin builds once per configuration revision
+	// and shares between the proxies' instances (parsed keys, caches).
+	Shared *Shared
+}
+
+// KeyVerifier turns an API key into the claims of the app it belongs to.
+type KeyVerifier interface {
+	// VerifyAPIKey returns either a JWT to verify (Edge mode) or the
+	// claims themselves (local mode). A key that is not valid gives an
+	// error wrapping ErrKeyRejected.
+	VerifyAPIKey(ctx context.Context, key string) (KeyResult, error)
+}
+
+// KeyResult is what a KeyVerifier found for a key.
+type KeyResult struct {
+	Token  string
+	Claims map[string]any
+}
+
+// ErrKeyRejected means the key is unknown or revoked.
+var ErrKeyRejected = errors.New("api key rejected")
+
+// Shared is a per-revision store of values built once.
+type Shared struct {
+	mu sync.Mutex
+	m  map[string]sharedValue
+}
+
+type sharedValue struct {
+	v   any
+	err error
+}
+
+// NewShared returns an empty store.
+func NewShared() *Shared { return &Shared{m: map[string]sharedValue{}} }
+
+// Get returns the value stored under name, building it first if needed.
+func (s *Shared) Get(name string, build func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[name]; ok {
+		return v.v, v.err
+	}
+	v, err := build()
+	s.m[name] = sharedValue{v, err}
+	return v, err
 }
 
 // Factory builds one proxy's instance of a plugin from the configuration.
-type Factory func(env Env, cfg *configs.Config, proxy *configs.Proxy) (Plugin, error)
+type Factory func(env Env, snap *configs.Snapshot, proxy *configs.Proxy) (Plugin, error)
 
 var (
 	mu       sync.RWMutex
@@ -69,10 +122,13 @@ func lookup(name string) (Factory, bool) {
 
 // Check reports every plugin of cfg's sequence that is not registered,
 // and every error a factory returns for any proxy.
-func Check(cfg *configs.Config, env Env) error {
+func Check(snap *configs.Snapshot, env Env) error {
 	var errs []error
-	for i := range cfg.Proxies {
-		if _, err := Chain(env, cfg, &cfg.Proxies[i], http.NotFoundHandler()); err != nil {
+	if env.Shared == nil {
+		env.Shared = NewShared()
+	}
+	for i := range snap.Config.Proxies {
+		if _, err := Chain(env, snap, &snap.Config.Proxies[i], http.NotFoundHandler()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -81,8 +137,14 @@ func Check(cfg *configs.Config, env Env) error {
 
 // Chain builds proxy's chain around final: the plugins of
 // edgemicro.plugins.sequence in order, the first one outermost.
-func Chain(env Env, cfg *configs.Config, proxy *configs.Proxy, final http.Handler) (http.Handler, error) {
-	seq := cfg.Edgemicro.Plugins.Sequence
+func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Handler) (http.Handler, error) {
+	seq := snap.Config.Edgemicro.Plugins.Sequence
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Shared == nil {
+		env.Shared = NewShared()
+	}
 	h := final
 	for _, name := range slices.Backward(seq) {
 		f, ok := lookup(name)
@@ -91,7 +153,7 @@ func Chain(env Env, cfg *configs.Config, proxy *configs.Proxy, final http.Handle
 		}
 		penv := env
 		penv.Logger = env.Logger.With().Str("proxy", proxy.Name).Str("plugin", name).Logger()
-		p, err := f(penv, cfg, proxy)
+		p, err := f(penv, snap, proxy)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s for proxy %q: %w", name, proxy.Name, err)
 		}

@@ -27,7 +27,7 @@ func (p tracer) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 
 func init() {
 	for _, n := range []string{"a", "b", "stop"} {
-		Register("test-"+n, func(Env, *configs.Config, *configs.Proxy) (Plugin, error) { return tracer{name: n}, nil })
+		Register("test-"+n, func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: n}, nil })
 	}
 }
 
@@ -49,7 +49,7 @@ func TestChainOrder(t *testing.T) {
 			cfg := configs.Defaults()
 			cfg.Edgemicro.Plugins.Sequence = tc.seq
 			final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header().Add("X-Trace", "target") })
-			h, err := Chain(Env{Logger: zerolog.Nop()}, &cfg, &configs.Proxy{Name: "p"}, final)
+			h, err := Chain(Env{Logger: zerolog.Nop()}, &configs.Snapshot{Config: cfg}, &configs.Proxy{Name: "p"}, final)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestUnknownPluginIsAConfigError(t *testing.T) {
 	cfg := configs.Defaults()
 	cfg.Proxies = []configs.Proxy{{Name: "p", BasePath: "/p", URL: "http://h"}}
 	cfg.Edgemicro.Plugins.Sequence = []string{"no-such-plugin"}
-	err := Check(&cfg, Env{Logger: zerolog.Nop()})
+	err := Check(&configs.Snapshot{Config: cfg}, Env{Logger: zerolog.Nop()})
 	if err == nil || !strings.Contains(err.Error(), `unknown plugin "no-such-plugin"`) {
 		t.Fatalf("Check = %v", err)
 	}
@@ -80,5 +80,5 @@ func TestRegisterTwicePanics(t *testing.T) {
 			t.Fatal("registering a name twice did not panic")
 		}
 	}()
-	Register("test-a", func(Env, *configs.Config, *configs.Proxy) (Plugin, error) { return nil, nil })
+	Register("test-a", func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return nil, nil })
 }

@@ -28,6 +28,7 @@ type route struct {
 func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*runtime, error) {
 	cfg := &snap.Config
 	rt := &runtime{snap: snap}
+	env.Shared = plugins.NewShared()
 	for i := range cfg.Proxies {
 		p := &cfg.Proxies[i]
 		target, err := url.Parse(p.URL)
@@ -42,7 +43,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*run
 			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p)),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
 		}
-		h, err := plugins.Chain(env, cfg, p, px)
+		h, err := plugins.Chain(env, snap, p, px)
 		if err != nil {
 			return nil, err
 		}

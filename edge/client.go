@@ -1,0 +1,227 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mgw-gateway/mgw/configs"
+)
+
+// Credentials identify a gateway to its org.
+type Credentials struct {
+	Org, Env, Key, Secret string
+}
+
+// Check reports which credentials are missing, naming their flags.
+func (c Credentials) Check() error {
+	var missing []string
+	for _, f := range []struct{ v, name string }{
+		{c.Org, "--org/EDGEMICRO_ORG"}, {c.Env, "--env/EDGEMICRO_ENV"},
+		{c.Key, "--key/EDGEMICRO_KEY"}, {c.Secret, "--secret/EDGEMICRO_SECRET"},
+	} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("edge mode needs %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// maxBody bounds what is read from any Edge answer.
+const maxBody = 32 << 20
+
+// Client calls one org's Edge endpoints.
+type Client struct {
+	cfg  configs.EdgeConfig
+	cred Credentials
+	http *http.Client
+}
+
+// NewClient builds a client for cfg, with the TLS settings of
+// [edge_config.tls].
+func NewClient(cfg configs.EdgeConfig, cred Credentials) (*Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tc, err := tlsConfig(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	tr.TLSClientConfig = tc
+	tr.MaxIdleConnsPerHost = 16
+	return &Client{cfg: cfg, cred: cred, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+}
+
+func tlsConfig(t configs.EdgeTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("edge_config.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("edge_config.tls.ca: no certificate in %s", t.CA)
+		}
+		tc.RootCAs = pool
+	}
+	if t.Cert != "" || t.Key != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("edge_config.tls cert/key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// StatusError is an Edge answer other than 200.
+type StatusError struct {
+	URL    string
+	Status int
+	Body   string
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("%s: %d %s", e.URL, e.Status, http.StatusText(e.Status))
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// get fetches url, with Basic key:secret when auth is set.
+func (c *Client) get(ctx context.Context, url string, auth bool) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, url, auth, nil, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, url string, auth bool, hdr http.Header, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, fmt.Errorf("edge request: %w", err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if auth {
+		req.SetBasicAuth(c.cred.Key, c.cred.Secret)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("calling edge: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &StatusError{URL: url, Status: resp.StatusCode, Body: short(b)}
+	}
+	return b, nil
+}
+
+func short(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// Download is everything one poll fetched, as Edge sent it.
+type Download struct {
+	Bootstrap json.RawMessage `json:"bootstrap"`
+	Products  json.RawMessage `json:"products"`
+	PublicKey string          `json:"jwt_public_key"`
+	JWKS      json.RawMessage `json:"jwk_public_keys,omitempty"`
+	Time      time.Time       `json:"downloaded_at"`
+}
+
+// Download fetches the bootstrap, products and keys. Any failure fails
+// the whole download, so a snapshot is never built from half of one.
+func (c *Client) Download(ctx context.Context) (*Download, error) {
+	d := &Download{Time: time.Now().UTC()}
+	b, err := c.get(ctx, c.cfg.Bootstrap, true)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	d.Bootstrap = b
+	if b, err = c.get(ctx, c.cfg.Products, true); err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	d.Products = b
+	if b, err = c.get(ctx, c.cfg.JWTPublicKey, false); err != nil {
+		return nil, fmt.Errorf("jwt_public_key: %w", err)
+	}
+	d.PublicKey = string(b)
+	if c.cfg.JWKPublicKeys != "" {
+		if b, err = c.get(ctx, c.cfg.JWKPublicKeys, false); err != nil {
+			return nil, fmt.Errorf("jwk_public_keys: %w", err)
+		}
+		d.JWKS = b
+	}
+	if _, err := d.parse(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// ErrKeyRejected wraps Edge's refusal of an API key.
+var ErrKeyRejected = errors.New("api key rejected")
+
+// VerifyAPIKey asks Edge's verifyApiKey for a token for key. A refusal is
+// a *StatusError wrapped with ErrKeyRejected; anything else is a failure
+// to reach Edge.
+func (c *Client) VerifyAPIKey(ctx context.Context, url, key string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"apiKey": key})
+	hdr := http.Header{"X-Dna-Api-Key": {key}, "Content-Type": {"application/json"}}
+	b, err := c.do(ctx, http.MethodPost, url, true, hdr, body)
+	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) {
+			return "", fmt.Errorf("%w: %w", ErrKeyRejected, se)
+		}
+		return "", err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.Token == "" {
+		return "", errors.New("verifyApiKey answered without a token")
+	}
+	return out.Token, nil
+}
+
+// VerifyAPIKeyURL is where API keys are verified: the configured URL, or
+// the jwt_public_key URL with its last segment replaced by verifyApiKey
+// (both live on the edgemicro-auth proxy).
+func VerifyAPIKeyURL(cfg *configs.Config) string {
+	for _, a := range []*configs.Auth{cfg.OAuth, cfg.APIKeys} {
+		if a != nil && a.VerifyAPIKeyURL != "" {
+			return a.VerifyAPIKeyURL
+		}
+	}
+	if cfg.EdgeConfig == nil {
+		return ""
+	}
+	u := cfg.EdgeConfig.JWTPublicKey
+	if i := strings.LastIndexByte(u, '/'); i >= 0 {
+		return u[:i+1] + "verifyApiKey"
+	}
+	return ""
+}
