@@ -75,7 +75,7 @@ func (k *KeyCache) fill(ctx context.Context, key string, e *keyEntry) {
 	now := k.now()
 	switch {
 	case e.err == nil:
-		e.expires = tokenExpiry(e.token, now)
+		e.expires = TokenExpiry(e.token, now)
 	case errors.Is(e.err, ErrKeyRejected):
 		ttl := k.RejectTTL
 		if ttl <= 0 {
@@ -115,9 +115,9 @@ func (k *KeyCache) now() time.Time {
 	return time.Now()
 }
 
-// tokenExpiry reads a JWT's exp without verifying it (the worker verifies
+// TokenExpiry reads a JWT's exp without verifying it (the worker verifies
 // the token itself); a token without one lasts 30 minutes, as in edgemicro.
-func tokenExpiry(token string, now time.Time) time.Time {
+func TokenExpiry(token string, now time.Time) time.Time {
 	parts := strings.Split(token, ".")
 	if len(parts) == 3 {
 		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {

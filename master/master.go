@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 )
@@ -58,6 +59,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// ReopenLogs is called on SIGUSR1. Optional.
 	ReopenLogs func() error
+	// ConfigDir holds the Edge cache and the local token key pair.
+	ConfigDir string
+	// Org, Env, Key and Secret identify the gateway to Edge (Edge mode).
+	Org, Env, Key, Secret string
 }
 
 type phase int
@@ -90,6 +95,9 @@ type Master struct {
 	upgradeDone chan error
 	stopReplies []chan ipc.Reply
 	replaced    bool
+
+	edge   edgeState
+	polled chan pollResult
 }
 
 // Run starts a master generation and serves until it is stopped or
@@ -122,7 +130,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		control:     make(chan controlRequest),
 		done:        make(chan struct{}),
 		upgradeDone: make(chan error, 1),
+		polled:      make(chan pollResult),
 	}
+	m.edge.keys = &edge.KeyCache{Verify: m.verifyKey}
 	m.log = opts.Logger.With().Str("component", "master").Int("generation", gen).Int("pid", os.Getpid()).Logger()
 	defer m.closeDone()
 
@@ -181,6 +191,7 @@ func (m *Master) run(ctx context.Context) error {
 	args := append([]string{"--generation", strconv.Itoa(m.generation)}, m.opts.WorkerArgs...)
 	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
+	m.sup.askKey = m.askKey
 	if err := m.sup.setConfig(snap); err != nil {
 		return err
 	}
@@ -195,7 +206,13 @@ func (m *Master) run(ctx context.Context) error {
 		fileChanged <-chan struct{}
 		drainKill   <-chan time.Time
 		exitTimeout <-chan time.Time
+		pollTick    <-chan time.Time
 	)
+	if d := pollInterval(&snap.Config); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		pollTick = t.C
+	}
 	defer func() {
 		if watch != nil {
 			watch.close()
@@ -235,6 +252,12 @@ func (m *Master) run(ctx context.Context) error {
 
 		case <-fileChanged:
 			m.reloadFile()
+
+		case <-pollTick:
+			m.startPoll()
+
+		case r := <-m.polled:
+			m.onPoll(r)
 
 		case req := <-m.control:
 			m.onControl(req)
@@ -318,6 +341,14 @@ func (m *Master) load() (*configs.Snapshot, error) {
 	}
 	if m.opts.Port != 0 {
 		snap.Config.Edgemicro.Port = m.opts.Port
+	}
+	snap.Org, snap.Env = m.opts.Org, m.opts.Env
+	if snap.Config.EdgeMode() {
+		if err := m.mergeEdge(snap); err != nil {
+			return nil, err
+		}
+	} else if err := m.localKeys(snap); err != nil {
+		return nil, err
 	}
 	if err := plugins.Check(snap, plugins.Env{Logger: m.log}); err != nil {
 		return nil, fmt.Errorf("config %s: %w", snap.Source, err)
@@ -546,10 +577,11 @@ func (m *Master) status() ipc.Status {
 		MasterPID:  os.Getpid(),
 		Generation: m.generation,
 		UptimeS:    time.Since(m.started).Seconds(),
-		Mode:       "local",
+		Mode:       m.snap.Config.Mode(),
 		Config: ipc.ConfigStatus{
 			Source:    m.snap.Source,
 			Revision:  m.snap.Revision,
+			LastPoll:  m.edge.lastPoll,
 			LastError: m.lastError,
 		},
 		Workers: m.sup.status(),

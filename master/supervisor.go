@@ -62,6 +62,10 @@ type supervisor struct {
 	draining     bool
 	drainOrder   ipc.Drain
 	drainStarted time.Time
+
+	// askKey answers a worker's API key question. It may block on Edge,
+	// so it runs on its own goroutine, never on the owner's.
+	askKey func(ipc.KeyAsk) ipc.KeyTell
 }
 
 func newSupervisor(n int, sp Spawner, clock Clock, log zerolog.Logger) *supervisor {
@@ -197,6 +201,20 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 			sl.state = ipc.StateServing
 			log.Info().Uint64("revision", sl.revision).Msg("worker ready")
 		}
+	case ipc.KindKeyAsk:
+		var ask ipc.KeyAsk
+		if err := f.Decode(&ask); err != nil {
+			log.Warn().Err(err).Msg("bad key question")
+			return
+		}
+		conn, ask2 := sl.conn, s.askKey
+		go func() {
+			tell := ipc.KeyTell{ID: ask.ID, Error: "API keys are not verified by the master in local mode"}
+			if ask2 != nil {
+				tell = ask2(ask)
+			}
+			_ = conn.Send(ipc.KindKeyTell, tell)
+		}()
 	case ipc.KindStats:
 		var st ipc.Stats
 		if err := f.Decode(&st); err == nil {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/plugins"
@@ -16,6 +17,10 @@ import (
 type runtime struct {
 	snap   *configs.Snapshot
 	routes []*route // longest base path first
+	// apps maps a local-mode API key to its app's claims.
+	apps map[string]map[string]any
+	// issuer serves the local-mode token service, or is nil.
+	issuer *issuer
 }
 
 // route is one proxy, compiled.
@@ -27,8 +32,19 @@ type route struct {
 // compile builds a runtime for snap, taking transports from pool.
 func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*runtime, error) {
 	cfg := &snap.Config
-	rt := &runtime{snap: snap}
+	rt := &runtime{snap: snap, apps: map[string]map[string]any{}}
 	env.Shared = plugins.NewShared()
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	for i := range cfg.Apps {
+		rt.apps[cfg.Apps[i].Key] = map[string]any(appClaims(&cfg.Apps[i]))
+	}
+	is, err := newIssuer(snap, env.Now)
+	if err != nil {
+		return nil, err
+	}
+	rt.issuer = is
 	for i := range cfg.Proxies {
 		p := &cfg.Proxies[i]
 		target, err := url.Parse(p.URL)

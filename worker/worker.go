@@ -43,6 +43,7 @@ type Worker struct {
 	rt   atomic.Pointer[runtime]
 	srv  *http.Server
 	ln   *limitListener
+	keys *keyClient
 
 	draining atomic.Bool
 	requests atomic.Uint64
@@ -67,6 +68,7 @@ func Run(ctx context.Context, opts Options) error {
 		w.conn = c
 	}
 	defer w.conn.Close()
+	w.keys = newKeyClient(w.conn, w.rt.Load)
 	ln := opts.Listener
 	if ln == nil {
 		f := os.NewFile(ipc.ListenerFD, "listener")
@@ -89,6 +91,12 @@ func Run(ctx context.Context, opts Options) error {
 			if err != nil {
 				recvErr <- err
 				return
+			}
+			if f.Kind == ipc.KindKeyTell { // answered here: requests wait for it
+				if err := w.keys.deliver(f); err != nil {
+					w.log.Warn().Err(err).Msg("bad key answer")
+				}
+				continue
 			}
 			frames <- f
 		}
@@ -211,7 +219,7 @@ func (w *Worker) apply(raw []byte) error {
 	if cur := w.rt.Load(); cur != nil && snap.Revision <= cur.snap.Revision {
 		return nil
 	}
-	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log})
+	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now})
 	if err != nil {
 		return fmt.Errorf("compiling revision %d: %w", snap.Revision, err)
 	}
@@ -243,6 +251,9 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if max := cfg.Edgemicro.MaxHeaderBytes; max > 0 && headerBytes(r) > max {
 		wr.closeConn = true
 		writeError(wr, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+		return
+	}
+	if rt.issuer != nil && rt.issuer.serve(wr, r) {
 		return
 	}
 	route := rt.match(r.URL.Path)

@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	// The built-in plugins register themselves; master and workers need them.
+	_ "github.com/mgw-gateway/mgw/plugins/builtin"
 )
 
 // Exit statuses beyond 0 and 1.

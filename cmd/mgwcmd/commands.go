@@ -56,6 +56,11 @@ func startCommand() *cli.Command {
 				Logger:     logger,
 				WorkerArgs: workerArgs,
 				ReopenLogs: reopen,
+				ConfigDir:  p.configDir,
+				Org:        c.String(flagOrg),
+				Env:        c.String(flagEnv),
+				Key:        c.String(flagKey),
+				Secret:     c.String(flagSecret),
 			})
 			if err != nil {
 				return cli.Exit(err, 1)

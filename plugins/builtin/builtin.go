@@ -1,6 +1,6 @@
 // Package builtin registers the plugins built into mgw. The list below is
 // the one place a built-in plugin is named; a custom plugin is added the
-// same way, with one line here (see docs/PLUGINS.md).
+// same way, with one line here.
 package builtin
 
 import (
