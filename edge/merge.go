@@ -88,13 +88,20 @@ func (d *Download) parse() (*parsed, error) {
 	return &p, nil
 }
 
-// Checksum identifies the content of d, not when it was fetched.
+// Checksum identifies the content of d, not when it was fetched nor how
+// its JSON was spaced (the cache file holds it compacted).
 func (d *Download) Checksum() string {
 	h := sha256.New()
-	for _, part := range [][]byte{d.Bootstrap, d.Products, []byte(d.PublicKey), d.JWKS} {
-		h.Write(part)
+	var buf bytes.Buffer
+	for _, part := range [][]byte{d.Bootstrap, d.Products, d.JWKS} {
+		buf.Reset()
+		if json.Compact(&buf, part) != nil {
+			buf.Write(part)
+		}
+		h.Write(buf.Bytes())
 		h.Write([]byte{0})
 	}
+	h.Write([]byte(d.PublicKey))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -166,6 +173,9 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 		pr := configs.Product{
 			Name: ep.Name, Proxies: ep.Proxies, APIResources: ep.APIResources, Scopes: ep.Scopes,
 			Quota: int(ep.Quota), QuotaInterval: int(ep.QuotaInterval), QuotaTimeUnit: strings.ToLower(ep.QuotaTimeUnit),
+		}
+		if pr.Quota == 0 {
+			pr.QuotaInterval, pr.QuotaTimeUnit = 0, ""
 		}
 		if pr.Quota > 0 && pr.QuotaInterval == 0 {
 			pr.QuotaInterval = 1
