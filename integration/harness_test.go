@@ -119,14 +119,15 @@ func (in *instance) url(path string) string {
 func (in *instance) start(workers int, extra ...string) {
 	in.t.Helper()
 	args := append([]string{"start", "--config-dir", in.dir, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)}, extra...)
-	in.cmd = exec.Command(mgwBin, args...)
-	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
-	in.cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
-	if err := in.cmd.Start(); err != nil {
+	cmd := exec.Command(mgwBin, args...)
+	cmd.Stdout, cmd.Stderr = in.logs, in.logs
+	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	if err := cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
-	in.remember(in.cmd.Process.Pid)
-	go func() { _ = in.cmd.Wait() }()
+	in.cmd = cmd
+	in.remember(cmd.Process.Pid)
+	go func() { _ = cmd.Wait() }()
 	in.waitServing(workers)
 }
 
