@@ -411,3 +411,84 @@ products = ["hello-product"]
 		t.Fatalf("publicKey: %d %s", a.status, a.body)
 	}
 }
+
+// TestConfigImportStarts: `mgw config import` on the realistic edgemicro
+// file of EDGEMICRO.md §c (pointed at the fake org) gives a config that
+// mgw starts with and that authorizes like the original.
+func TestConfigImportStarts(t *testing.T) {
+	fe := startFakeEdge(t)
+	tgt, _ := countingTarget(t)
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	in := newInstance(t, "")
+	src, err := os.ReadFile("testdata/edgemicro.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.NewReplacer(
+		"https://edgemicroservices-us-east-1.apigee.net", fe.URL,
+		"https://myorg-test.apigee.net", fe.URL,
+		"dir: /var/tmp", "to_console: true",
+	).Replace(string(src))
+	yamlPath := filepath.Join(in.dir, "myorg-test-config.yaml")
+	if err := os.WriteFile(yamlPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := in.mgwRaw("config", "import", "--output", filepath.Join(in.dir, "myorg-test-config.toml"), yamlPath)
+	if code != 0 {
+		t.Fatalf("config import: %d %s", code, out)
+	}
+	for _, want := range []string{"dropped spikearrest", "dropped edgemicro.plugins.sequence: plugin quota"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("import output does not say %q:\n%s", want, out)
+		}
+	}
+	in.start(2, edgeFlags(fe)...) // finds myorg-test-config.toml by -o and -e
+	key := fe.Apps()[0].Key
+	if a := call(t, "GET", in.url("/hello/x"), map[string]string{"x-api-key": key}, ""); a.status != 200 {
+		t.Fatalf("with a key: %d %s", a.status, a.body)
+	}
+	if a := call(t, "GET", in.url("/hello/x"), nil, ""); a.status != 401 {
+		t.Fatalf("without credentials: %d %s", a.status, a.body)
+	}
+}
+
+// TestTokenAndVerifyCommands: token get/decode/verify and verify against
+// the fake org.
+func TestTokenAndVerifyCommands(t *testing.T) {
+	fe := startFakeEdge(t)
+	in := newInstance(t, strings.Replace(edgeConfigNoAuth(fe), "[edge_config]\n", "[edge_config]\nauthUri = \""+fe.URL+"/edgemicro-auth\"\n", 1))
+	app := fe.Apps()[0]
+	flags := []string{"-o", fe.Org, "-e", fe.Env}
+	out, code := in.mgw(append([]string{"token", "get", "-i", app.Key, "-s", app.Secret}, flags...)...)
+	var tok struct{ Token string }
+	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || tok.Token == "" {
+		t.Fatalf("token get: %d %s", code, out)
+	}
+	if out, code := in.mgwRaw("token", "decode", tok.Token); code != 0 || !strings.Contains(out, `"application_name": "mgw-app"`) {
+		t.Fatalf("token decode: %d %s", code, out)
+	}
+	verify := func(tok string) (string, int) {
+		return in.mgwRaw(append(append([]string{"token", "verify", "--config-dir", in.dir}, flags...), tok)...)
+	}
+	if out, code := verify(tok.Token); code != 0 || !strings.HasPrefix(out, "valid") {
+		t.Fatalf("token verify: %d %s", code, out)
+	}
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"a": 1}).SignedString([]byte("k"))
+	if out, code := verify(forged); code != 1 || !strings.Contains(out, "invalid") {
+		t.Fatalf("token verify of a forged token: %d %s", code, out)
+	}
+
+	out, code = in.mgw(append([]string{"verify"}, edgeFlags(fe)...)...)
+	if code != 0 {
+		t.Fatalf("verify: %d\n%s", code, out)
+	}
+	for _, name := range []string{"bootstrap", "products", "jwt_public_key", "jwk_public_keys", "verifyApiKey"} {
+		if !strings.Contains(out, "ok   "+name) {
+			t.Errorf("verify does not report %s ok:\n%s", name, out)
+		}
+	}
+	bad := []string{"verify", "-o", fe.Org, "-e", fe.Env, "-k", fe.Key, "-s", "wrong"}
+	if out, code := in.mgw(bad...); code != 1 || !strings.Contains(out, "FAIL bootstrap") {
+		t.Fatalf("verify with a wrong secret: %d\n%s", code, out)
+	}
+}

@@ -154,7 +154,13 @@ func (in *instance) waitServing(n int) ipc.Status {
 // mgw runs an mgw command against this instance and returns its output and exit status.
 func (in *instance) mgw(args ...string) (string, int) {
 	in.t.Helper()
-	cmd := exec.Command(mgwBin, append(args, "--config-dir", in.dir)...)
+	return in.mgwRaw(append(args, "--config-dir", in.dir)...)
+}
+
+// mgwRaw runs an mgw command with exactly args.
+func (in *instance) mgwRaw(args ...string) (string, int) {
+	in.t.Helper()
+	cmd := exec.Command(mgwBin, args...)
 	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
 	out, err := cmd.CombinedOutput()
 	code := 0

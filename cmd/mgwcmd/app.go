@@ -48,6 +48,9 @@ func newApp() *cli.App {
 			reloadCommand(),
 			statusCommand(),
 			initCommand(),
+			tokenCommand(),
+			verifyCommand(),
+			configCommand(),
 			workerCommand(),
 		},
 	}

@@ -67,3 +67,16 @@ func TestConfigLookup(t *testing.T) {
 		t.Fatalf("run dir: %+v", p)
 	}
 }
+
+func TestFormatURI(t *testing.T) {
+	t.Parallel()
+	for tmpl, want := range map[string]string{
+		"https://%s-%s.apigee.net/edgemicro-auth": "https://org-env.apigee.net/edgemicro-auth",
+		"https://auth.example.com/edgemicro-auth": "https://auth.example.com/edgemicro-auth",
+		"https://%s.example.com":                  "https://org.example.com",
+	} {
+		if got := formatURI(tmpl, "org", "env"); got != want {
+			t.Errorf("formatURI(%q) = %q, want %q", tmpl, got, want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func newVerifier(keys configs.Keys, grace time.Duration, cacheOn bool, cacheMax 
 		v.keys = append(v.keys, k)
 	}
 	if len(keys.JWKS) > 0 {
-		jwks, err := parseJWKS(keys.JWKS)
+		jwks, err := ParseJWKS(keys.JWKS)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +176,8 @@ func ParsePublicKey(b []byte) (*rsa.PublicKey, error) {
 	return rk, nil
 }
 
-func parseJWKS(b []byte) (map[string]*rsa.PublicKey, error) {
+// ParseJWKS reads the RSA keys of a {"keys":[JWK…]} document, by kid.
+func ParseJWKS(b []byte) (map[string]*rsa.PublicKey, error) {
 	var set struct {
 		Keys []struct {
 			Kty string `json:"kty"`

@@ -1,0 +1,332 @@
+package mgwcmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/edge"
+	"github.com/mgw-gateway/mgw/master"
+	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/oauth"
+)
+
+// loadFileConfig parses the command's config file (or the embedded
+// default) without contacting Edge.
+func loadFileConfig(c *cli.Context) (paths, *configs.Snapshot, error) {
+	p, err := resolvePaths(c)
+	if err != nil {
+		return p, nil, err
+	}
+	var snap *configs.Snapshot
+	if p.config == "" {
+		snap, err = configs.Default(os.LookupEnv)
+	} else {
+		snap, err = configs.Load(p.config, os.LookupEnv)
+	}
+	return p, snap, err
+}
+
+// formatURI fills the %s of an edgemicro URI template with org and env,
+// as util.format does, but never appends them when a template has none.
+func formatURI(tmpl, org, env string) string {
+	for _, v := range []string{org, env} {
+		tmpl = strings.Replace(tmpl, "%s", v, 1)
+	}
+	return tmpl
+}
+
+// authURI is where the edgemicro-auth proxy answers: edge_config.authUri,
+// or the directory of jwt_public_key; in local mode the gateway itself.
+func authURI(cfg *configs.Config, org, env string) string {
+	if e := cfg.EdgeConfig; e != nil {
+		if e.AuthURI != "" {
+			return strings.TrimSuffix(formatURI(e.AuthURI, org, env), "/")
+		}
+		return e.JWTPublicKey[:strings.LastIndexByte(e.JWTPublicKey, '/')]
+	}
+	host := cfg.Edgemicro.Address
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s:%d/edgemicro-auth", host, cfg.Edgemicro.Port)
+}
+
+func tokenCommand() *cli.Command {
+	fileFlag := &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the token from `FILE` (- or absent: the first argument, else standard input)"}
+	base := func() []cli.Flag {
+		return []cli.Flag{
+			&cli.StringFlag{Name: flagConfig, Usage: "configuration `FILE`", EnvVars: []string{"MGW_CONFIG"}},
+			&cli.StringFlag{Name: flagConfigDir, Aliases: []string{"c"}, Usage: "configuration `DIR` (default ~/.mgw)", EnvVars: []string{"MGW_CONFIG_DIR", "EDGEMICRO_CONFIG_DIR"}},
+			&cli.StringFlag{Name: flagOrg, Aliases: []string{"o"}, Usage: "Apigee organization", EnvVars: []string{"EDGEMICRO_ORG"}},
+			&cli.StringFlag{Name: flagEnv, Aliases: []string{"e"}, Usage: "Apigee environment", EnvVars: []string{"EDGEMICRO_ENV"}},
+		}
+	}
+	return &cli.Command{
+		Name:  "token",
+		Usage: "get, decode and verify RS256 tokens",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "get",
+				Usage: "get a token for an app's client credentials from Edge (or from the local gateway)",
+				Flags: append(base(),
+					&cli.StringFlag{Name: "id", Aliases: []string{"i"}, Usage: "the app's client id (key)", Required: true},
+					&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, Usage: "the app's client secret", Required: true},
+					&cli.StringFlag{Name: "url", Usage: "token `URL` (default: authUri/token, or the local gateway's)"},
+				),
+				Action: func(c *cli.Context) error {
+					_, snap, err := loadFileConfig(c)
+					if err != nil {
+						return cli.Exit(err, 1)
+					}
+					u := c.String("url")
+					if u == "" {
+						u = authURI(&snap.Config, c.String(flagOrg), c.String(flagEnv)) + "/token"
+					}
+					body, _ := json.Marshal(map[string]string{"client_id": c.String("id"), "client_secret": c.String("secret"), "grant_type": "client_credentials"})
+					out, err := httpCall(c.Context, http.MethodPost, u, body)
+					if err != nil {
+						return cli.Exit(fmt.Sprintf("token get: %v", err), 1)
+					}
+					fmt.Println(strings.TrimSpace(string(out)))
+					return nil
+				},
+			},
+			{
+				Name:  "decode",
+				Usage: "print a token's header and claims without verifying it",
+				Flags: []cli.Flag{fileFlag},
+				Action: func(c *cli.Context) error {
+					tok, err := readToken(c)
+					if err != nil {
+						return cli.Exit(err, 1)
+					}
+					parts := strings.Split(tok, ".")
+					if len(parts) != 3 {
+						return cli.Exit("token decode: not a JWS (want three dot-separated parts)", 1)
+					}
+					out := map[string]json.RawMessage{}
+					for i, name := range []string{"header", "payload"} {
+						b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[i], "="))
+						if err != nil || !json.Valid(b) {
+							return cli.Exit(fmt.Sprintf("token decode: the %s is not base64url JSON", name), 1)
+						}
+						out[name] = b
+					}
+					b, _ := json.MarshalIndent(out, "", "  ")
+					fmt.Println(string(b))
+					return nil
+				},
+			},
+			{
+				Name:  "verify",
+				Usage: "verify a token's RS256 signature and times with the org's (or the local) public key",
+				Flags: append(base(), fileFlag),
+				Action: func(c *cli.Context) error {
+					tok, err := readToken(c)
+					if err != nil {
+						return cli.Exit(err, 1)
+					}
+					p, snap, err := loadFileConfig(c)
+					if err != nil {
+						return cli.Exit(err, 1)
+					}
+					keys, err := verificationKeys(c.Context, p, &snap.Config)
+					if err != nil {
+						return cli.Exit(fmt.Sprintf("token verify: %v", err), 1)
+					}
+					claims := jwt.MapClaims{}
+					_, err = jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuedAt()).
+						ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return keys, nil })
+					if err != nil {
+						return cli.Exit(fmt.Sprintf("token verify: invalid: %v", err), 1)
+					}
+					b, _ := json.MarshalIndent(claims, "", "  ")
+					fmt.Printf("valid\n%s\n", b)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// verificationKeys are the public keys tokens are verified with: the
+// org's PEM and JWKS in Edge mode, the local pair's public key otherwise.
+func verificationKeys(ctx context.Context, p paths, cfg *configs.Config) (jwt.VerificationKeySet, error) {
+	var set jwt.VerificationKeySet
+	if e := cfg.EdgeConfig; e != nil {
+		b, err := httpCall(ctx, http.MethodGet, e.JWTPublicKey, nil)
+		if err != nil {
+			return set, err
+		}
+		k, err := oauth.ParsePublicKey(b)
+		if err != nil {
+			return set, err
+		}
+		set.Keys = append(set.Keys, k)
+		if e.JWKPublicKeys != "" {
+			if b, err := httpCall(ctx, http.MethodGet, e.JWKPublicKeys, nil); err == nil {
+				if ks, err := oauth.ParseJWKS(b); err == nil {
+					for _, k := range ks {
+						set.Keys = append(set.Keys, k)
+					}
+				}
+			}
+		}
+		return set, nil
+	}
+	b, err := os.ReadFile(filepath.Join(p.configDir, master.PublicKeyFile))
+	if err != nil {
+		return set, fmt.Errorf("local public key: %w (run mgw init)", err)
+	}
+	k, err := oauth.ParsePublicKey(b)
+	if err != nil {
+		return set, err
+	}
+	set.Keys = append(set.Keys, k)
+	return set, nil
+}
+
+func readToken(c *cli.Context) (string, error) {
+	var b []byte
+	var err error
+	switch f := c.String("file"); {
+	case f != "" && f != "-":
+		b, err = os.ReadFile(f)
+	case c.Args().Len() > 0:
+		b = []byte(c.Args().First())
+	default:
+		b, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	tok = strings.TrimPrefix(tok, "Bearer ")
+	if tok == "" {
+		return "", errors.New("no token given (-f FILE, an argument, or standard input)")
+	}
+	return tok, nil
+}
+
+// httpCall makes one call with a timeout and returns the body of a 200.
+func httpCall(ctx context.Context, method, url string, body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check every Edge endpoint the gateway uses, one line each",
+		Flags: commonFlags(),
+		Action: func(c *cli.Context) error {
+			_, snap, err := loadFileConfig(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			cfg := &snap.Config
+			if !cfg.EdgeMode() {
+				return cli.Exit("verify: the config has no [edge_config]; local mode talks to no Edge", 1)
+			}
+			cred := edge.Credentials{Org: c.String(flagOrg), Env: c.String(flagEnv), Key: c.String(flagKey), Secret: c.String(flagSecret)}
+			if err := cred.Check(); err != nil {
+				return cli.Exit(err, 1)
+			}
+			client, err := edge.NewClient(*cfg.EdgeConfig, cred)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			failed := 0
+			for _, r := range client.Verify(c.Context, edge.VerifyAPIKeyURL(cfg)) {
+				mark := "ok  "
+				if r.Err != nil {
+					mark, failed = "FAIL", failed+1
+				}
+				line := fmt.Sprintf("%s %-16s %s", mark, r.Name, r.URL)
+				if r.Err != nil {
+					line += ": " + r.Err.Error()
+				} else if r.Detail != "" {
+					line += " (" + r.Detail + ")"
+				}
+				fmt.Println(line)
+			}
+			if failed > 0 {
+				return cli.Exit(fmt.Sprintf("%d check(s) failed", failed), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "work with configuration files",
+		Subcommands: []*cli.Command{{
+			Name:      "import",
+			Usage:     "convert an Edge Microgateway {org}-{env}-config.yaml into mgw TOML",
+			ArgsUsage: "edgemicro.yaml",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "output", Aliases: []string{"out"}, Usage: "write the TOML to `FILE` (default: standard output)"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.Args().Len() != 1 {
+					return cli.Exit("config import: give one edgemicro YAML file", 1)
+				}
+				src, err := os.ReadFile(c.Args().First())
+				if err != nil {
+					return cli.Exit(err, 1)
+				}
+				known := func(name string) bool { return slices.Contains(plugins.Names(), name) }
+				out, dropped, err := configs.Import(src, known)
+				if err != nil {
+					return cli.Exit(err, 1)
+				}
+				for _, d := range dropped {
+					fmt.Fprintln(os.Stderr, "dropped "+d)
+				}
+				if f := c.String("output"); f != "" {
+					if err := os.WriteFile(f, out, 0o600); err != nil {
+						return cli.Exit(err, 1)
+					}
+					fmt.Fprintf(os.Stderr, "wrote %s\n", f)
+					return nil
+				}
+				_, err = os.Stdout.Write(out)
+				return err
+			},
+		}},
+	}
+}
