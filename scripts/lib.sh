@@ -4,6 +4,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MGW=$ROOT/bin/mgw
 WORK=$(mktemp -d /tmp/mgw-bench.XXXXXX)
 PIDS=()
+MGW_DIRS=()
 
 need() { # need CMD PACKAGE: install a Debian package when CMD is missing
 	command -v "$1" >/dev/null && return
@@ -13,7 +14,9 @@ need() { # need CMD PACKAGE: install a Debian package when CMD is missing
 
 cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	[ -f "$WORK/mgw.pid" ] && "$MGW" stop --config-dir "$WORK" --timeout 5s >/dev/null 2>&1 || true
+	for d in "${MGW_DIRS[@]}"; do
+		[ -f "$d/mgw.pid" ] && "$MGW" stop --config-dir "$d" --timeout 5s >/dev/null 2>&1 || true
+	done
 	for f in "$WORK"/nginx-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
 	rm -rf "$WORK"
 }
@@ -74,9 +77,14 @@ CONF
 	wait_port "$1"
 }
 
-# start_mgw PORT TARGET_PORT WORKERS: mgw with one proxy and no plugins.
+# start_mgw PORT TARGET_PORT WORKERS [DIR [EXTRA_TOML]]: mgw with one proxy
+# /api, its config and run files in DIR (default $WORK), and EXTRA_TOML
+# appended to its config (plugins, products, apps).
 start_mgw() {
-	cat >"$WORK/mgw.toml" <<CONF
+	local dir=${4:-$WORK}
+	mkdir -p "$dir"
+	MGW_DIRS+=("$dir")
+	cat >"$dir/mgw.toml" <<CONF
 [edgemicro]
 port = $1
 address = "127.0.0.1"
@@ -86,12 +94,40 @@ level = "warn"
 name = "api"
 base_path = "/api"
 url = "http://127.0.0.1:$2"
+${5:-}
 CONF
-	"$MGW" start --config-dir "$WORK" --processes "$3" >"$WORK/mgw.log" 2>&1 &
+	"$MGW" start --config-dir "$dir" --processes "$3" >"$dir/mgw.log" 2>&1 &
 	PIDS+=($!)
 	for _ in $(seq 100); do
-		"$MGW" status --config-dir "$WORK" >/dev/null 2>&1 && break
+		"$MGW" status --config-dir "$dir" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
 	wait_port "$1"
+}
+
+# OAUTH_TOML: the oauth plugin with one product and app (local mode).
+OAUTH_TOML='
+[edgemicro.plugins]
+sequence = ["oauth"]
+[[products]]
+name = "bench-product"
+proxies = ["api"]
+apiResources = ["/**"]
+[[apps]]
+name = "bench-app"
+developer_email = "bench@example.com"
+key = "bench-key"
+secret = "bench-secret"
+products = ["bench-product"]'
+
+# start_mgw_oauth PORT TARGET_PORT WORKERS DIR: mgw with the oauth plugin,
+# signing its own tokens with the key pair `mgw init` writes; sets TOKEN.
+start_mgw_oauth() {
+	mkdir -p "$4"
+	"$MGW" init --config-dir "$4" >/dev/null
+	start_mgw "$1" "$2" "$3" "$4" "$OAUTH_TOML"
+	TOKEN=$(curl -s -H 'Content-Type: application/json' \
+		-d '{"client_id":"bench-key","client_secret":"bench-secret","grant_type":"client_credentials"}' \
+		"http://127.0.0.1:$1/edgemicro-auth/token" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+	[ -n "$TOKEN" ] || { echo "no token from mgw" >&2; exit 1; }
 }
