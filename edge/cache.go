@@ -24,7 +24,7 @@ func WriteCache(path string, d *Download) error {
 	if err != nil {
 		return fmt.Errorf("writing cache: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // gone after a rename; cleans up a failure
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing cache: %w", err)

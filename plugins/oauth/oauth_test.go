@@ -270,20 +270,20 @@ func TestBadTokensNeverReachTheTarget(t *testing.T) {
 	kidTok, _ := kid.SignedString(key(t))
 
 	tests := map[string]string{
-		"alg none":                          noneTok,
-		"HS256 keyed with the public key":   hs,
-		"RS512":                             rs512,
-		"signed by another key":             foreign,
-		"expired past the grace period":     sign(t, expired),
-		"nbf in the future":                 sign(t, future),
-		"iat in the future":                 sign(t, issuedLater),
-		"tampered payload":                  parts[0] + "." + base64.RawURLEncoding.EncodeToString(tamperedPayload) + "." + parts[2],
-		"signature cut off":                 parts[0] + "." + parts[1] + ".",
-		"garbage":                           "!!!",
-		"two parts":                         parts[0] + "." + parts[1],
-		"base64 of nothing in each part":    "..",
-		"header that is not JSON":           "bm90IGpzb24." + parts[1] + "." + parts[2],
-		"unknown kid with no JWKS (PEM)":    kidTok, // PEM keys verify it: allowed below
+		"alg none":                         noneTok,
+		"HS256 keyed with the public key":  hs,
+		"RS512":                            rs512,
+		"signed by another key":            foreign,
+		"expired past the grace period":    sign(t, expired),
+		"nbf in the future":                sign(t, future),
+		"iat in the future":                sign(t, issuedLater),
+		"tampered payload":                 parts[0] + "." + base64.RawURLEncoding.EncodeToString(tamperedPayload) + "." + parts[2],
+		"signature cut off":                parts[0] + "." + parts[1] + ".",
+		"garbage":                          "!!!",
+		"two parts":                        parts[0] + "." + parts[1],
+		"base64 of nothing in each part":   "..",
+		"header that is not JSON":          "bm90IGpzb24." + parts[1] + "." + parts[2],
+		"unknown kid with no JWKS (PEM)":   kidTok, // PEM keys verify it: allowed below
 		"good token with trailing garbage": good + "x",
 	}
 	for desc, tok := range tests {
