@@ -122,7 +122,8 @@ func checkEdgeURL(raw string, required bool) error {
 	return nil
 }
 
-var timeUnits = map[string]bool{"minute": true, "hour": true, "day": true, "week": true, "month": true}
+// QuotaTimeUnits are the values quotaTimeUnit may take.
+var QuotaTimeUnits = map[string]bool{"minute": true, "hour": true, "day": true, "week": true, "month": true}
 
 func (c *Config) validateProducts(bad func(string, ...any), proxies map[string]int) {
 	products := map[string]bool{}
@@ -146,7 +147,7 @@ func (c *Config) validateProducts(bad func(string, ...any), proxies map[string]i
 		if p.Quota < 0 || p.QuotaInterval < 0 {
 			bad("%s: quota and quotaInterval must not be negative", where)
 		}
-		if p.Quota > 0 && !timeUnits[p.QuotaTimeUnit] {
+		if p.Quota > 0 && !QuotaTimeUnits[p.QuotaTimeUnit] {
 			bad("%s: quotaTimeUnit %q is not one of minute, hour, day, week, month", where, p.QuotaTimeUnit)
 		}
 	}

@@ -180,7 +180,7 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 		if pr.Quota > 0 && pr.QuotaInterval == 0 {
 			pr.QuotaInterval = 1
 		}
-		if pr.Quota > 0 && !map[string]bool{"minute": true, "hour": true, "day": true, "week": true, "month": true}[pr.QuotaTimeUnit] {
+		if pr.Quota > 0 && !configs.QuotaTimeUnits[pr.QuotaTimeUnit] {
 			log.Warn().Str("product", pr.Name).Str("quotaTimeUnit", ep.QuotaTimeUnit).Msg("edge product quota ignored: unknown time unit")
 			pr.Quota, pr.QuotaInterval, pr.QuotaTimeUnit = 0, 0, ""
 		}

@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/edge"
 	"github.com/mgw-gateway/mgw/ipc"
+	"github.com/mgw-gateway/mgw/plugins/oauth"
 )
 
 // Key pair file names in the config dir, as `mgw init` writes them.
@@ -193,21 +193,11 @@ func (m *Master) localKeys(snap *configs.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("reading the token signing key: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return fmt.Errorf("%s: no PEM block", path)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	key, err := oauth.ParsePrivateKey(b)
 	if err != nil {
-		if key, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return fmt.Errorf("%s: not a private key", path)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(signer.Public())
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -3,11 +3,8 @@ package worker
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -18,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins/oauth"
 )
 
 // Paths of the local-mode token service, the same as on Edge's
@@ -42,19 +40,9 @@ func newIssuer(snap *configs.Snapshot, now func() time.Time) (*issuer, error) {
 	if snap.Config.EdgeMode() || snap.Keys.PrivateKey == "" {
 		return nil, nil
 	}
-	block, _ := pem.Decode([]byte(snap.Keys.PrivateKey))
-	if block == nil {
-		return nil, errors.New("token signing key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	rk, err := oauth.ParsePrivateKey([]byte(snap.Keys.PrivateKey))
 	if err != nil {
-		if k, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
-			return nil, fmt.Errorf("token signing key: %w", err)
-		}
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("token signing key: %T is not an RSA key", k)
+		return nil, fmt.Errorf("token signing key: %w", err)
 	}
 	is := &issuer{key: rk, pubPEM: snap.Keys.PublicKeyPEM, apps: map[string]*configs.App{}, now: now}
 	for i := range snap.Config.Apps {

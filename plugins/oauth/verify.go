@@ -146,6 +146,25 @@ func claimsHeader(c map[string]any) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
+// ParsePrivateKey reads an RSA private key from PEM, PKCS#8 or PKCS#1.
+func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("private key: no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		if k, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+			return nil, fmt.Errorf("private key: %w", err)
+		}
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("private key: %T is not an RSA key", k)
+	}
+	return rk, nil
+}
+
 // ParsePublicKey reads an RSA public key from PEM: a certificate, a PKIX
 // public key or a PKCS#1 public key.
 func ParsePublicKey(b []byte) (*rsa.PublicKey, error) {
