@@ -21,7 +21,7 @@ test: vet test-unit test-integration
 
 #? test-unit: unit tests with the race detector
 test-unit:
-	$(GO) test -race -count=1 ./ipc/... ./configs/... ./edge/... ./plugins/... ./worker/... ./master/... ./cmd/...
+	$(GO) test -race -count=1 ./ipc/... ./configs/... ./plugins/... ./worker/... ./master/... ./cmd/...
 
 #? test-integration: build mgw and run integration/ against real processes
 test-integration:
@@ -39,7 +39,7 @@ reload-under-load: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./ipc
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./configs
-	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./configs/edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZTIME) ./plugins/oauth
 
 #? vet: go vet and a gofmt check

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
-	"github.com/mgw-gateway/mgw/edge"
+	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins/oauth"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
-	"github.com/mgw-gateway/mgw/edge"
+	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 )

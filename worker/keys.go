@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mgw-gateway/mgw/edge"
+	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 )

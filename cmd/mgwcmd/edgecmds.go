@@ -19,7 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mgw-gateway/mgw/configs"
-	"github.com/mgw-gateway/mgw/edge"
+	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/master"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/oauth"
