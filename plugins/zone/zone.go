@@ -1,0 +1,213 @@
+package zone
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	magic      = "MGWZONE1"
+	headerSize = 64
+	slotSize   = 16
+	// DefaultSlots holds 65,536 limit keys (app × product identifiers and
+	// spike arrests) in 1 MiB.
+	DefaultSlots = 1 << 16
+)
+
+// epoch is the zero of the times kept in the zone: packing seconds since
+// 2020 in 32 bits lasts until 2156.
+var epoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ErrFull means every slot holds another key.
+var ErrFull = errors.New("limit zone full")
+
+// Zone is a mapped table of slots.
+type Zone struct {
+	data  []byte
+	slots uint64
+	file  *os.File
+}
+
+// Open maps the zone file at path, creating (or re-creating, when it is
+// not a zone of this layout) it with the given number of slots.
+func Open(path string, slots int) (*Zone, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening limit zone: %w", err)
+	}
+	size := int64(headerSize + slots*slotSize)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening limit zone: %w", err)
+	}
+	if st.Size() != size || !hasHeader(f, uint64(slots)) {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("resetting limit zone: %w", err)
+		}
+		if err := f.Truncate(size); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("sizing limit zone: %w", err)
+		}
+		hdr := make([]byte, headerSize)
+		copy(hdr, magic)
+		binary.LittleEndian.PutUint64(hdr[8:], uint64(slots))
+		if _, err := f.WriteAt(hdr, 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("writing limit zone: %w", err)
+		}
+	}
+	z, err := Map(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return z, nil
+}
+
+func hasHeader(f *os.File, slots uint64) bool {
+	hdr := make([]byte, headerSize)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return false
+	}
+	return string(hdr[:8]) == magic && binary.LittleEndian.Uint64(hdr[8:]) == slots
+}
+
+// Map maps an open zone file (a worker's inherited descriptor). The
+// zone keeps f; Close closes it.
+func Map(f *os.File) (*Zone, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("mapping limit zone: %w", err)
+	}
+	if st.Size() < headerSize {
+		return nil, errors.New("mapping limit zone: file too small")
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mapping limit zone: %w", err)
+	}
+	if string(data[:8]) != magic {
+		_ = syscall.Munmap(data)
+		return nil, errors.New("mapping limit zone: not a zone file")
+	}
+	slots := binary.LittleEndian.Uint64(data[8:])
+	if headerSize+slots*slotSize != uint64(len(data)) {
+		_ = syscall.Munmap(data)
+		return nil, errors.New("mapping limit zone: size does not match its header")
+	}
+	return &Zone{data: data, slots: slots, file: f}, nil
+}
+
+// New returns a zone in this process's memory only (tests, and a worker
+// started without a master).
+func New(slots int) *Zone {
+	// Backed by uint64s so that every word is 8-byte aligned.
+	words := make([]uint64, (headerSize+slots*slotSize)/8)
+	data := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)
+	copy(data, magic)
+	binary.LittleEndian.PutUint64(data[8:], uint64(slots))
+	return &Zone{data: data, slots: uint64(slots)}
+}
+
+// File is the zone's file, to hand to workers; nil for a private zone.
+func (z *Zone) File() *os.File { return z.file }
+
+// Close unmaps the zone.
+func (z *Zone) Close() error {
+	if z.file == nil {
+		return nil
+	}
+	err := syscall.Munmap(z.data)
+	z.file.Close()
+	return err
+}
+
+func (z *Zone) word(i uint64, off int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&z.data[headerSize+i*slotSize+uint64(off)]))
+}
+
+// Slot is one key's state.
+type Slot struct{ state *uint64 }
+
+// Slot finds key's slot, claiming a free one the first time.
+func (z *Zone) Slot(key string) (Slot, error) {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	sum := h.Sum64()
+	if sum == 0 {
+		sum = 1
+	}
+	for probe := range z.slots {
+		i := (sum + probe) % z.slots
+		k := z.word(i, 0)
+		cur := atomic.LoadUint64(k)
+		if cur == 0 && atomic.CompareAndSwapUint64(k, 0, sum) {
+			cur = sum
+		} else if cur == 0 {
+			cur = atomic.LoadUint64(k)
+		}
+		if cur == sum {
+			return Slot{state: z.word(i, 8)}, nil
+		}
+	}
+	return Slot{}, ErrFull
+}
+
+// Window is the outcome of a quota check.
+type Window struct {
+	// Used counts the requests of the window, this one included when Allowed.
+	Used    uint32
+	Allowed bool
+	// End is when the window closes.
+	End time.Time
+}
+
+// Take counts one request against allow in the slot's window. A window
+// opens with the first request counted and closes at end(start); a
+// request past the limit is not counted.
+func (s Slot) Take(allow uint32, now time.Time, end func(start time.Time) time.Time) Window {
+	nowS := uint64(max(0, now.Sub(epoch)/time.Second))
+	for {
+		old := atomic.LoadUint64(s.state)
+		start, used := old>>32, uint32(old)
+		windowEnd := end(epoch.Add(time.Duration(start) * time.Second))
+		if old == 0 || !now.Before(windowEnd) {
+			start, used = nowS, 0
+			windowEnd = end(epoch.Add(time.Duration(start) * time.Second))
+		}
+		if used >= allow {
+			return Window{Used: used, End: windowEnd}
+		}
+		if atomic.CompareAndSwapUint64(s.state, old, start<<32|uint64(used+1)) {
+			return Window{Used: used + 1, Allowed: true, End: windowEnd}
+		}
+	}
+}
+
+// Reserve schedules one request at interval after the previous one (the
+// generic cell rate algorithm). A request up to burst early is admitted at
+// once; one that would have to wait up to maxWait is admitted after wait;
+// any other is refused (ok false) and takes no place.
+func (s Slot) Reserve(now time.Time, interval, burst, maxWait time.Duration) (wait time.Duration, ok bool) {
+	n := uint64(max(0, now.Sub(epoch)))
+	for {
+		old := atomic.LoadUint64(s.state)
+		tat := max(old, n)
+		ahead := time.Duration(tat - n)
+		if ahead > burst+maxWait {
+			return 0, false
+		}
+		if atomic.CompareAndSwapUint64(s.state, old, tat+uint64(interval)) {
+			return max(0, ahead-burst), true
+		}
+	}
+}
