@@ -22,6 +22,11 @@ type Config struct {
 	OAuth   *Auth `toml:"oauth" json:"oauth,omitempty"`
 	APIKeys *Auth `toml:"apikeys" json:"apikeys,omitempty"`
 	OAuthV2 *Auth `toml:"oauthv2" json:"oauthv2,omitempty"`
+
+	// Sections holds the tables owned by other plugins ([spikearrest],
+	// [quotas], [analytics], a custom plugin's …), as plain data; each
+	// plugin decodes its own with Section.
+	Sections map[string]any `toml:"-" json:"sections,omitempty"`
 }
 
 // EdgeConfig is the [edge_config] section: where an Apigee org serves
@@ -105,6 +110,8 @@ type Auth struct {
 	// VerifyAPIKeyURL is Edge's verifyApiKey endpoint. Defaults to the
 	// jwt_public_key URL with publicKey replaced by verifyApiKey.
 	VerifyAPIKeyURL string `toml:"verify_api_key_url" json:"verify_api_key_url,omitempty"`
+	// ExcludeUrls are paths this plugin lets through untouched.
+	ExcludeUrls StringList `toml:"excludeUrls" json:"excludeUrls,omitempty"`
 }
 
 // EdgeMode reports whether c takes its proxies from Edge.
@@ -172,8 +179,9 @@ type Logging struct {
 type Plugins struct {
 	// Sequence names the plugins every proxy runs, in order.
 	Sequence []string `toml:"sequence" json:"sequence"`
-	// ExcludeUrls lists paths (with * wildcards) that skip the plugins.
-	ExcludeUrls []string `toml:"excludeUrls" json:"excludeUrls,omitempty"`
+	// ExcludeUrls lists paths (with * wildcards, the query ignored) for
+	// which only analytics runs: a list, or edgemicro's comma-separated string.
+	ExcludeUrls StringList `toml:"excludeUrls" json:"excludeUrls,omitempty"`
 }
 
 // Headers is the [headers] section: which forwarding headers mgw writes.

@@ -101,12 +101,18 @@ func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
 		}
 		return nil, err
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		errs := make([]error, 0, len(und))
-		for _, k := range und {
-			errs = append(errs, fmt.Errorf("unknown key %q%s", k.String(), lineOf(resolved, k)))
+	var errs []error
+	for _, k := range md.Undecoded() {
+		if sectionAllowed(k[0]) {
+			continue // a plugin's section: kept below, checked by the plugin
 		}
+		errs = append(errs, fmt.Errorf("unknown key %q%s", k.String(), lineOf(resolved, k)))
+	}
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if err := cfg.keepSections(resolved); err != nil {
+		return nil, err
 	}
 	cfg.normalize()
 	if cfg.EdgeMode() && (len(cfg.Proxies) > 0 || len(cfg.Products) > 0) {
@@ -117,6 +123,27 @@ func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
 	}
 	sum := sha256.Sum256(resolved)
 	return &Snapshot{Checksum: hex.EncodeToString(sum[:]), Config: cfg}, nil
+}
+
+// keepSections stores the plugin sections of the file as plain data.
+func (c *Config) keepSections(resolved []byte) error {
+	var all map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(resolved)).Decode(&all); err != nil {
+		return err
+	}
+	for k, v := range all {
+		if !sectionAllowed(k) {
+			continue
+		}
+		if _, ok := v.(map[string]any); !ok {
+			return fmt.Errorf("%s must be a table ([%s])", k, k)
+		}
+		if c.Sections == nil {
+			c.Sections = map[string]any{}
+		}
+		c.Sections[k] = v
+	}
+	return nil
 }
 
 // lineOf finds the line where the last part of key is assigned, for error

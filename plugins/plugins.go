@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,25 +82,42 @@ func (s *Shared) Get(name string, build func() (any, error)) (any, error) {
 }
 
 // Factory builds one proxy's instance of a plugin from the configuration.
+// It returns a nil Plugin when, as configured, the plugin has nothing to
+// do for that proxy.
 type Factory func(env Env, snap *configs.Snapshot, proxy *configs.Proxy) (Plugin, error)
+
+// Spec describes a plugin to the registry.
+type Spec struct {
+	// Name is what edgemicro.plugins.sequence lists.
+	Name string
+	// Section is the top-level table of mgw.toml holding the plugin's
+	// settings, decoded with Config.Section; "" for none.
+	Section string
+	// New builds the plugin for one proxy.
+	New Factory
+}
 
 var (
 	mu       sync.RWMutex
-	registry = map[string]Factory{}
+	registry = map[string]Spec{}
 )
 
-// Register makes a plugin available under name. It panics when the name
-// is empty or already taken, since that is a programming error.
-func Register(name string, f Factory) {
+// Register makes a plugin available under its name and lets its section
+// appear in mgw.toml. It panics when the name is empty or already taken,
+// since that is a programming error.
+func Register(s Spec) {
 	mu.Lock()
 	defer mu.Unlock()
-	if name == "" || f == nil {
+	if s.Name == "" || s.New == nil {
 		panic("plugins: Register with an empty name or nil factory")
 	}
-	if _, dup := registry[name]; dup {
-		panic("plugins: " + name + " registered twice")
+	if _, dup := registry[s.Name]; dup {
+		panic("plugins: " + s.Name + " registered twice")
 	}
-	registry[name] = f
+	registry[s.Name] = s
+	if s.Section != "" {
+		configs.AllowSection(s.Section)
+	}
 }
 
 // Names returns the registered plugin names, sorted.
@@ -113,11 +132,49 @@ func Names() []string {
 	return names
 }
 
-func lookup(name string) (Factory, bool) {
+func lookup(name string) (Spec, bool) {
 	mu.RLock()
 	defer mu.RUnlock()
-	f, ok := registry[name]
-	return f, ok
+	s, ok := registry[name]
+	return s, ok
+}
+
+// Analytics is the name of the plugin that always runs first when
+// analytics are on.
+const Analytics = "analytics"
+
+// Sequence is the plugin order of snap: analytics first when it is on,
+// then edgemicro.plugins.sequence.
+func Sequence(snap *configs.Snapshot) ([]string, error) {
+	seq := snap.Config.Edgemicro.Plugins.Sequence
+	if i := slices.Index(seq, Analytics); i > 0 {
+		return nil, fmt.Errorf("edgemicro.plugins.sequence: %s always runs first; list it first or not at all", Analytics)
+	} else if i == 0 {
+		seq = seq[1:]
+	}
+	if AnalyticsOn(&snap.Config) {
+		if _, ok := lookup(Analytics); ok {
+			seq = append([]string{Analytics}, seq...)
+		}
+	}
+	return seq, nil
+}
+
+// AnalyticsOn reports whether requests yield analytics records: in Edge
+// mode unless [analytics] enabled = false, in local mode when [analytics]
+// is present and not disabled.
+func AnalyticsOn(c *configs.Config) bool {
+	var s struct {
+		Enabled *bool `json:"enabled"`
+	}
+	raw, _ := c.Sections[Analytics].(map[string]any)
+	if v, ok := raw["enabled"].(bool); ok {
+		s.Enabled = &v
+	}
+	if s.Enabled != nil {
+		return *s.Enabled
+	}
+	return c.EdgeMode() || c.HasSection(Analytics)
 }
 
 // Check reports every plugin of cfg's sequence that is not registered,
@@ -138,7 +195,11 @@ func Check(snap *configs.Snapshot, env Env) error {
 // Chain builds proxy's chain around final: the plugins of
 // edgemicro.plugins.sequence in order, the first one outermost.
 func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Handler) (http.Handler, error) {
-	seq := snap.Config.Edgemicro.Plugins.Sequence
+	seq, err := Sequence(snap)
+	if err != nil {
+		return nil, err
+	}
+	global := snap.Config.Edgemicro.Plugins.ExcludeUrls
 	if env.Now == nil {
 		env.Now = time.Now
 	}
@@ -147,25 +208,61 @@ func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Han
 	}
 	h := final
 	for _, name := range slices.Backward(seq) {
-		f, ok := lookup(name)
+		spec, ok := lookup(name)
 		if !ok {
 			return nil, fmt.Errorf("edgemicro.plugins.sequence: unknown plugin %q (known: %v)", name, Names())
 		}
 		penv := env
 		penv.Logger = env.Logger.With().Str("proxy", proxy.Name).Str("plugin", name).Logger()
-		p, err := f(penv, snap, proxy)
+		p, err := spec.New(penv, snap, proxy)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s for proxy %q: %w", name, proxy.Name, err)
 		}
-		h = link{p: p, next: h}
+		if p == nil {
+			continue
+		}
+		var excl []string
+		if name != Analytics {
+			excl = append(excl, global...)
+		}
+		section := spec.Section
+		if section == "" {
+			section = spec.Name
+		}
+		excl = append(excl, snap.Config.ExcludeURLs(section)...)
+		h = link{p: p, next: h, exclude: compileExcludes(excl)}
 	}
 	return h, nil
 }
 
 // link binds a plugin to the rest of its chain.
 type link struct {
-	p    Plugin
-	next http.Handler
+	p       Plugin
+	next    http.Handler
+	exclude []*regexp.Regexp
 }
 
-func (l link) ServeHTTP(w http.ResponseWriter, r *http.Request) { l.p.ServeHTTP(w, r, l.next) }
+func (l link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for _, re := range l.exclude {
+		if re.MatchString(r.URL.Path) {
+			l.next.ServeHTTP(w, r)
+			return
+		}
+	}
+	l.p.ServeHTTP(w, r, l.next)
+}
+
+// compileExcludes turns excludeUrls patterns (* matches any run of
+// characters, the query ignored) into anchored expressions.
+func compileExcludes(patterns []string) []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, p := range patterns {
+		p, _, _ = strings.Cut(p, "?")
+		parts := strings.Split(p, "*")
+		for i := range parts {
+			parts[i] = regexp.QuoteMeta(parts[i])
+		}
+		out = append(out, regexp.MustCompile("^"+strings.Join(parts, ".*")+"$"))
+	}
+	return out
+}

@@ -27,8 +27,18 @@ func (p tracer) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 
 func init() {
 	for _, n := range []string{"a", "b", "stop"} {
-		Register("test-"+n, func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: n}, nil })
+		Register(Spec{Name: "test-" + n, Section: "test-" + n, New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: n}, nil }})
 	}
+	Register(Spec{Name: Analytics, Section: Analytics, New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: Analytics}, nil }})
+	Register(Spec{Name: "test-typed", Section: "typed", New: func(_ Env, s *configs.Snapshot, _ *configs.Proxy) (Plugin, error) {
+		var cfg struct {
+			Greeting string `json:"greeting"`
+		}
+		if err := s.Config.Section("typed", &cfg); err != nil {
+			return nil, err
+		}
+		return tracer{name: cfg.Greeting}, nil
+	}})
 }
 
 func TestChainOrder(t *testing.T) {
@@ -80,5 +90,67 @@ func TestRegisterTwicePanics(t *testing.T) {
 			t.Fatal("registering a name twice did not panic")
 		}
 	}()
-	Register("test-a", func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return nil, nil })
+	Register(Spec{Name: "test-a", New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return nil, nil }})
+}
+
+// chainTrace parses a config, builds the chain of its first proxy and
+// returns the X-Trace of a request for path.
+func chainTrace(t *testing.T, toml, path string) (string, error) {
+	t.Helper()
+	snap, err := configs.Parse([]byte(toml+"\n[[proxies]]\nname = \"p\"\nbase_path = \"/p\"\nurl = \"mock://echo\"\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return "", err
+	}
+	h, err := Chain(Env{Logger: zerolog.Nop()}, snap, &snap.Config.Proxies[0], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("X-Trace", "target")
+	}))
+	if err != nil {
+		return "", err
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return strings.Join(rec.Header()["X-Trace"], ","), nil
+}
+
+func TestContract(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc, toml, path, trace, err string
+	}{
+		{"analytics runs first when on, response hooks in reverse",
+			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n[analytics]\n", "/p/x", "in:analytics,in:a,target,out:a,out:analytics", ""},
+		{"analytics listed first is the same",
+			"[edgemicro.plugins]\nsequence = [\"analytics\", \"test-a\"]\n[analytics]\n", "/p/x", "in:analytics,in:a,target,out:a,out:analytics", ""},
+		{"analytics off in local mode without its section",
+			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n", "/p/x", "in:a,target,out:a", ""},
+		{"analytics listed elsewhere is an error",
+			"[edgemicro.plugins]\nsequence = [\"test-a\", \"analytics\"]\n", "/p/x", "", "always runs first"},
+		{"global excludeUrls: only analytics runs",
+			"[edgemicro.plugins]\nsequence = [\"test-a\", \"test-b\"]\nexcludeUrls = \"/p/health,/p/static/*\"\n[analytics]\n", "/p/static/x.css?v=1", "in:analytics,target,out:analytics", ""},
+		{"a plugin's own excludeUrls",
+			"[edgemicro.plugins]\nsequence = [\"test-a\", \"test-b\"]\n[test-b]\nexcludeUrls = [\"/p/open\"]\n", "/p/open", "in:a,target,out:a", ""},
+		{"excludeUrls do not match other paths",
+			"[edgemicro.plugins]\nsequence = [\"test-a\", \"test-b\"]\n[test-b]\nexcludeUrls = [\"/p/open\"]\n", "/p/opened", "in:a,in:b,target,out:b,out:a", ""},
+		{"a typed section reaches its plugin",
+			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreeting = \"hi\"\n", "/p", "in:hi,target,out:hi", ""},
+		{"an unknown key of a typed section is an error naming it",
+			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreting = \"hi\"\n", "/p", "", `[typed]: unknown key "greting"`},
+		{"a section of no plugin is an unknown key",
+			"[nosuch]\nx = 1\n", "/p", "", `unknown key "nosuch`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			trace, err := chainTrace(t, tc.toml, tc.path)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || trace != tc.trace {
+				t.Fatalf("trace %q (err %v), want %q", trace, err, tc.trace)
+			}
+		})
+	}
 }

@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins"
 )
 
 // proxy forwards a request to one target and copies the answer back.
@@ -36,16 +38,26 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.maxBody > 0 && r.ContentLength > p.maxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	out := p.outgoing(r)
+	x := plugins.ExchangeOf(r)
+	if x != nil {
+		x.TargetURL = out.URL.String()
+		x.TargetSentStart = time.Now()
+	}
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
 	defer resp.Body.Close()
+	if x != nil {
+		x.TargetReceivedStart = time.Now()
+		x.TargetStatus = resp.StatusCode
+		defer func() { x.TargetReceivedEnd = time.Now() }()
+	}
 
 	h := w.Header()
 	copyHeader(h, resp.Header)
@@ -133,15 +145,15 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
 	case r.Context().Err() != nil:
 		// The client went away; there is nobody to answer. 499 is what
 		// edgemicro logs for it.
 		w.WriteHeader(499)
 	case errors.As(err, &ne) && ne.Timeout():
-		writeError(w, http.StatusGatewayTimeout, "Gateway timed out trying to reach target")
+		plugins.WriteError(w, http.StatusGatewayTimeout, "Gateway timed out trying to reach target")
 	default:
-		writeError(w, http.StatusBadGateway, targetErrorMessage(err))
+		plugins.WriteError(w, http.StatusBadGateway, targetErrorMessage(err))
 	}
 }
 

@@ -27,6 +27,9 @@ type runtime struct {
 type route struct {
 	proxy   *proxy
 	handler http.Handler // the plugin chain ending in proxy
+	// exchange is set when the chain has plugins, which share a
+	// plugins.Exchange per request.
+	exchange bool
 }
 
 // compile builds a runtime for snap, taking transports from pool.
@@ -63,7 +66,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*run
 		if err != nil {
 			return nil, err
 		}
-		rt.routes = append(rt.routes, &route{proxy: px, handler: h})
+		rt.routes = append(rt.routes, &route{proxy: px, handler: h, exchange: h != http.Handler(px)})
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool {
 		return len(rt.routes[i].proxy.basePath) > len(rt.routes[j].proxy.basePath)

@@ -250,7 +250,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 	if max := cfg.Edgemicro.MaxHeaderBytes; max > 0 && headerBytes(r) > max {
 		wr.closeConn = true
-		writeError(wr, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+		plugins.WriteError(wr, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
 		return
 	}
 	if rt.issuer != nil && rt.issuer.serve(wr, r) {
@@ -258,8 +258,11 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	route := rt.match(r.URL.Path)
 	if route == nil {
-		writeError(wr, http.StatusNotFound, "no match found")
+		plugins.WriteError(wr, http.StatusNotFound, "no match found")
 		return
+	}
+	if route.exchange {
+		r = plugins.WithExchange(r, &plugins.Exchange{Start: wr.start})
 	}
 	route.handler.ServeHTTP(wr, r)
 }

@@ -54,3 +54,6 @@ func (w *responseWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Status is the status written so far, 0 before the header.
+func (w *responseWriter) Status() int { return w.status }

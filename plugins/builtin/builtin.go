@@ -9,14 +9,12 @@ import (
 )
 
 func init() {
-	for _, p := range []struct {
-		name    string
-		factory plugins.Factory
-	}{
-		{"oauth", oauth.Factory(oauth.ModeOAuth)},
-		{"apikeys", oauth.Factory(oauth.ModeAPIKeys)},
-		{"oauthv2", oauth.Factory(oauth.ModeOAuthV2)},
+	for _, s := range []plugins.Spec{
+		// The auth sections are typed fields of configs.Config.
+		{Name: "oauth", New: oauth.Factory(oauth.ModeOAuth)},
+		{Name: "apikeys", New: oauth.Factory(oauth.ModeAPIKeys)},
+		{Name: "oauthv2", New: oauth.Factory(oauth.ModeOAuthV2)},
 	} {
-		plugins.Register(p.name, p.factory)
+		plugins.Register(s)
 	}
 }

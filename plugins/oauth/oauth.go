@@ -185,7 +185,7 @@ func (p *plugin) authorize(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	r.Header.Set("X-Authorization-Claims", t.header)
-	next.ServeHTTP(w, plugins.WithPrincipal(r, &plugins.Principal{Claims: t.claims, Product: product}))
+	next.ServeHTTP(w, plugins.SetPrincipal(r, &plugins.Principal{Claims: t.claims, Product: product}))
 }
 
 // deny answers a request without credentials, unless allowNoAuthorization.

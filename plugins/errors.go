@@ -1,4 +1,4 @@
-package worker
+package plugins
 
 import (
 	"encoding/json"
@@ -11,9 +11,9 @@ type errorBody struct {
 	Status  int    `json:"status"`
 }
 
-// writeError answers with one of SPEC §5's JSON error bodies,
+// WriteError answers with one of SPEC §5's JSON error bodies,
 // {"message":…,"status":…}, always with Content-Type application/json.
-func writeError(w http.ResponseWriter, status int, message string) {
+func WriteError(w http.ResponseWriter, status int, message string) {
 	b, _ := json.Marshal(errorBody{Message: message, Status: status})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
