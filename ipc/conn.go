@@ -13,6 +13,7 @@ import (
 const (
 	ListenerFD = 3 // the shared listening socket
 	ChannelFD  = 4 // the worker's end of the IPC socketpair
+	ZoneFD     = 5 // the instance's shared limit zone (plugins/zone)
 )
 
 // Conn sends and receives frames over a stream socket. Send is safe for

@@ -10,8 +10,9 @@
 // whether to ignore it. New messages (limiter state, analytics records) are
 // new kinds with their own payload types: the framing never changes for them.
 //
-// A worker is started with two inherited descriptors: ListenerFD, the shared
-// listening socket, and ChannelFD, its end of a socketpair made by Pair. The
+// A worker is started with three inherited descriptors: ListenerFD, the
+// shared listening socket, ChannelFD, its end of a socketpair made by Pair,
+// and ZoneFD, the file of the shared limit zone it maps. The
 // master keeps the other end. When the master dies the kernel closes its end
 // and the worker reads EOF, which it treats as the order to drain and exit.
 //

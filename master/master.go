@@ -21,6 +21,7 @@ import (
 	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/zone"
 )
 
 // Variables a master generation passes to the next one through the
@@ -35,6 +36,9 @@ const (
 const (
 	PIDFileName     = "mgw.pid"
 	ControlFileName = "mgw.sock"
+	// ZoneFileName is the limit zone every worker maps; it outlives
+	// generations so that quotas and spike arrests survive reloads.
+	ZoneFileName = "mgw.zone"
 )
 
 // Options configure a master.
@@ -188,8 +192,13 @@ func (m *Master) run(ctx context.Context) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 
+	z, err := zone.Open(filepath.Join(m.opts.RunDir, ZoneFileName), zone.DefaultSlots)
+	if err != nil {
+		return err
+	}
+	defer z.Close()
 	args := append([]string{"--generation", strconv.Itoa(m.generation)}, m.opts.WorkerArgs...)
-	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, env: workerEnv(m.opts.Processes)}
+	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, zone: z.File(), env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
 	m.sup.askKey = m.askKey
 	if err := m.sup.setConfig(snap); err != nil {

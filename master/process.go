@@ -42,11 +42,13 @@ func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
 }
 
 // execSpawner starts workers as `<executable> worker --id N …`, each with
-// the listening socket at ipc.ListenerFD and its channel at ipc.ChannelFD.
+// the listening socket at ipc.ListenerFD, its channel at ipc.ChannelFD and
+// the limit zone at ipc.ZoneFD.
 type execSpawner struct {
 	executable string
 	args       []string // after "worker --id N"
 	listener   *os.File
+	zone       *os.File
 	env        []string
 }
 
@@ -83,7 +85,7 @@ func (s *execSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, err
 	cmd.Env = s.env
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = []*os.File{s.listener, child} // fds 3 and 4
+	cmd.ExtraFiles = []*os.File{s.listener, child, s.zone} // fds 3, 4 and 5
 	// Own process group: a Ctrl-C in the terminal reaches only the
 	// master, which drains the workers in order. A worker learns of its
 	// master's death from EOF on the channel, and drains.

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins/zone"
 )
 
 // Plugin is one step of a proxy's chain.
@@ -36,6 +37,18 @@ type Env struct {
 	// Shared holds what a plugin builds once per configuration revision
 	// and shares between the proxies' instances (parsed keys, caches).
 	Shared *Shared
+	// Zone is the instance's shared limit memory. Nil where no request is
+	// served; a limit plugin then uses a private one.
+	Zone *zone.Zone
+	// Analytics receives the records of the analytics plugin. Nil where
+	// no request is served.
+	Analytics RecordSink
+}
+
+// RecordSink takes analytics records, each one JSON object. It must not
+// block.
+type RecordSink interface {
+	Record(rec []byte)
 }
 
 // KeyVerifier turns an API key into the claims of the app it belongs to.

@@ -17,6 +17,7 @@ import (
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/zone"
 )
 
 // Options configure a worker.
@@ -31,6 +32,9 @@ type Options struct {
 	Conn *ipc.Conn
 	// StatsInterval is the period of Stats reports. Defaults to one second.
 	StatsInterval time.Duration
+	// Zone is the shared limit zone. Defaults to the one inherited at
+	// ipc.ZoneFD when Conn is inherited too, else a private one.
+	Zone *zone.Zone
 }
 
 // Worker serves HTTP on the shared socket with the configuration the
@@ -44,6 +48,7 @@ type Worker struct {
 	srv  *http.Server
 	ln   *limitListener
 	keys *keyClient
+	zone *zone.Zone
 
 	draining atomic.Bool
 	requests atomic.Uint64
@@ -69,6 +74,14 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer w.conn.Close()
 	w.keys = newKeyClient(w.conn, w.rt.Load)
+	w.zone = opts.Zone
+	switch {
+	case w.zone != nil:
+	case opts.Conn == nil: // started by a master: every descriptor is inherited
+		w.zone = inheritedZone()
+	default:
+		w.zone = zone.New(zone.DefaultSlots)
+	}
 	ln := opts.Listener
 	if ln == nil {
 		f := os.NewFile(ipc.ListenerFD, "listener")
@@ -219,7 +232,7 @@ func (w *Worker) apply(raw []byte) error {
 	if cur := w.rt.Load(); cur != nil && snap.Revision <= cur.snap.Revision {
 		return nil
 	}
-	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now})
+	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone})
 	if err != nil {
 		return fmt.Errorf("compiling revision %d: %w", snap.Revision, err)
 	}
@@ -315,6 +328,21 @@ func (w *Worker) drain(grace, timeout time.Duration) {
 		_ = w.srv.Close()
 	}
 	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
+}
+
+// inheritedZone maps the zone at ipc.ZoneFD; a worker started without
+// one (in tests) gets a private zone.
+func inheritedZone() *zone.Zone {
+	f := os.NewFile(ipc.ZoneFD, "zone")
+	if f == nil {
+		return zone.New(zone.DefaultSlots)
+	}
+	z, err := zone.Map(f)
+	if err != nil {
+		_ = f.Close()
+		return zone.New(zone.DefaultSlots)
+	}
+	return z
 }
 
 // zerologWriter sends net/http's own error log to the worker's logger.

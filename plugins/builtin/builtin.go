@@ -6,6 +6,8 @@ package builtin
 import (
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/oauth"
+	"github.com/mgw-gateway/mgw/plugins/quota"
+	"github.com/mgw-gateway/mgw/plugins/spikearrest"
 )
 
 func init() {
@@ -14,6 +16,8 @@ func init() {
 		{Name: "oauth", New: oauth.Factory(oauth.ModeOAuth)},
 		{Name: "apikeys", New: oauth.Factory(oauth.ModeAPIKeys)},
 		{Name: "oauthv2", New: oauth.Factory(oauth.ModeOAuthV2)},
+		{Name: "spikearrest", Section: spikearrest.Section, New: spikearrest.New},
+		{Name: "quota", Section: quota.Section, New: quota.New},
 	} {
 		plugins.Register(s)
 	}

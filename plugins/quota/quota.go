@@ -1,0 +1,151 @@
+// Package quota enforces the quotas of API products: allow requests per
+// interval timeUnit (minute, hour, day, week, month) for each identifier
+// <org>.<env>.<app>.<product>, where the app and products come from the
+// request's token or API key. A window opens with the first request
+// counted and lasts interval × timeUnit (Apigee's "flexi" quota).
+//
+// The memory backend counts in the instance's shared limit zone, so a
+// quota of L admits exactly L whatever the number of workers. Every
+// response of a proxy a quota covers carries X-RateLimit-Limit,
+// -Remaining (never below 0) and -Reset (whole seconds left).
+package quota
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/zone"
+)
+
+// Section is the configuration table of the plugin, named as in edgemicro.
+const Section = "quotas"
+
+// Settings are the keys of [quotas].
+type Settings struct {
+	// Backend is memory (the default: exact for the instance).
+	Backend  string `json:"backend"`
+	FailOpen bool   `json:"failOpen"`
+	// IsHTTPStatusTooManyRequestEnabled answers 429 instead of 403.
+	IsHTTPStatusTooManyRequestEnabled bool               `json:"isHTTPStatusTooManyRequestEnabled"`
+	ExcludeUrls                       configs.StringList `json:"excludeUrls"`
+	// Accepted for edgemicro files; the memory backend needs no buffer.
+	BufferSize   map[string]int `json:"bufferSize"`
+	UseDebugMpID bool           `json:"useDebugMpId"`
+	UseRedis     bool           `json:"useRedis"`
+}
+
+// limit is one product's quota.
+type limit struct {
+	allow uint32
+	end   func(time.Time) time.Time
+}
+
+type plugin struct {
+	prefix   string // <org>.<env>.
+	limits   map[string]limit
+	zone     *zone.Zone
+	status   int
+	failOpen bool
+	now      func() time.Time
+	slots    sync.Map // identifier → zone.Slot
+}
+
+// New builds the plugin for a proxy: the quotas of the products that
+// list it. It returns nil when no product with a quota covers the proxy.
+func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins.Plugin, error) {
+	s := Settings{Backend: "memory"}
+	if err := snap.Config.Section(Section, &s); err != nil {
+		return nil, err
+	}
+	if s.Backend != "memory" {
+		return nil, fmt.Errorf("[quotas] backend %q is not available: use memory", s.Backend)
+	}
+	p := &plugin{
+		prefix: snap.Org + "." + snap.Env + ".", limits: map[string]limit{},
+		zone: env.Zone, status: http.StatusForbidden, failOpen: s.FailOpen, now: env.Now,
+	}
+	if s.IsHTTPStatusTooManyRequestEnabled {
+		p.status = http.StatusTooManyRequests
+	}
+	if p.zone == nil {
+		p.zone = zone.New(64)
+	}
+	for _, pr := range snap.Config.Products {
+		if pr.Quota <= 0 || !slices.Contains(pr.Proxies, proxy.Name) {
+			continue
+		}
+		n := max(pr.QuotaInterval, 1)
+		var end func(time.Time) time.Time
+		switch pr.QuotaTimeUnit {
+		case "minute", "hour", "day", "week":
+			d := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour}[pr.QuotaTimeUnit]
+			end = func(t time.Time) time.Time { return t.Add(time.Duration(n) * d) }
+		case "month":
+			end = func(t time.Time) time.Time { return t.AddDate(0, n, 0) }
+		default:
+			return nil, fmt.Errorf("product %q: quotaTimeUnit %q is not minute, hour, day, week or month", pr.Name, pr.QuotaTimeUnit)
+		}
+		p.limits[pr.Name] = limit{allow: uint32(min(pr.Quota, 1<<32-1)), end: end}
+	}
+	if len(p.limits) == 0 {
+		return nil, nil
+	}
+	return p, nil
+}
+
+func (p *plugin) slot(id string) (zone.Slot, error) {
+	if s, ok := p.slots.Load(id); ok {
+		return s.(zone.Slot), nil
+	}
+	s, err := p.zone.Slot(id)
+	if err != nil {
+		return s, err
+	}
+	p.slots.Store(id, s)
+	return s, nil
+}
+
+func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	pr := plugins.PrincipalOf(r)
+	if pr == nil {
+		next.ServeHTTP(w, r)
+		return
+	}
+	app := pr.ClaimString("application_name")
+	now := p.now()
+	first := true
+	for _, product := range pr.Products() {
+		l, ok := p.limits[product]
+		if !ok {
+			continue
+		}
+		slot, err := p.slot(p.prefix + app + "." + product)
+		if err != nil {
+			if errors.Is(err, zone.ErrFull) && p.failOpen {
+				continue
+			}
+			plugins.WriteError(w, http.StatusInternalServerError, "quota unavailable")
+			return
+		}
+		win := slot.Take(l.allow, now, l.end)
+		if first || !win.Allowed {
+			h := w.Header()
+			h["X-Ratelimit-Limit"] = []string{strconv.FormatUint(uint64(l.allow), 10)}
+			h["X-Ratelimit-Remaining"] = []string{strconv.FormatUint(uint64(l.allow-min(win.Used, l.allow)), 10)}
+			h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(int64(max(0, win.End.Sub(now))/time.Second), 10)}
+			first = false
+		}
+		if !win.Allowed {
+			plugins.WriteError(w, p.status, "exceeded quota")
+			return
+		}
+	}
+	next.ServeHTTP(w, r)
+}

@@ -1,0 +1,105 @@
+package quota
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/zone"
+)
+
+func snapshot(t *testing.T, quotas string) *configs.Snapshot {
+	t.Helper()
+	configs.AllowSection(Section)
+	s, err := configs.Parse([]byte(`
+[[proxies]]
+name = "p"
+base_path = "/p"
+url = "mock://echo"
+[[products]]
+name = "small"
+proxies = ["p"]
+quota = 3
+quotaInterval = 1
+quotaTimeUnit = "minute"
+[[products]]
+name = "free"
+proxies = ["p"]
+`+quotas), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Org, s.Env = "org", "env"
+	return s
+}
+
+func request(p plugins.Plugin, products ...string) *httptest.ResponseRecorder {
+	list := make([]any, len(products))
+	for i, v := range products {
+		list[i] = v
+	}
+	r := httptest.NewRequest("GET", "/p/x", nil)
+	r = plugins.SetPrincipal(r, &plugins.Principal{Claims: map[string]any{"application_name": "app", "api_product_list": list}})
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, r, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }))
+	return rec
+}
+
+func TestQuotaWindow(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	z := zone.New(64)
+	p, err := New(plugins.Env{Logger: zerolog.Nop(), Zone: z, Now: func() time.Time { return now }}, snapshot(t, ""), &configs.Proxy{Name: "p"})
+	if err != nil || p == nil {
+		t.Fatalf("New: %v %v", p, err)
+	}
+	for i, want := range []struct {
+		status    int
+		remaining string
+	}{{200, "2"}, {200, "1"}, {200, "0"}, {403, "0"}, {403, "0"}} {
+		now = now.Add(time.Second)
+		rec := request(p, "free", "small")
+		if rec.Code != want.status || rec.Header().Get("X-RateLimit-Remaining") != want.remaining ||
+			rec.Header().Get("X-RateLimit-Limit") != "3" {
+			t.Fatalf("request %d: %d remaining %q limit %q", i+1, rec.Code, rec.Header().Get("X-RateLimit-Remaining"), rec.Header().Get("X-RateLimit-Limit"))
+		}
+		if want.status == 403 && rec.Body.String() != `{"message":"exceeded quota","status":403}` {
+			t.Fatalf("body %s", rec.Body)
+		}
+	}
+	if reset := request(p, "small").Header().Get("X-RateLimit-Reset"); reset != "56" {
+		t.Fatalf("reset %q, want the 56 s left of the window opened 4 s ago", reset)
+	}
+	now = now.Add(time.Minute)
+	if rec := request(p, "small"); rec.Code != 200 {
+		t.Fatalf("next window: %d", rec.Code)
+	}
+	if rec := request(p, "free"); rec.Code != 200 || rec.Header().Get("X-RateLimit-Limit") != "" {
+		t.Fatalf("a product without quota: %d %v", rec.Code, rec.Header())
+	}
+}
+
+func TestQuotaOptions(t *testing.T) {
+	t.Parallel()
+	p, err := New(plugins.Env{Logger: zerolog.Nop(), Now: time.Now}, snapshot(t, "[quotas]\nisHTTPStatusTooManyRequestEnabled = true\n"), &configs.Proxy{Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		request(p, "small")
+	}
+	if rec := request(p, "small"); rec.Code != 429 {
+		t.Fatalf("status %d, want 429", rec.Code)
+	}
+	if p, _ := New(plugins.Env{Now: time.Now}, snapshot(t, ""), &configs.Proxy{Name: "other"}); p != nil {
+		t.Fatal("a proxy no quota covers got a quota plugin")
+	}
+	if _, err := New(plugins.Env{Now: time.Now}, snapshot(t, "[quotas]\nbackend = \"carrier-pigeon\"\n"), &configs.Proxy{Name: "p"}); err == nil {
+		t.Fatal("an unknown backend was accepted")
+	}
+}
