@@ -249,20 +249,7 @@ func TestEdgeOneKeyOneCall(t *testing.T) {
 	if n := fe.Calls(fakeedge.VerifyAPIKey); n != 1 {
 		t.Fatalf("verifyApiKey was called %d times for one key", n)
 	}
-	busy := 0
-	in.eventually(10*time.Second, "workers to report 1,000 requests", func() bool {
-		st, _ := in.status()
-		var total uint64
-		busy = 0
-		for _, w := range st.Workers {
-			total += w.Requests
-			if w.Requests > 0 {
-				busy++
-			}
-		}
-		return total >= 1000
-	})
-	if busy < 2 {
+	if busy := in.waitRequests(1000); busy < 2 {
 		t.Fatalf("only %d of 4 workers served: the test did not exercise the instance-wide cache", busy)
 	}
 }

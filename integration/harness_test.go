@@ -273,3 +273,22 @@ func get(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// waitRequests polls status until the workers have reported n requests in
+// all, and returns how many workers served some.
+func (in *instance) waitRequests(n uint64) (busy int) {
+	in.t.Helper()
+	in.eventually(10*time.Second, fmt.Sprintf("workers to report %d requests", n), func() bool {
+		st, _ := in.status()
+		var total uint64
+		busy = 0
+		for _, w := range st.Workers {
+			total += w.Requests
+			if w.Requests > 0 {
+				busy++
+			}
+		}
+		return total >= n
+	})
+	return busy
+}

@@ -1,0 +1,145 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// localAuthConfig is local mode with the oauth plugin, one product and
+// one app (key "limits-key"), plus extra.
+func localAuthConfig(targetURL, sequence, product, extra string) string {
+	return `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.logging]
+level = "info"
+to_console = true
+[edgemicro.plugins]
+sequence = ` + sequence + `
+[[proxies]]
+name = "api"
+base_path = "/api"
+url = "` + targetURL + `"
+[[products]]
+name = "limited"
+proxies = ["api"]
+` + product + `
+[[apps]]
+name = "limits-app"
+developer_email = "dev@example.com"
+key = "limits-key"
+secret = "limits-secret"
+products = ["limited"]
+` + extra
+}
+
+// TestQuotaHoldsForTheInstance: 4 workers, a 5/minute product, 20
+// requests on separate connections: exactly 5 pass.
+func TestQuotaHoldsForTheInstance(t *testing.T) {
+	tgt, reached := countingTarget(t)
+	in := newInstance(t, "")
+	if out, code := in.mgw("init"); code != 0 {
+		t.Fatal(out)
+	}
+	in.writeConfig(localAuthConfig(tgt.URL, `["oauth", "quota"]`, "quota = 5\nquotaInterval = 1\nquotaTimeUnit = \"minute\"", ""))
+	in.start(4)
+	counts := map[int]int{}
+	for i := range 20 {
+		a := call(t, "GET", in.url("/api/x"), map[string]string{"x-api-key": "limits-key"}, "")
+		counts[a.status]++
+		if a.header.Get("X-RateLimit-Limit") != "5" || a.header.Get("X-RateLimit-Reset") == "" {
+			t.Fatalf("request %d: rate-limit headers %v", i+1, a.header)
+		}
+		if a.status == 403 {
+			if a.body != `{"message":"exceeded quota","status":403}` || a.header.Get("X-RateLimit-Remaining") != "0" {
+				t.Fatalf("request %d: %s, remaining %q", i+1, a.body, a.header.Get("X-RateLimit-Remaining"))
+			}
+		}
+	}
+	if counts[200] != 5 || counts[403] != 15 || reached.Load() != 5 {
+		t.Fatalf("statuses %v, target reached %d times; want exactly 5 × 200 and 15 × 403", counts, reached.Load())
+	}
+	if busy := in.waitRequests(20); busy < 2 {
+		t.Fatalf("only %d of 4 workers served: the test did not show an instance-wide quota", busy)
+	}
+}
+
+// TestSpikeArrestHoldsForTheInstance: allow 20/second across 4 workers
+// under 200 requests/second for 3 s admits about 60; allow 100/second
+// admits all of 80/second.
+func TestSpikeArrestHoldsForTheInstance(t *testing.T) {
+	tgt, _ := countingTarget(t)
+	for _, tc := range []struct {
+		allow, rate   int
+		min, max, all int
+	}{
+		{allow: 20, rate: 200, min: 54, max: 66, all: 600},
+		{allow: 100, rate: 80, min: 240, max: 240, all: 240},
+	} {
+		in := newInstance(t, `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.plugins]
+sequence = ["spikearrest"]
+[spikearrest]
+timeUnit = "second"
+allow = `+itoa(tc.allow)+`
+[[proxies]]
+name = "api"
+base_path = "/api"
+url = "`+tgt.URL+`"
+`)
+		in.start(4)
+		ok, refused, other := burst(in.url("/api/x"), tc.rate, 3*time.Second)
+		if ok+refused+other != tc.all || other != 0 || ok < tc.min || ok > tc.max {
+			t.Errorf("allow %d/s at %d req/s for 3 s: %d admitted, %d refused, %d other; want %d–%d admitted",
+				tc.allow, tc.rate, ok, refused, other, tc.min, tc.max)
+		}
+		st, _ := in.status()
+		in.mgw("stop")
+		in.eventually(10*time.Second, "stop", func() bool { return !alive(st.MasterPID) })
+	}
+}
+
+// burst sends rate requests per second for d, each on its own goroutine
+// so a slow answer does not slow the sending, and counts 200s and 503s.
+func burst(url string, rate int, d time.Duration) (ok, refused, other int) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var nOK, nRefused, nOther atomic.Int64
+	var wg sync.WaitGroup
+	n := int(d.Seconds() * float64(rate))
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Get(url)
+			if err != nil {
+				nOther.Add(1)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == 200:
+				nOK.Add(1)
+			case resp.StatusCode == 503 && resp.Header.Get("Content-Type") == "application/json":
+				nRefused.Add(1)
+			default:
+				nOther.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return int(nOK.Load()), int(nRefused.Load()), int(nOther.Load())
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
