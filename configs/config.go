@@ -207,6 +207,8 @@ type Proxy struct {
 	// MaxConnections bounds a worker's connections to this target. Zero
 	// means no limit.
 	MaxConnections int `toml:"max_connections" json:"max_connections,omitempty"`
+	// Revision is the Edge proxy's deployed revision, for analytics.
+	Revision string `toml:"revision" json:"revision,omitempty"`
 }
 
 // Defaults returns a Config holding every default; a file is decoded over it.

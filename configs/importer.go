@@ -32,6 +32,20 @@ var importSpec = map[string]map[string]string{
 		"x-request-id": "x-request-id", "x-response-time": "x-response-time", "via": "via", "host": "host",
 	},
 	"oauth": authKeys, "apikeys": authKeys, "oauthv2": authKeys,
+	"spikearrest": same("timeUnit", "allow", "bufferSize", "excludeUrls"),
+	"quotas": same("failOpen", "useDebugMpId", "useRedis", "bufferSize", "excludeUrls",
+		"isHTTPStatusTooManyRequestEnabled"),
+	"analytics": same("uri", "bufferSize", "batchSize", "flushInterval", "compress", "source",
+		"proxy", "proxy_revision", "excludeUrls"),
+}
+
+// same maps keys to themselves.
+func same(keys ...string) map[string]string {
+	m := make(map[string]string, len(keys))
+	for _, k := range keys {
+		m[k] = k
+	}
+	return m
 }
 
 var authKeys = map[string]string{

@@ -64,6 +64,12 @@ type KeyTell struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// Records carries analytics records from a worker to the master, which
+// uploads them for the whole instance. Each record is one JSON object.
+type Records struct {
+	Records []json.RawMessage `json:"records"`
+}
+
 // Control commands sent by the command line to the master.
 const (
 	CommandStatus = "status"
@@ -94,6 +100,15 @@ type Status struct {
 	Mode       string         `json:"mode"`
 	Config     ConfigStatus   `json:"config"`
 	Workers    []WorkerStatus `json:"workers"`
+	// Analytics is present when analytics are on (an addition to SPEC §8.3).
+	Analytics *AnalyticsStatus `json:"analytics,omitempty"`
+}
+
+// AnalyticsStatus counts the master's analytics records.
+type AnalyticsStatus struct {
+	Queued  int    `json:"queued"`
+	Dropped uint64 `json:"dropped"`
+	Sent    uint64 `json:"sent"`
 }
 
 // ConfigStatus describes where the serving configuration came from.

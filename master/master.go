@@ -21,6 +21,7 @@ import (
 	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/analytics"
 	"github.com/mgw-gateway/mgw/plugins/zone"
 )
 
@@ -102,6 +103,9 @@ type Master struct {
 
 	edge   edgeState
 	polled chan pollResult
+
+	analytics     *analytics.Queue
+	stopAnalytics func()
 }
 
 // Run starts a master generation and serves until it is stopped or
@@ -201,6 +205,9 @@ func (m *Master) run(ctx context.Context) error {
 	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, zone: z.File(), env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
 	m.sup.askKey = m.askKey
+	if err := m.startAnalytics(snap); err != nil {
+		return err
+	}
 	if err := m.sup.setConfig(snap); err != nil {
 		return err
 	}
@@ -543,6 +550,7 @@ func (m *Master) beginDrain(timeout time.Duration) {
 // cleanup answers pending stop requests and, unless a newer generation
 // owns them, removes the control socket and the pid file.
 func (m *Master) cleanup() {
+	m.flushAnalytics()
 	if !m.replaced {
 		if m.ctl != nil {
 			m.ctl.close(true)
@@ -593,7 +601,8 @@ func (m *Master) status() ipc.Status {
 			LastPoll:  m.edge.lastPoll,
 			LastError: m.lastError,
 		},
-		Workers: m.sup.status(),
+		Workers:   m.sup.status(),
+		Analytics: m.analyticsStatus(),
 	}
 }
 

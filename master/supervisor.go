@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,6 +67,12 @@ type supervisor struct {
 	// askKey answers a worker's API key question. It may block on Edge,
 	// so it runs on its own goroutine, never on the owner's.
 	askKey func(ipc.KeyAsk) ipc.KeyTell
+	// records takes the analytics records a worker sends. It is called on
+	// the worker's reader goroutine, so that every record a worker wrote
+	// before it exited is taken before its reader ends.
+	records func(ipc.Records)
+	// readers counts the goroutines still reading a worker's channel.
+	readers sync.WaitGroup
 }
 
 func newSupervisor(n int, sp Spawner, clock Clock, log zerolog.Logger) *supervisor {
@@ -122,7 +129,11 @@ func (s *supervisor) spawn(sl *slot) {
 	}
 	sl.proc, sl.conn, sl.exited = proc, conn, false
 	s.log.Info().Int("worker", sl.id).Int("worker_pid", proc.Pid()).Msg("worker started")
+	s.readers.Add(1)
+	records := s.records
 	go func() {
+		defer s.readers.Done()
+		defer conn.Close()
 		for {
 			f, err := conn.Recv()
 			if err != nil {
@@ -131,6 +142,13 @@ func (s *supervisor) spawn(sl *slot) {
 				}
 				s.events <- event{id: sl.id, inc: inc, err: err}
 				return
+			}
+			if f.Kind == ipc.KindRecords {
+				var r ipc.Records
+				if err := f.Decode(&r); err == nil && records != nil {
+					records(r)
+				}
+				continue
 			}
 			s.events <- event{id: sl.id, inc: inc, frame: &f}
 		}
@@ -229,8 +247,7 @@ func (s *supervisor) onExit(sl *slot, err error) {
 	if sl.exited {
 		return
 	}
-	sl.exited = true
-	_ = sl.conn.Close()
+	sl.exited = true // its reader closes the channel once it has read all of it
 	uptime := s.clock.Now().Sub(sl.started)
 	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Dur("uptime", uptime).Logger()
 	if s.draining || sl.state == ipc.StateDraining {
@@ -324,6 +341,19 @@ func (s *supervisor) killAll() int {
 		}
 	}
 	return n
+}
+
+// waitReaders waits, up to d, until every worker's channel has been read
+// to its end.
+func (s *supervisor) waitReaders(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { s.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // allExited reports whether no worker process is left.

@@ -13,6 +13,8 @@ import (
 type Exchange struct {
 	// Start is when the request was read.
 	Start time.Time
+	// RequestID is the X-Request-Id the proxy sent the target.
+	RequestID string
 	// Principal is set by the auth plugins; nil when none authenticated it.
 	Principal *Principal
 	// Target side, set by the proxy; zero when no target was called.

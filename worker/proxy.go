@@ -46,6 +46,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x != nil {
 		x.TargetURL = out.URL.String()
 		x.TargetSentStart = time.Now()
+		if id := out.Header["X-Request-Id"]; len(id) > 0 {
+			x.RequestID = id[0]
+		}
 	}
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {

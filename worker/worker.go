@@ -49,6 +49,7 @@ type Worker struct {
 	ln   *limitListener
 	keys *keyClient
 	zone *zone.Zone
+	sink *recordSink
 
 	draining atomic.Bool
 	requests atomic.Uint64
@@ -74,6 +75,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer w.conn.Close()
 	w.keys = newKeyClient(w.conn, w.rt.Load)
+	w.sink = &recordSink{conn: w.conn}
+	defer w.sink.flush() // the records of the last requests, before the channel closes
 	w.zone = opts.Zone
 	switch {
 	case w.zone != nil:
@@ -150,6 +153,8 @@ func Run(ctx context.Context, opts Options) error {
 
 	stats := time.NewTicker(opts.StatsInterval)
 	defer stats.Stop()
+	records := time.NewTicker(recordFlush)
+	defer records.Stop()
 	var last ipc.Stats
 	for {
 		select {
@@ -189,6 +194,8 @@ func Run(ctx context.Context, opts Options) error {
 			if !w.draining.Load() {
 				return fmt.Errorf("serving: %w", err)
 			}
+		case <-records.C:
+			w.sink.flush()
 		case <-stats.C:
 			s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
 			if s != last {
@@ -232,7 +239,7 @@ func (w *Worker) apply(raw []byte) error {
 	if cur := w.rt.Load(); cur != nil && snap.Revision <= cur.snap.Revision {
 		return nil
 	}
-	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone})
+	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone, Analytics: w.sink})
 	if err != nil {
 		return fmt.Errorf("compiling revision %d: %w", snap.Revision, err)
 	}

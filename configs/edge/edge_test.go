@@ -60,7 +60,7 @@ func TestMergeKeepsWhatAGatewayCanServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(snap.Config.Proxies)
-	want := "[{edgemicro_hello /hello http://t:8080/v1 30000 1000} {edgemicro_num /num https://t 1500 10}]"
+	want := "[{edgemicro_hello /hello http://t:8080/v1 30000 1000 1} {edgemicro_num /num https://t 1500 10 }]"
 	if got != want {
 		t.Errorf("proxies\n got %s\nwant %s", got, want)
 	}

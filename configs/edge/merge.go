@@ -128,6 +128,7 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 			URL:            ap.TargetEndpoint.URL,
 			Timeout:        int(ap.TargetEndpoint.Timeout),
 			MaxConnections: int(ap.MaxConnections),
+			Revision:       ap.Revision,
 		}
 		drop := func(why string) {
 			log.Warn().Str("proxy", px.Name).Str("base_path", px.BasePath).Str("url", px.URL).Msg("edge proxy dropped: " + why)

@@ -6,6 +6,7 @@
 package fakeedge
 
 import (
+	"compress/gzip"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -330,7 +331,16 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Records []json.RawMessage `json:"records"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&body); err != nil {
+	var rd io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, "bad gzip", http.StatusBadRequest)
+			return
+		}
+		rd = zr
+	}
+	if err := json.NewDecoder(io.LimitReader(rd, 64<<20)).Decode(&body); err != nil {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}

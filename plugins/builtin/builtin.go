@@ -5,6 +5,7 @@ package builtin
 
 import (
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/analytics"
 	"github.com/mgw-gateway/mgw/plugins/oauth"
 	"github.com/mgw-gateway/mgw/plugins/quota"
 	"github.com/mgw-gateway/mgw/plugins/spikearrest"
@@ -12,6 +13,8 @@ import (
 
 func init() {
 	for _, s := range []plugins.Spec{
+		// Always first when on; listed here like any other.
+		{Name: plugins.Analytics, Section: analytics.Section, New: analytics.New},
 		// The auth sections are typed fields of configs.Config.
 		{Name: "oauth", New: oauth.Factory(oauth.ModeOAuth)},
 		{Name: "apikeys", New: oauth.Factory(oauth.ModeAPIKeys)},

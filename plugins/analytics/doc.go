@@ -1,0 +1,16 @@
+// Package analytics makes one record per request that matched a proxy,
+// with edgemicro's fields (EDGEMICRO.md §d.6), rejected requests included,
+// and gets the records to Edge from one place per instance.
+//
+// The plugin always runs first: it sees the request before any other
+// plugin can refuse it and the final status after all of them. It hands
+// each record to the worker, which sends them to the master in small
+// batches over IPC. The master's Queue holds them in a bounded buffer
+// (the oldest dropped, and counted, when it is full) and uploads batches
+// every flushInterval, gzipped when compress is set, retrying with
+// backoff and re-queueing what Edge rejects. Because the queue lives in
+// the master, a worker that exits or crashes loses nothing it has sent;
+// on stop and reload the master uploads what is left before it exits, and
+// spools to a file in the run dir what it could not, for the next
+// generation to send. In local mode the records go to a JSON-lines file.
+package analytics

@@ -1,0 +1,268 @@
+package analytics
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Sender uploads one batch. It returns how many of the batch's last
+// records the receiver rejected (they are queued again), or an error when
+// the whole batch must be tried again.
+type Sender func(ctx context.Context, batch []json.RawMessage) (rejected int, err error)
+
+// Queue holds an instance's records until they are uploaded. It is safe
+// for concurrent use.
+type Queue struct {
+	s     Settings
+	send  Sender
+	spool string
+	log   zerolog.Logger
+
+	mu      sync.Mutex
+	buf     []json.RawMessage // oldest first
+	dropped uint64
+	sent    uint64
+	failing int // consecutive failed uploads, for backoff
+}
+
+// NewQueue returns a queue uploading with send; what it cannot upload by
+// the end of Flush goes to the spool file.
+func NewQueue(s Settings, send Sender, spool string, log zerolog.Logger) *Queue {
+	return &Queue{s: s, send: send, spool: spool, log: log}
+}
+
+// Add queues records, dropping the oldest when the buffer is full.
+func (q *Queue) Add(recs []json.RawMessage) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.buf = append(q.buf, recs...)
+	q.trim()
+}
+
+// trim drops the oldest records over bufferSize. Called with mu held.
+func (q *Queue) trim() {
+	if over := len(q.buf) - q.s.BufferSize; over > 0 {
+		q.buf = append(q.buf[:0], q.buf[over:]...)
+		q.dropped += uint64(over)
+		q.log.Warn().Int("dropped", over).Uint64("dropped_total", q.dropped).Msg("analytics buffer full: oldest records dropped")
+	}
+}
+
+// Stats returns the records waiting, dropped and sent so far.
+func (q *Queue) Stats() (queued int, dropped, sent uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.buf), q.dropped, q.sent
+}
+
+func (q *Queue) take() []json.RawMessage {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.buf), q.s.BatchSize)
+	batch := make([]json.RawMessage, n)
+	copy(batch, q.buf[:n])
+	q.buf = append(q.buf[:0], q.buf[n:]...)
+	return batch
+}
+
+// putBack returns records to the front of the queue, keeping the newest
+// when they do not all fit.
+func (q *Queue) putBack(recs []json.RawMessage) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.buf = append(append(make([]json.RawMessage, 0, len(recs)+len(q.buf)), recs...), q.buf...)
+	q.trim()
+}
+
+// upload sends batches until the queue is empty or a send fails.
+func (q *Queue) upload(ctx context.Context) error {
+	for {
+		batch := q.take()
+		if len(batch) == 0 {
+			return nil
+		}
+		rejected, err := q.send(ctx, batch)
+		if err != nil {
+			q.putBack(batch)
+			return err
+		}
+		rejected = max(0, min(rejected, len(batch)))
+		q.mu.Lock()
+		q.sent += uint64(len(batch) - rejected)
+		q.mu.Unlock()
+		if rejected > 0 {
+			q.putBack(batch[len(batch)-rejected:])
+			return fmt.Errorf("%d records rejected", rejected)
+		}
+	}
+}
+
+// Run uploads every flushInterval until stop is closed, backing off
+// while uploads fail, and takes over records a previous generation
+// spooled. An upload in progress when stop closes is finished, not
+// aborted, so that no batch is both received and sent again.
+func (q *Queue) Run(stop <-chan struct{}) {
+	t := time.NewTicker(time.Duration(q.s.FlushInterval) * time.Millisecond)
+	defer t.Stop()
+	ctx := context.Background()
+	skip := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		q.adoptSpool()
+		if err := q.upload(ctx); err != nil {
+			q.failing++
+			skip = min(1<<min(q.failing, 7), int(30*time.Second/(time.Duration(q.s.FlushInterval)*time.Millisecond))) - 1
+			q.log.Warn().Err(err).Int("retry_in_ticks", skip+1).Msg("analytics upload failed")
+			continue
+		}
+		q.failing = 0
+	}
+}
+
+// Flush uploads what is queued until the queue is empty or ctx is done,
+// then writes what is left to the spool file for the next generation.
+func (q *Queue) Flush(ctx context.Context) {
+	for {
+		err := q.upload(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	left := q.take()
+	for more := q.take(); len(more) > 0; more = q.take() {
+		left = append(left, more...)
+	}
+	if len(left) == 0 || q.spool == "" {
+		return
+	}
+	if err := appendLines(q.spool, left); err != nil {
+		q.log.Error().Err(err).Int("records", len(left)).Msg("analytics records lost: cannot spool them")
+		return
+	}
+	q.log.Warn().Int("records", len(left)).Str("spool", q.spool).Msg("analytics records spooled for the next start")
+}
+
+// adoptSpool queues the records of a spool file, claiming the file by
+// renaming it so that two generations never both send it.
+func (q *Queue) adoptSpool() {
+	if q.spool == "" {
+		return
+	}
+	claimed := q.spool + "." + strconv.Itoa(os.Getpid())
+	if err := os.Rename(q.spool, claimed); err != nil {
+		return
+	}
+	f, err := os.Open(claimed)
+	if err != nil {
+		return
+	}
+	var recs []json.RawMessage
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); json.Valid(line) {
+			recs = append(recs, json.RawMessage(bytes.Clone(line)))
+		}
+	}
+	f.Close()
+	_ = os.Remove(claimed)
+	q.log.Info().Int("records", len(recs)).Msg("analytics: took over spooled records")
+	q.putBack(recs)
+}
+
+func appendLines(path string, recs []json.RawMessage) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, r := range recs {
+		w.Write(r)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// FileSender appends records to a JSON-lines file (local mode).
+func FileSender(path string) Sender {
+	return func(_ context.Context, batch []json.RawMessage) (int, error) {
+		return 0, appendLines(path, batch)
+	}
+}
+
+// EdgeSender posts {"records":[…]} to uri with Basic key:secret, gzipped
+// when compress is set.
+func EdgeSender(uri, key, secret string, compress bool, client *http.Client) Sender {
+	return func(ctx context.Context, batch []json.RawMessage) (int, error) {
+		body, err := json.Marshal(struct {
+			Records []json.RawMessage `json:"records"`
+		}{batch})
+		if err != nil {
+			return 0, err
+		}
+		if compress {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			_, _ = zw.Write(body)
+			_ = zw.Close()
+			body = buf.Bytes()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if compress {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		req.SetBasicAuth(key, secret)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("analytics: %s", resp.Status)
+		}
+		var out struct {
+			Rejected int `json:"rejected"`
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			return 0, errors.New("analytics: empty answer")
+		}
+		_ = json.Unmarshal(b, &out)
+		return out.Rejected, nil
+	}
+}

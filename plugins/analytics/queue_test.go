@@ -1,0 +1,106 @@
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+func recs(from, to int) []json.RawMessage {
+	var out []json.RawMessage
+	for i := from; i <= to; i++ {
+		out = append(out, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	return out
+}
+
+func settings(buffer, batch int) Settings {
+	return Settings{BufferSize: buffer, BatchSize: batch, FlushInterval: 10}
+}
+
+func TestQueueDropsTheOldestAndCounts(t *testing.T) {
+	t.Parallel()
+	var got []string
+	q := NewQueue(settings(5, 2), func(_ context.Context, b []json.RawMessage) (int, error) {
+		for _, r := range b {
+			got = append(got, string(r))
+		}
+		return 0, nil
+	}, "", zerolog.Nop())
+	q.Add(recs(1, 3))
+	q.Add(recs(4, 8))
+	if n, d, _ := q.Stats(); n != 5 || d != 3 {
+		t.Fatalf("queued %d dropped %d", n, d)
+	}
+	if err := q.upload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != `[{"n":4} {"n":5} {"n":6} {"n":7} {"n":8}]` {
+		t.Fatalf("sent %v", got)
+	}
+	if _, _, sent := q.Stats(); sent != 5 {
+		t.Fatalf("sent count %d", sent)
+	}
+}
+
+func TestQueueRequeuesFailuresAndRejections(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	q := NewQueue(settings(100, 4), func(_ context.Context, b []json.RawMessage) (int, error) {
+		calls++
+		switch calls {
+		case 1:
+			return 0, errors.New("edge down")
+		case 2:
+			return 1, nil // the last record of the batch is rejected
+		}
+		return 0, nil
+	}, "", zerolog.Nop())
+	q.Add(recs(1, 4))
+	if err := q.upload(context.Background()); err == nil {
+		t.Fatal("a failed upload reported success")
+	}
+	if n, _, _ := q.Stats(); n != 4 {
+		t.Fatalf("a failed batch was not put back: %d queued", n)
+	}
+	_ = q.upload(context.Background())
+	if n, _, sent := q.Stats(); n != 1 || sent != 3 {
+		t.Fatalf("after a rejection: %d queued, %d sent", n, sent)
+	}
+	if err := q.upload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, sent := q.Stats(); n != 0 || sent != 4 {
+		t.Fatalf("finally: %d queued, %d sent", n, sent)
+	}
+}
+
+func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
+	t.Parallel()
+	spool := filepath.Join(t.TempDir(), "spool.jsonl")
+	down := NewQueue(settings(100, 10), func(context.Context, []json.RawMessage) (int, error) {
+		return 0, errors.New("edge down")
+	}, spool, zerolog.Nop())
+	down.Add(recs(1, 25))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	down.Flush(ctx)
+	if n, _, _ := down.Stats(); n != 0 {
+		t.Fatalf("%d records left in memory after Flush", n)
+	}
+	var got int
+	next := NewQueue(settings(100, 10), func(_ context.Context, b []json.RawMessage) (int, error) {
+		got += len(b)
+		return 0, nil
+	}, spool, zerolog.Nop())
+	next.adoptSpool()
+	next.adoptSpool() // the file is gone: nothing twice
+	if err := next.upload(context.Background()); err != nil || got != 25 {
+		t.Fatalf("the next generation sent %d of 25 spooled records (%v)", got, err)
+	}
+}
