@@ -1,11 +1,15 @@
 // Package builtin registers the plugins built into mgw. The list below is
-// the one place a built-in plugin is named; a custom plugin is added the
-// same way, with one line here.
+// the one place a plugin is named; a custom plugin is added the same
+// way, with one line here (see docs/PLUGINS.md).
 package builtin
 
 import (
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/accesscontrol"
 	"github.com/mgw-gateway/mgw/plugins/analytics"
+	"github.com/mgw-gateway/mgw/plugins/cors"
+	"github.com/mgw-gateway/mgw/plugins/example/headeruppercase"
+	"github.com/mgw-gateway/mgw/plugins/healthcheck"
 	"github.com/mgw-gateway/mgw/plugins/oauth"
 	"github.com/mgw-gateway/mgw/plugins/quota"
 	"github.com/mgw-gateway/mgw/plugins/spikearrest"
@@ -21,6 +25,12 @@ func init() {
 		{Name: "oauthv2", New: oauth.Factory(oauth.ModeOAuthV2)},
 		{Name: "spikearrest", Section: spikearrest.Section, New: spikearrest.New},
 		{Name: "quota", Section: quota.Section, New: quota.New},
+		{Name: "cors", Section: cors.Section, New: cors.New},
+		{Name: "accesscontrol", Section: accesscontrol.Section, New: accesscontrol.New},
+		{Name: "healthcheck", Section: healthcheck.Section, New: healthcheck.New},
+		// The example of a custom plugin (docs/PLUGINS.md): a custom
+		// plugin is one more line here.
+		{Name: headeruppercase.Name, Section: headeruppercase.Section, New: headeruppercase.New},
 	} {
 		plugins.Register(s)
 	}
