@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./configs
 	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./configs/edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZTIME) ./plugins/oauth
+	$(GO) test -run '^$$' -fuzz '^FuzzRecordJSON$$' -fuzztime $(FUZZTIME) ./plugins/analytics
 
 #? vet: go vet and a gofmt check
 vet:

@@ -164,3 +164,34 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestRecordsFrameRoundTrip(t *testing.T) {
+	t.Parallel()
+	recs := [][]byte{[]byte(`{"a":1}`), []byte(`{"b":"x\ny"}`), []byte(`{}`)}
+	f := RecordsFrame(recs)
+	got := SplitRecords(f.Payload)
+	if len(got) != 3 || string(got[1]) != `{"b":"x\ny"}` {
+		t.Fatalf("round trip: %q", got)
+	}
+	if n := len(SplitRecords([]byte("\n\n{}\n\n{}"))); n != 2 {
+		t.Fatalf("empty lines: %d records", n)
+	}
+}
+
+// FuzzSplitRecords: any payload splits without a panic into lines that
+// hold no newline and, joined again, give the payload's non-empty lines.
+func FuzzSplitRecords(f *testing.F) {
+	f.Add([]byte("{}\n{\"a\":1}\n"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		recs := SplitRecords(payload)
+		for _, r := range recs {
+			if len(r) == 0 || bytes.IndexByte(r, '\n') >= 0 {
+				t.Fatalf("bad record %q", r)
+			}
+		}
+		again := SplitRecords(RecordsFrame(recs).Payload)
+		if len(again) != len(recs) {
+			t.Fatalf("%d records, %d after a round trip", len(recs), len(again))
+		}
+	})
+}

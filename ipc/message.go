@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -64,10 +65,40 @@ type KeyTell struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// Records carries analytics records from a worker to the master, which
-// uploads them for the whole instance. Each record is one JSON object.
-type Records struct {
-	Records []json.RawMessage `json:"records"`
+// A records frame carries analytics records from a worker to the master,
+// which uploads them for the whole instance. Its payload is not a JSON
+// document but JSON lines: one record (a JSON object, which never holds a
+// raw newline) per line, so that neither side parses what it only passes
+// on.
+
+// RecordsFrame makes one records frame.
+func RecordsFrame(recs [][]byte) Frame {
+	n := 0
+	for _, r := range recs {
+		n += len(r) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, r := range recs {
+		b = append(append(b, r...), '\n')
+	}
+	return Frame{Kind: KindRecords, Payload: b}
+}
+
+// SplitRecords returns the records of a records frame's payload; empty
+// lines are skipped. The records share the payload's memory.
+func SplitRecords(payload []byte) [][]byte {
+	var out [][]byte
+	for len(payload) > 0 {
+		i := bytes.IndexByte(payload, '\n')
+		if i < 0 {
+			i = len(payload)
+		}
+		if i > 0 {
+			out = append(out, payload[:i:i])
+		}
+		payload = payload[min(i+1, len(payload)):]
+	}
+	return out
 }
 
 // Control commands sent by the command line to the master.

@@ -47,7 +47,7 @@ func (m *Master) startAnalytics(snap *configs.Snapshot) error {
 	q := m.analytics
 	go func() { defer close(done); q.Run(stop) }()
 	m.stopAnalytics = func() { close(stop); <-done }
-	m.sup.records = func(r ipc.Records) { m.analytics.Add(r.Records) }
+	m.sup.records = m.analytics.Add
 	return nil
 }
 

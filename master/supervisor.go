@@ -70,7 +70,7 @@ type supervisor struct {
 	// records takes the analytics records a worker sends. It is called on
 	// the worker's reader goroutine, so that every record a worker wrote
 	// before it exited is taken before its reader ends.
-	records func(ipc.Records)
+	records func(recs [][]byte)
 	// readers counts the goroutines still reading a worker's channel.
 	readers sync.WaitGroup
 }
@@ -144,9 +144,8 @@ func (s *supervisor) spawn(sl *slot) {
 				return
 			}
 			if f.Kind == ipc.KindRecords {
-				var r ipc.Records
-				if err := f.Decode(&r); err == nil && records != nil {
-					records(r)
+				if records != nil {
+					records(ipc.SplitRecords(f.Payload))
 				}
 				continue
 			}

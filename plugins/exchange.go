@@ -19,6 +19,8 @@ type Exchange struct {
 	Principal *Principal
 	// Target side, set by the proxy; zero when no target was called.
 	TargetURL           string
+	TargetHost          string // host name, no port
+	TargetPath          string // path and query sent to the target
 	TargetSentStart     time.Time
 	TargetReceivedStart time.Time
 	TargetReceivedEnd   time.Time
@@ -39,16 +41,15 @@ func (p *Principal) ClaimString(name string) string {
 	return s
 }
 
-// Products returns the api_product_list claim.
-func (p *Principal) Products() []string {
+// Products calls f with each product of the api_product_list claim, in
+// order, until f returns false.
+func (p *Principal) Products(f func(product string) bool) {
 	list, _ := p.Claims["api_product_list"].([]any)
-	out := make([]string, 0, len(list))
 	for _, v := range list {
-		if s, ok := v.(string); ok {
-			out = append(out, s)
+		if s, ok := v.(string); ok && !f(s) {
+			return
 		}
 	}
-	return out
 }
 
 type exchangeKey struct{}

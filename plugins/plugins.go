@@ -45,8 +45,8 @@ type Env struct {
 	Analytics RecordSink
 }
 
-// RecordSink takes analytics records, each one JSON object. It must not
-// block.
+// RecordSink takes analytics records, each one JSON object. It copies
+// rec before it returns, and must not block.
 type RecordSink interface {
 	Record(rec []byte)
 }

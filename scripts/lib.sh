@@ -120,12 +120,37 @@ key = "bench-key"
 secret = "bench-secret"
 products = ["bench-product"]'
 
-# start_mgw_oauth PORT TARGET_PORT WORKERS DIR: mgw with the oauth plugin,
-# signing its own tokens with the key pair `mgw init` writes; sets TOKEN.
+# FULL_TOML: the full chain: analytics (to a file), oauth, spike arrest
+# and quota, with limits far above what the bench reaches.
+FULL_TOML='
+[edgemicro.plugins]
+sequence = ["oauth", "spikearrest", "quota"]
+[spikearrest]
+timeUnit = "second"
+allow = 1000000
+[analytics]
+flushInterval = 250
+[[products]]
+name = "bench-product"
+proxies = ["api"]
+apiResources = ["/**"]
+quota = 1000000000
+quotaInterval = 1
+quotaTimeUnit = "minute"
+[[apps]]
+name = "bench-app"
+developer_email = "bench@example.com"
+key = "bench-key"
+secret = "bench-secret"
+products = ["bench-product"]'
+
+# start_mgw_oauth PORT TARGET_PORT WORKERS DIR [TOML]: mgw with the oauth
+# plugin (or the chain in TOML), signing its own tokens with the key pair
+# `mgw init` writes; sets TOKEN.
 start_mgw_oauth() {
 	mkdir -p "$4"
 	"$MGW" init --config-dir "$4" >/dev/null
-	start_mgw "$1" "$2" "$3" "$4" "$OAUTH_TOML"
+	start_mgw "$1" "$2" "$3" "$4" "${5:-$OAUTH_TOML}"
 	TOKEN=$(curl -s -H 'Content-Type: application/json' \
 		-d '{"client_id":"bench-key","client_secret":"bench-secret","grant_type":"client_credentials"}' \
 		"http://127.0.0.1:$1/edgemicro-auth/token" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')

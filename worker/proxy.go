@@ -44,7 +44,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out := p.outgoing(r)
 	x := plugins.ExchangeOf(r)
 	if x != nil {
-		x.TargetURL = out.URL.String()
+		x.TargetHost = out.URL.Hostname()
+		x.TargetPath = out.URL.RequestURI()
+		x.TargetURL = out.URL.Scheme + "://" + out.URL.Host + x.TargetPath
 		x.TargetSentStart = time.Now()
 		if id := out.Header["X-Request-Id"]; len(id) > 0 {
 			x.RequestID = id[0]

@@ -1,11 +1,10 @@
 package analytics
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
+	"sync"
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
@@ -166,10 +165,8 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		if x.TargetURL != "" {
 			rec.TargetURL = x.TargetURL
-			if u, err := url.Parse(x.TargetURL); err == nil {
-				rec.TargetHost = u.Hostname()
-				rec.TargetBasepath = u.RequestURI()
-			}
+			rec.TargetHost = x.TargetHost
+			rec.TargetBasepath = x.TargetPath
 			rec.TargetSentStart = ms(x.TargetSentStart)
 			rec.TargetReceivedStart = ms(x.TargetReceivedStart)
 			rec.TargetReceivedEnd = ms(x.TargetReceivedEnd)
@@ -179,8 +176,11 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 			rec.GatewayFlowID = x.RequestID
 		}
 	}
-	b, err := json.Marshal(&rec)
-	if err == nil {
-		p.sink.Record(b)
-	}
+	bp := bufPool.Get().(*[]byte)
+	buf := rec.appendJSON((*bp)[:0])
+	p.sink.Record(buf) // the sink copies it
+	*bp = buf
+	bufPool.Put(bp)
 }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

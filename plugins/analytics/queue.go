@@ -18,10 +18,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// ErrBadBatch is a Sender's answer for a batch the receiver refuses as
+// malformed: it is dropped (and counted), not retried.
+var ErrBadBatch = errors.New("analytics batch refused")
+
 // Sender uploads one batch. It returns how many of the batch's last
 // records the receiver rejected (they are queued again), or an error when
 // the whole batch must be tried again.
-type Sender func(ctx context.Context, batch []json.RawMessage) (rejected int, err error)
+type Sender func(ctx context.Context, batch [][]byte) (rejected int, err error)
 
 // Queue holds an instance's records until they are uploaded. It is safe
 // for concurrent use.
@@ -32,7 +36,7 @@ type Queue struct {
 	log   zerolog.Logger
 
 	mu      sync.Mutex
-	buf     []json.RawMessage // oldest first
+	buf     [][]byte // oldest first
 	dropped uint64
 	sent    uint64
 	failing int // consecutive failed uploads, for backoff
@@ -45,7 +49,7 @@ func NewQueue(s Settings, send Sender, spool string, log zerolog.Logger) *Queue 
 }
 
 // Add queues records, dropping the oldest when the buffer is full.
-func (q *Queue) Add(recs []json.RawMessage) {
+func (q *Queue) Add(recs [][]byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.buf = append(q.buf, recs...)
@@ -68,11 +72,11 @@ func (q *Queue) Stats() (queued int, dropped, sent uint64) {
 	return len(q.buf), q.dropped, q.sent
 }
 
-func (q *Queue) take() []json.RawMessage {
+func (q *Queue) take() [][]byte {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := min(len(q.buf), q.s.BatchSize)
-	batch := make([]json.RawMessage, n)
+	batch := make([][]byte, n)
 	copy(batch, q.buf[:n])
 	q.buf = append(q.buf[:0], q.buf[n:]...)
 	return batch
@@ -80,10 +84,10 @@ func (q *Queue) take() []json.RawMessage {
 
 // putBack returns records to the front of the queue, keeping the newest
 // when they do not all fit.
-func (q *Queue) putBack(recs []json.RawMessage) {
+func (q *Queue) putBack(recs [][]byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.buf = append(append(make([]json.RawMessage, 0, len(recs)+len(q.buf)), recs...), q.buf...)
+	q.buf = append(append(make([][]byte, 0, len(recs)+len(q.buf)), recs...), q.buf...)
 	q.trim()
 }
 
@@ -95,6 +99,14 @@ func (q *Queue) upload(ctx context.Context) error {
 			return nil
 		}
 		rejected, err := q.send(ctx, batch)
+		if errors.Is(err, ErrBadBatch) {
+			// Sending it again would fail again and hold up every later record.
+			q.mu.Lock()
+			q.dropped += uint64(len(batch))
+			q.mu.Unlock()
+			q.log.Error().Err(err).Int("dropped", len(batch)).Msg("analytics batch refused as malformed: dropped")
+			continue
+		}
 		if err != nil {
 			q.putBack(batch)
 			return err
@@ -183,12 +195,12 @@ func (q *Queue) adoptSpool() {
 	if err != nil {
 		return
 	}
-	var recs []json.RawMessage
+	var recs [][]byte
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		if line := bytes.TrimSpace(sc.Bytes()); json.Valid(line) {
-			recs = append(recs, json.RawMessage(bytes.Clone(line)))
+			recs = append(recs, bytes.Clone(line))
 		}
 	}
 	f.Close()
@@ -197,7 +209,7 @@ func (q *Queue) adoptSpool() {
 	q.putBack(recs)
 }
 
-func appendLines(path string, recs []json.RawMessage) error {
+func appendLines(path string, recs [][]byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -214,9 +226,26 @@ func appendLines(path string, recs []json.RawMessage) error {
 	return f.Close()
 }
 
+// joinRecords makes {"records":[r1,r2,…]}.
+func joinRecords(batch [][]byte) []byte {
+	n := len(`{"records":[]}`) + len(batch)
+	for _, r := range batch {
+		n += len(r)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"records":[`...)
+	for i, r := range batch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	return append(b, ']', '}')
+}
+
 // FileSender appends records to a JSON-lines file (local mode).
 func FileSender(path string) Sender {
-	return func(_ context.Context, batch []json.RawMessage) (int, error) {
+	return func(_ context.Context, batch [][]byte) (int, error) {
 		return 0, appendLines(path, batch)
 	}
 }
@@ -224,13 +253,9 @@ func FileSender(path string) Sender {
 // EdgeSender posts {"records":[…]} to uri with Basic key:secret, gzipped
 // when compress is set.
 func EdgeSender(uri, key, secret string, compress bool, client *http.Client) Sender {
-	return func(ctx context.Context, batch []json.RawMessage) (int, error) {
-		body, err := json.Marshal(struct {
-			Records []json.RawMessage `json:"records"`
-		}{batch})
-		if err != nil {
-			return 0, err
-		}
+	return func(ctx context.Context, batch [][]byte) (int, error) {
+		// The records are JSON already: join them, do not encode them again.
+		body := joinRecords(batch)
 		if compress {
 			var buf bytes.Buffer
 			zw := gzip.NewWriter(&buf)
@@ -253,7 +278,10 @@ func EdgeSender(uri, key, secret string, compress bool, client *http.Client) Sen
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode != http.StatusOK {
+		switch {
+		case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge:
+			return 0, fmt.Errorf("%w: %s", ErrBadBatch, resp.Status)
+		case resp.StatusCode != http.StatusOK:
 			return 0, fmt.Errorf("analytics: %s", resp.Status)
 		}
 		var out struct {

@@ -11,10 +11,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func recs(from, to int) []json.RawMessage {
-	var out []json.RawMessage
+func recs(from, to int) [][]byte {
+	var out [][]byte
 	for i := from; i <= to; i++ {
-		out = append(out, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)))
+		out = append(out, []byte(fmt.Sprintf(`{"n":%d}`, i)))
 	}
 	return out
 }
@@ -26,7 +26,7 @@ func settings(buffer, batch int) Settings {
 func TestQueueDropsTheOldestAndCounts(t *testing.T) {
 	t.Parallel()
 	var got []string
-	q := NewQueue(settings(5, 2), func(_ context.Context, b []json.RawMessage) (int, error) {
+	q := NewQueue(settings(5, 2), func(_ context.Context, b [][]byte) (int, error) {
 		for _, r := range b {
 			got = append(got, string(r))
 		}
@@ -48,10 +48,29 @@ func TestQueueDropsTheOldestAndCounts(t *testing.T) {
 	}
 }
 
+func TestQueueDropsABatchRefusedAsMalformed(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	q := NewQueue(settings(100, 2), func(context.Context, [][]byte) (int, error) {
+		calls++
+		if calls == 1 {
+			return 0, fmt.Errorf("%w: 400", ErrBadBatch)
+		}
+		return 0, nil
+	}, "", zerolog.Nop())
+	q.Add(recs(1, 4))
+	if err := q.upload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, d, s := q.Stats(); n != 0 || d != 2 || s != 2 {
+		t.Fatalf("queued %d dropped %d sent %d", n, d, s)
+	}
+}
+
 func TestQueueRequeuesFailuresAndRejections(t *testing.T) {
 	t.Parallel()
 	calls := 0
-	q := NewQueue(settings(100, 4), func(_ context.Context, b []json.RawMessage) (int, error) {
+	q := NewQueue(settings(100, 4), func(_ context.Context, b [][]byte) (int, error) {
 		calls++
 		switch calls {
 		case 1:
@@ -83,7 +102,7 @@ func TestQueueRequeuesFailuresAndRejections(t *testing.T) {
 func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 	t.Parallel()
 	spool := filepath.Join(t.TempDir(), "spool.jsonl")
-	down := NewQueue(settings(100, 10), func(context.Context, []json.RawMessage) (int, error) {
+	down := NewQueue(settings(100, 10), func(context.Context, [][]byte) (int, error) {
 		return 0, errors.New("edge down")
 	}, spool, zerolog.Nop())
 	down.Add(recs(1, 25))
@@ -94,7 +113,7 @@ func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 		t.Fatalf("%d records left in memory after Flush", n)
 	}
 	var got int
-	next := NewQueue(settings(100, 10), func(_ context.Context, b []json.RawMessage) (int, error) {
+	next := NewQueue(settings(100, 10), func(_ context.Context, b [][]byte) (int, error) {
 		got += len(b)
 		return 0, nil
 	}, spool, zerolog.Nop())
@@ -103,4 +122,41 @@ func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 	if err := next.upload(context.Background()); err != nil || got != 25 {
 		t.Fatalf("the next generation sent %d of 25 spooled records (%v)", got, err)
 	}
+}
+
+// TestRecordJSONMatchesEncodingJSON: the hand-written encoder writes what
+// encoding/json writes, for every field and for strings that need escapes.
+func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, r := range []Record{
+		{RecordType: "APIAnalytics", ResponseStatusCode: 200},
+		{
+			ClientReceivedStart: 1795689452541, ClientReceivedEnd: 1795689452541, RecordType: "APIAnalytics",
+			APIProxy: "edgemicro_hello", RequestURI: "http://h/hello/foo?a=1&b=<2>", RequestPath: "/hello/foo",
+			RequestVerb: "GET", ClientIP: "127.0.0.1", UserAgent: "curl \"quoted\" \\ \t\n\x01 é \xff \u2028",
+			APIProxyRevision: "1", ResponseStatusCode: 404, ClientSentStart: 1, ClientSentEnd: 2,
+			DeveloperEmail: "dev@example.com", DeveloperApp: "app", AccessToken: "tok", ClientID: "cid",
+			APIProduct: "prod", TargetSentStart: 3, TargetReceivedStart: 4, TargetReceivedEnd: 5,
+			TargetBasepath: "/foo?a=1", TargetHost: "t", TargetURL: "http://t/foo?a=1", TargetResponseCode: 404,
+			GatewayFlowID: "id",
+		},
+	} {
+		want, _ := json.Marshal(&r)
+		if got := r.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("hand-written\n %s\nencoding/json\n %s", got, want)
+		}
+	}
+}
+
+// FuzzRecordJSON: any strings give valid JSON equal to encoding/json's.
+func FuzzRecordJSON(f *testing.F) {
+	f.Add("/a?b=c", "curl/8", "\x00<&>\"\\\u2028\xff")
+	f.Add("\b", "\f", "\x7f")
+	f.Fuzz(func(t *testing.T, path, agent, other string) {
+		r := Record{RequestPath: path, UserAgent: agent, ClientID: other, RecordType: "APIAnalytics"}
+		want, _ := json.Marshal(&r)
+		if got := r.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("hand-written %s, encoding/json %s", got, want)
+		}
+	})
 }

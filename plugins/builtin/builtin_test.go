@@ -1,6 +1,10 @@
 package builtin
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,4 +135,17 @@ func TestEveryBuiltinIsRegistered(t *testing.T) {
 	if got := strings.Join(plugins.Names(), " "); got != want {
 		t.Fatalf("registered %q, want %q", got, want)
 	}
+}
+
+func testKey(tb testing.TB) *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+func publicPEM(k *rsa.PrivateKey) string {
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }

@@ -43,18 +43,20 @@ type Settings struct {
 
 // limit is one product's quota.
 type limit struct {
-	allow uint32
-	end   func(time.Time) time.Time
+	product string
+	allow   uint32
+	header  []string // X-RateLimit-Limit, shared by every answer
+	end     func(time.Time) time.Time
+	slots   sync.Map // app → zone.Slot of <org>.<env>.<app>.<product>
 }
 
 type plugin struct {
 	prefix   string // <org>.<env>.
-	limits   map[string]limit
+	limits   map[string]*limit
 	zone     *zone.Zone
 	status   int
 	failOpen bool
 	now      func() time.Time
-	slots    sync.Map // identifier → zone.Slot
 }
 
 // New builds the plugin for a proxy: the quotas of the products that
@@ -68,7 +70,7 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 		return nil, fmt.Errorf("[quotas] backend %q is not available: use memory", s.Backend)
 	}
 	p := &plugin{
-		prefix: snap.Org + "." + snap.Env + ".", limits: map[string]limit{},
+		prefix: snap.Org + "." + snap.Env + ".", limits: map[string]*limit{},
 		zone: env.Zone, status: http.StatusForbidden, failOpen: s.FailOpen, now: env.Now,
 	}
 	if s.IsHTTPStatusTooManyRequestEnabled {
@@ -92,7 +94,8 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 		default:
 			return nil, fmt.Errorf("product %q: quotaTimeUnit %q is not minute, hour, day, week or month", pr.Name, pr.QuotaTimeUnit)
 		}
-		p.limits[pr.Name] = limit{allow: uint32(min(pr.Quota, 1<<32-1)), end: end}
+		allow := uint32(min(pr.Quota, 1<<32-1))
+		p.limits[pr.Name] = &limit{product: pr.Name, allow: allow, header: []string{strconv.FormatUint(uint64(allow), 10)}, end: end}
 	}
 	if len(p.limits) == 0 {
 		return nil, nil
@@ -100,15 +103,16 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 	return p, nil
 }
 
-func (p *plugin) slot(id string) (zone.Slot, error) {
-	if s, ok := p.slots.Load(id); ok {
+// slot finds the zone slot of app's window on l, once per app.
+func (p *plugin) slot(l *limit, app string) (zone.Slot, error) {
+	if s, ok := l.slots.Load(app); ok {
 		return s.(zone.Slot), nil
 	}
-	s, err := p.zone.Slot(id)
+	s, err := p.zone.Slot(p.prefix + app + "." + l.product)
 	if err != nil {
 		return s, err
 	}
-	p.slots.Store(id, s)
+	l.slots.Store(app, s)
 	return s, nil
 }
 
@@ -120,32 +124,34 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	app := pr.ClaimString("application_name")
 	now := p.now()
-	first := true
-	for _, product := range pr.Products() {
+	first, refused, failed := true, false, false
+	pr.Products(func(product string) bool {
 		l, ok := p.limits[product]
 		if !ok {
-			continue
+			return true
 		}
-		slot, err := p.slot(p.prefix + app + "." + product)
+		slot, err := p.slot(l, app)
 		if err != nil {
-			if errors.Is(err, zone.ErrFull) && p.failOpen {
-				continue
-			}
-			plugins.WriteError(w, http.StatusInternalServerError, "quota unavailable")
-			return
+			failed = !(errors.Is(err, zone.ErrFull) && p.failOpen)
+			return !failed
 		}
 		win := slot.Take(l.allow, now, l.end)
 		if first || !win.Allowed {
 			h := w.Header()
-			h["X-Ratelimit-Limit"] = []string{strconv.FormatUint(uint64(l.allow), 10)}
+			h["X-Ratelimit-Limit"] = l.header
 			h["X-Ratelimit-Remaining"] = []string{strconv.FormatUint(uint64(l.allow-min(win.Used, l.allow)), 10)}
 			h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(int64(max(0, win.End.Sub(now))/time.Second), 10)}
 			first = false
 		}
-		if !win.Allowed {
-			plugins.WriteError(w, p.status, "exceeded quota")
-			return
-		}
+		refused = !win.Allowed
+		return !refused
+	})
+	switch {
+	case failed:
+		plugins.WriteError(w, http.StatusInternalServerError, "quota unavailable")
+	case refused:
+		plugins.WriteError(w, p.status, "exceeded quota")
+	default:
+		next.ServeHTTP(w, r)
 	}
-	next.ServeHTTP(w, r)
 }
