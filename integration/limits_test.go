@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/integration/redisserver"
 )
 
 // localAuthConfig is local mode with the oauth plugin, one product and
@@ -143,3 +145,34 @@ func burst(url string, rate int, d time.Duration) (ok, refused, other int) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestQuotaSharedThroughRedis: two instances (2 workers each) sharing one
+// Redis, a 10/minute product: exactly 10 of 30 requests pass.
+func TestQuotaSharedThroughRedis(t *testing.T) {
+	redisURL := redisserver.Start(t)
+	tgt, reached := countingTarget(t)
+	var ins []*instance
+	for range 2 {
+		in := newInstance(t, "")
+		if out, code := in.mgw("init"); code != 0 {
+			t.Fatal(out)
+		}
+		ins = append(ins, in)
+	}
+	// The same app in both: its API key is verified by each instance's
+	// own config, and its quota counted in the shared Redis.
+	for _, in := range ins {
+		in.writeConfig(localAuthConfig(tgt.URL, `["oauth", "quota"]`,
+			"quota = 10\nquotaInterval = 1\nquotaTimeUnit = \"minute\"",
+			"[quotas]\nbackend = \"redis\"\nredis_url = \""+redisURL+"\"\n"))
+		in.start(2)
+	}
+	counts := map[int]int{}
+	for i := range 30 {
+		a := call(t, "GET", ins[i%2].url("/api/x"), map[string]string{"x-api-key": "limits-key"}, "")
+		counts[a.status]++
+	}
+	if counts[200] != 10 || counts[403] != 20 || reached.Load() != 10 {
+		t.Fatalf("statuses %v, target reached %d; want exactly 10 × 200 across both instances", counts, reached.Load())
+	}
+}

@@ -5,13 +5,16 @@
 // counted and lasts interval × timeUnit (Apigee's "flexi" quota).
 //
 // The memory backend counts in the instance's shared limit zone, so a
-// quota of L admits exactly L whatever the number of workers. Every
+// quota of L admits exactly L whatever the number of workers; the redis
+// backend counts in Redis with a server-side script, exact across every
+// instance that shares it. A backend that fails admits the request with
+// failOpen, and answers 500 without. Every
 // response of a proxy a quota covers carries X-RateLimit-Limit,
 // -Remaining (never below 0) and -Reset (whole seconds left).
 package quota
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -29,8 +32,10 @@ const Section = "quotas"
 
 // Settings are the keys of [quotas].
 type Settings struct {
-	// Backend is memory (the default: exact for the instance).
+	// Backend is memory (the default: exact for the instance) or redis
+	// (exact for every instance sharing the Redis at RedisURL).
 	Backend  string `json:"backend"`
+	RedisURL string `json:"redis_url"`
 	FailOpen bool   `json:"failOpen"`
 	// IsHTTPStatusTooManyRequestEnabled answers 429 instead of 403.
 	IsHTTPStatusTooManyRequestEnabled bool               `json:"isHTTPStatusTooManyRequestEnabled"`
@@ -57,6 +62,7 @@ type plugin struct {
 	status   int
 	failOpen bool
 	now      func() time.Time
+	redis    *redisBackend // nil: the memory backend
 }
 
 // New builds the plugin for a proxy: the quotas of the products that
@@ -66,12 +72,26 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 	if err := snap.Config.Section(Section, &s); err != nil {
 		return nil, err
 	}
-	if s.Backend != "memory" {
-		return nil, fmt.Errorf("[quotas] backend %q is not available: use memory", s.Backend)
+	if s.UseRedis && s.Backend == "memory" {
+		s.Backend = "redis" // edgemicro's spelling
 	}
 	p := &plugin{
 		prefix: snap.Org + "." + snap.Env + ".", limits: map[string]*limit{},
 		zone: env.Zone, status: http.StatusForbidden, failOpen: s.FailOpen, now: env.Now,
+	}
+	switch s.Backend {
+	case "memory":
+	case "redis":
+		if s.RedisURL == "" {
+			s.RedisURL = "redis://127.0.0.1:6379/0"
+		}
+		c, err := redisClient(s.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		p.redis = &redisBackend{client: c, prefix: "mgw:quota:"}
+	default:
+		return nil, fmt.Errorf("[quotas] backend %q is not memory or redis", s.Backend)
 	}
 	if s.IsHTTPStatusTooManyRequestEnabled {
 		p.status = http.StatusTooManyRequests
@@ -103,6 +123,18 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 	return p, nil
 }
 
+// take counts the request in app's window on l.
+func (p *plugin) take(ctx context.Context, l *limit, app string, now time.Time) (zone.Window, error) {
+	if p.redis != nil {
+		return p.redis.take(ctx, p.prefix+app+"."+l.product, l, now)
+	}
+	slot, err := p.slot(l, app)
+	if err != nil {
+		return zone.Window{}, err
+	}
+	return slot.Take(l.allow, now, l.end), nil
+}
+
 // slot finds the zone slot of app's window on l, once per app.
 func (p *plugin) slot(l *limit, app string) (zone.Slot, error) {
 	if s, ok := l.slots.Load(app); ok {
@@ -130,12 +162,11 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 		if !ok {
 			return true
 		}
-		slot, err := p.slot(l, app)
+		win, err := p.take(r.Context(), l, app, now)
 		if err != nil {
-			failed = !(errors.Is(err, zone.ErrFull) && p.failOpen)
+			failed = !p.failOpen
 			return !failed
 		}
-		win := slot.Take(l.allow, now, l.end)
 		if first || !win.Allowed {
 			h := w.Header()
 			h["X-Ratelimit-Limit"] = l.header

@@ -1,14 +1,18 @@
 package quota
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/integration/redisserver"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
 )
@@ -101,5 +105,58 @@ func TestQuotaOptions(t *testing.T) {
 	}
 	if _, err := New(plugins.Env{Now: time.Now}, snapshot(t, "[quotas]\nbackend = \"carrier-pigeon\"\n"), &configs.Proxy{Name: "p"}); err == nil {
 		t.Fatal("an unknown backend was accepted")
+	}
+}
+
+// TestRedisBackendIsExact: concurrent requests through two plugin
+// instances (two gateways) sharing one Redis admit exactly the quota.
+func TestRedisBackendIsExact(t *testing.T) {
+	url := redisserver.Start(t)
+	section := "[quotas]\nbackend = \"redis\"\nredis_url = \"" + url + "\"\n"
+	var ps []plugins.Plugin
+	for range 2 {
+		p, err := New(plugins.Env{Now: time.Now}, snapshot(t, section), &configs.Proxy{Name: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if request(ps[i%2], "small").Code == 200 {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 3 {
+		t.Fatalf("admitted %d of 40 against a quota of 3", n)
+	}
+	rec := request(ps[0], "small")
+	if rec.Code != 403 || rec.Header().Get("X-RateLimit-Remaining") != "0" || rec.Header().Get("X-RateLimit-Reset") == "" {
+		t.Fatalf("past the quota: %d %v", rec.Code, rec.Header())
+	}
+}
+
+func TestRedisDownFailsOpenOrClosed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		failOpen bool
+		status   int
+	}{{true, 200}, {false, 500}} {
+		section := fmt.Sprintf("[quotas]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/0\"\nfailOpen = %t\n", tc.failOpen)
+		p, err := New(plugins.Env{Now: time.Now}, snapshot(t, section), &configs.Proxy{Name: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec := request(p, "small"); rec.Code != tc.status {
+			t.Errorf("failOpen %t: %d", tc.failOpen, rec.Code)
+		}
 	}
 }
