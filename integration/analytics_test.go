@@ -99,7 +99,7 @@ func TestAnalyticsDropOldestWhenEdgeIsDown(t *testing.T) {
 
 func num(p string) int {
 	var n int
-	fmt.Sscanf(strings.TrimPrefix(p, "/hello/r"), "%d", &n)
+	_, _ = fmt.Sscanf(strings.TrimPrefix(p, "/hello/r"), "%d", &n)
 	return n
 }
 

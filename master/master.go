@@ -200,7 +200,7 @@ func (m *Master) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer z.Close()
+	defer func() { _ = z.Close() }()
 	args := append([]string{"--generation", strconv.Itoa(m.generation)}, m.opts.WorkerArgs...)
 	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, zone: z.File(), env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)

@@ -111,8 +111,8 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 	return &plugin{proxy: proxy, sink: env.Analytics, now: env.Now, revision: rev}, nil
 }
 
-// statuser is the worker's response writer, which knows the status sent.
-type statuser interface{ Status() int }
+// statusWriter is the worker's response writer, which knows the status sent.
+type statusWriter interface{ Status() int }
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {
@@ -133,7 +133,7 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	end := p.now()
 	status := http.StatusOK
-	if s, ok := w.(statuser); ok && s.Status() != 0 {
+	if s, ok := w.(statusWriter); ok && s.Status() != 0 {
 		status = s.Status()
 	}
 	scheme := "http"

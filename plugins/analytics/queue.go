@@ -216,8 +216,8 @@ func appendLines(path string, recs [][]byte) error {
 	}
 	w := bufio.NewWriter(f)
 	for _, r := range recs {
-		w.Write(r)
-		w.WriteByte('\n')
+		_, _ = w.Write(r) // a bufio.Writer keeps its first error for Flush
+		_ = w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()

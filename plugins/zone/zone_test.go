@@ -1,6 +1,7 @@
 package zone
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +78,7 @@ func TestSlotsAreDistinctAndStable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := z.Slot("e"); err != ErrFull {
+	if _, err := z.Slot("e"); !errors.Is(err, ErrFull) {
 		t.Fatalf("fifth key in four slots: %v", err)
 	}
 }
@@ -127,7 +128,7 @@ func TestSharedAcrossProcesses(t *testing.T) {
 				n++
 			}
 		}
-		os.Stdout.WriteString(strconv.Itoa(n) + "\n")
+		_, _ = os.Stdout.WriteString(strconv.Itoa(n) + "\n")
 		return
 	}
 	t.Parallel()
@@ -136,7 +137,7 @@ func TestSharedAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer z.Close()
+	defer func() { _ = z.Close() }()
 	var wg sync.WaitGroup
 	counts := make([]int, 4)
 	for i := range counts {
