@@ -4,11 +4,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mgw-gateway/mgw/integration/fakeedge"
 	"github.com/mgw-gateway/mgw/integration/redisserver"
 )
 
@@ -174,5 +176,47 @@ func TestQuotaSharedThroughRedis(t *testing.T) {
 	}
 	if counts[200] != 10 || counts[403] != 20 || reached.Load() != 10 {
 		t.Fatalf("statuses %v, target reached %d; want exactly 10 × 200 across both instances", counts, reached.Load())
+	}
+}
+
+// TestQuotaEdgeBackend: the edge backend counts exactly for the instance
+// (4 workers, 5/minute: 5 of 12 pass), sends the weight to Apigee's
+// quotas/apply, and learns there what another instance used.
+func TestQuotaEdgeBackend(t *testing.T) {
+	fe := startFakeEdge(t)
+	tgt, _ := countingTarget(t)
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe.SetProducts(fakeedge.Product{Name: "hello-product", Proxies: []string{"edgemicro_hello"}, APIResources: []string{"/**"}, Quota: "5", QuotaInterval: "1", QuotaTimeUnit: "minute"})
+	cfg := edgeConfig(fe, "[analytics]\nenabled = false\n[quotas]\nbackend = \"edge\"\n")
+	cfg = strings.Replace(cfg, `sequence = ["oauth"]`, `sequence = ["oauth", "quota"]`, 1)
+	a, b := newInstance(t, cfg), newInstance(t, cfg)
+	a.start(4, edgeFlags(fe)...)
+	key := fe.Apps()[0].Key
+	id := "myorg.test.mgw-app.hello-product"
+	status := func(in *instance) int {
+		return call(t, "GET", in.url("/hello/x"), map[string]string{"x-api-key": key}, "").status
+	}
+	for range 3 {
+		if st := status(a); st != 200 {
+			t.Fatalf("instance A, within the quota: %d", st)
+		}
+	}
+	a.eventually(10*time.Second, "the weight to reach Edge", func() bool { return fe.QuotaUsed(id) == 3 })
+	b.start(2, edgeFlags(fe)...)
+	b.eventually(10*time.Second, "instance B to learn Edge's count", func() bool { return fe.Calls(fakeedge.Quota) > 2 })
+	counts := map[int]int{}
+	for range 6 {
+		counts[status(b)]++
+	}
+	if counts[200] != 2 || counts[403] != 4 {
+		t.Fatalf("instance B after A used 3 of 5: %v, want 2 × 200 and 4 × 403", counts)
+	}
+	b.eventually(10*time.Second, "Edge to count 5", func() bool { return fe.QuotaUsed(id) == 5 })
+	// Every instance exchanges with Edge each second: after two more
+	// exchanges of each, A knows the window is used up.
+	calls := fe.Calls(fakeedge.Quota)
+	a.eventually(10*time.Second, "instance A's next exchanges", func() bool { return fe.Calls(fakeedge.Quota) >= calls+4 })
+	if st := status(a); st != 403 {
+		t.Fatalf("instance A after the quota is used up: %d", st)
 	}
 }

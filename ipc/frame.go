@@ -40,14 +40,15 @@ const (
 	KindStats   Kind = 6  // worker → master: Stats
 	KindKeyAsk  Kind = 7  // worker → master: KeyAsk
 	KindKeyTell Kind = 8  // master → worker: KeyTell
-	KindRecords Kind = 9  // worker → master: Records
+	KindRecords Kind = 9  // worker → master: analytics records
+	KindQuota   Kind = 10 // worker → master: QuotaWatch
 	KindControl Kind = 16 // command line → master: Control
 	KindReply   Kind = 17 // master → command line: Reply
 )
 
 var kindNames = map[Kind]string{
 	KindHello: "hello", KindConfig: "config", KindAck: "ack", KindReady: "ready",
-	KindDrain: "drain", KindStats: "stats", KindKeyAsk: "key-ask", KindKeyTell: "key-tell", KindRecords: "records", KindControl: "control", KindReply: "reply",
+	KindDrain: "drain", KindStats: "stats", KindKeyAsk: "key-ask", KindKeyTell: "key-tell", KindRecords: "records", KindQuota: "quota-watch", KindControl: "control", KindReply: "reply",
 }
 
 // String returns the kind's name, or "kind(N)" for an unknown kind.

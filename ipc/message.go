@@ -101,6 +101,17 @@ func SplitRecords(payload []byte) [][]byte {
 	return out
 }
 
+// QuotaWatch tells the master that a worker counts requests for a quota
+// identifier with the edge backend. The master then sends the weight
+// counted in the shared zone to Edge every second and keeps Edge's answer
+// in the zone for every worker. A worker sends it once per identifier.
+type QuotaWatch struct {
+	Identifier string `json:"identifier"`
+	Allow      uint32 `json:"allow"`
+	Interval   int    `json:"interval"`
+	TimeUnit   string `json:"timeUnit"`
+}
+
 // Control commands sent by the command line to the master.
 const (
 	CommandStatus = "status"

@@ -106,6 +106,7 @@ type Master struct {
 
 	analytics     *analytics.Queue
 	stopAnalytics func()
+	stopQuotas    func()
 }
 
 // Run starts a master generation and serves until it is stopped or
@@ -208,6 +209,7 @@ func (m *Master) run(ctx context.Context) error {
 	if err := m.startAnalytics(snap); err != nil {
 		return err
 	}
+	m.startQuotaSync(snap, z)
 	if err := m.sup.setConfig(snap); err != nil {
 		return err
 	}
@@ -551,6 +553,9 @@ func (m *Master) beginDrain(timeout time.Duration) {
 // owns them, removes the control socket and the pid file.
 func (m *Master) cleanup() {
 	m.flushAnalytics()
+	if m.stopQuotas != nil {
+		m.stopQuotas()
+	}
 	if !m.replaced {
 		if m.ctl != nil {
 			m.ctl.close(true)

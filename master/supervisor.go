@@ -71,6 +71,8 @@ type supervisor struct {
 	// the worker's reader goroutine, so that every record a worker wrote
 	// before it exited is taken before its reader ends.
 	records func(recs [][]byte)
+	// quotaWatch takes a worker's quota-watch (edge quota backend).
+	quotaWatch func(ipc.QuotaWatch)
 	// readers counts the goroutines still reading a worker's channel.
 	readers sync.WaitGroup
 }
@@ -232,6 +234,13 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 			}
 			_ = conn.Send(ipc.KindKeyTell, tell)
 		}()
+	case ipc.KindQuota:
+		var w ipc.QuotaWatch
+		if err := f.Decode(&w); err != nil || s.quotaWatch == nil {
+			log.Warn().AnErr("err", err).Msg("quota-watch ignored")
+			return
+		}
+		s.quotaWatch(w)
 	case ipc.KindStats:
 		var st ipc.Stats
 		if err := f.Decode(&st); err == nil {

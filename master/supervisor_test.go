@@ -292,3 +292,16 @@ func TestSupervisorStartFailure(t *testing.T) {
 	f.sp.procs[1].die()
 	f.pump("the failure", func() bool { return f.sup.startFailure() != nil })
 }
+
+func TestQuotaApplyURI(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ quotaURI, bootstrap, want string }{
+		{"", "https://e.apigee.net/edgemicro/bootstrap/organization/o/environment/e", "https://e.apigee.net/edgemicro/quotas/organization/o/environment/e/v2/quotas/apply"},
+		{"https://%s-%s.apigee.net/edgemicro-auth", "https://x/bootstrap", "https://o-e.apigee.net/edgemicro-auth/v2/quotas/apply"},
+	} {
+		cfg := configs.Config{EdgeConfig: &configs.EdgeConfig{QuotaURI: tc.quotaURI, Bootstrap: tc.bootstrap}}
+		if got := quotaApplyURI(&cfg, "o", "e"); got != tc.want {
+			t.Errorf("quotaApplyURI = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -43,6 +43,9 @@ type Env struct {
 	// Analytics receives the records of the analytics plugin. Nil where
 	// no request is served.
 	Analytics RecordSink
+	// WatchQuota asks the master to keep a quota identifier in step with
+	// Edge (the quota plugin's edge backend). Nil where no request is served.
+	WatchQuota func(identifier string, allow uint32, interval int, timeUnit string)
 }
 
 // RecordSink takes analytics records, each one JSON object. It copies

@@ -239,7 +239,7 @@ func (w *Worker) apply(raw []byte) error {
 	if cur := w.rt.Load(); cur != nil && snap.Revision <= cur.snap.Revision {
 		return nil
 	}
-	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone, Analytics: w.sink})
+	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone, Analytics: w.sink, WatchQuota: w.watchQuota})
 	if err != nil {
 		return fmt.Errorf("compiling revision %d: %w", snap.Revision, err)
 	}
@@ -335,6 +335,11 @@ func (w *Worker) drain(grace, timeout time.Duration) {
 		_ = w.srv.Close()
 	}
 	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
+}
+
+// watchQuota asks the master to keep a quota identifier in step with Edge.
+func (w *Worker) watchQuota(id string, allow uint32, interval int, unit string) {
+	_ = w.conn.Send(ipc.KindQuota, ipc.QuotaWatch{Identifier: id, Allow: allow, Interval: interval, TimeUnit: unit})
 }
 
 // inheritedZone maps the zone at ipc.ZoneFD; a worker started without

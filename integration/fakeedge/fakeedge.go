@@ -55,6 +55,7 @@ const (
 	VerifyAPIKey = "verifyApiKey"
 	Token        = "token"
 	Analytics    = "analytics"
+	Quota        = "quota"
 )
 
 // Server is a running fake org.
@@ -75,7 +76,14 @@ type Server struct {
 	calls         map[string]int
 	fail          map[string]int
 	records       []json.RawMessage
+	quotas        map[string]*quotaWindow
 	tokenLifetime time.Duration
+}
+
+// quotaWindow is one identifier's flexi window at the fake quota service.
+type quotaWindow struct {
+	used   int64
+	expiry time.Time
 }
 
 // Start serves a fake org on a free loopback port with one app,
@@ -101,7 +109,7 @@ func Start(org, env string) (*Server, error) {
 		URL: "http://" + ln.Addr().String(), Org: org, Env: env,
 		Key: strings.Repeat("a1", 32), Secret: strings.Repeat("b2", 32), Kid: "1",
 		priv: priv, cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		ln: ln, calls: map[string]int{}, fail: map[string]int{}, tokenLifetime: 30 * time.Minute,
+		ln: ln, calls: map[string]int{}, fail: map[string]int{}, quotas: map[string]*quotaWindow{}, tokenLifetime: 30 * time.Minute,
 		products: []Product{
 			{Name: "hello-product", Proxies: []string{"edgemicro-auth", "edgemicro_hello"}, APIResources: []string{"/**"}, Quota: "1000", QuotaInterval: "1", QuotaTimeUnit: "minute"},
 			{Name: "open-product", Proxies: []string{"edgemicro_hello", "edgemicro_open"}, APIResources: []string{"/"}},
@@ -121,6 +129,7 @@ func Start(org, env string) (*Server, error) {
 	mux.HandleFunc("POST /edgemicro-auth/verifyApiKey", s.count(VerifyAPIKey, true, s.verifyAPIKey))
 	mux.HandleFunc("POST /edgemicro-auth/token", s.count(Token, false, s.token))
 	mux.HandleFunc("POST /edgemicro/axpublisher/organization/{org}/environment/{env}", s.count(Analytics, true, s.analytics))
+	mux.HandleFunc("POST /edgemicro/quotas/organization/{org}/environment/{env}/v2/quotas/apply", s.count(Quota, true, s.quotaApply))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -141,6 +150,13 @@ func (s *Server) SetProxies(ps ...Proxy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.proxies = append([]Proxy(nil), ps...)
+}
+
+// SetProducts replaces the org's products.
+func (s *Server) SetProducts(ps ...Product) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.products = append([]Product(nil), ps...)
 }
 
 // Calls is how many requests endpoint has received.
@@ -348,6 +364,45 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) {
 	s.records = append(s.records, body.Records...)
 	s.mu.Unlock()
 	writeJSON(w, map[string]int{"accepted": len(body.Records), "rejected": 0})
+}
+
+func (s *Server) quotaApply(w http.ResponseWriter, r *http.Request) {
+	var q struct {
+		Identifier string `json:"identifier"`
+		Weight     int64  `json:"weight"`
+		Interval   int    `json:"interval"`
+		Allow      int64  `json:"allow"`
+		TimeUnit   string `json:"timeUnit"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&q); err != nil || q.Identifier == "" {
+		http.Error(w, "bad quota request", http.StatusBadRequest)
+		return
+	}
+	unit := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour, "month": 30 * 24 * time.Hour}[q.TimeUnit]
+	now := time.Now()
+	s.mu.Lock()
+	win := s.quotas[q.Identifier]
+	if win == nil || !now.Before(win.expiry) {
+		win = &quotaWindow{expiry: now.Add(time.Duration(max(q.Interval, 1)) * unit)}
+		s.quotas[q.Identifier] = win
+	}
+	win.used += q.Weight
+	used, expiry := win.used, win.expiry
+	s.mu.Unlock()
+	writeJSON(w, map[string]int64{
+		"allowed": q.Allow, "used": used, "exceeded": max(0, used-q.Allow), "available": max(0, q.Allow-used),
+		"expiryTime": expiry.UnixMilli(), "timestamp": now.UnixMilli(),
+	})
+}
+
+// QuotaUsed is the count of identifier's current window.
+func (s *Server) QuotaUsed(identifier string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.quotas[identifier]; w != nil {
+		return w.used
+	}
+	return 0
 }
 
 // Claims are the claims Edge puts in a token for app, valid from now.

@@ -48,11 +48,13 @@ type Settings struct {
 
 // limit is one product's quota.
 type limit struct {
-	product string
-	allow   uint32
-	header  []string // X-RateLimit-Limit, shared by every answer
-	end     func(time.Time) time.Time
-	slots   sync.Map // app → zone.Slot of <org>.<env>.<app>.<product>
+	product  string
+	interval int
+	unit     string
+	allow    uint32
+	header   []string // X-RateLimit-Limit, shared by every answer
+	end      func(time.Time) time.Time
+	slots    sync.Map // app → zone.Slot of <org>.<env>.<app>.<product>
 }
 
 type plugin struct {
@@ -63,6 +65,7 @@ type plugin struct {
 	failOpen bool
 	now      func() time.Time
 	redis    *redisBackend // nil: the memory backend
+	edge     *edgeBackend
 }
 
 // New builds the plugin for a proxy: the quotas of the products that
@@ -79,6 +82,9 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 		prefix: snap.Org + "." + snap.Env + ".", limits: map[string]*limit{},
 		zone: env.Zone, status: http.StatusForbidden, failOpen: s.FailOpen, now: env.Now,
 	}
+	if p.zone == nil {
+		p.zone = zone.New(64)
+	}
 	switch s.Backend {
 	case "memory":
 	case "redis":
@@ -90,14 +96,16 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 			return nil, err
 		}
 		p.redis = &redisBackend{client: c, prefix: "mgw:quota:"}
+	case "edge":
+		if !snap.Config.EdgeMode() {
+			return nil, fmt.Errorf("[quotas] backend \"edge\" needs Edge mode ([edge_config])")
+		}
+		p.edge = &edgeBackend{zone: p.zone, watch: env.WatchQuota}
 	default:
-		return nil, fmt.Errorf("[quotas] backend %q is not memory or redis", s.Backend)
+		return nil, fmt.Errorf("[quotas] backend %q is not memory, redis or edge", s.Backend)
 	}
 	if s.IsHTTPStatusTooManyRequestEnabled {
 		p.status = http.StatusTooManyRequests
-	}
-	if p.zone == nil {
-		p.zone = zone.New(64)
 	}
 	for _, pr := range snap.Config.Products {
 		if pr.Quota <= 0 || !slices.Contains(pr.Proxies, proxy.Name) {
@@ -115,7 +123,7 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 			return nil, fmt.Errorf("product %q: quotaTimeUnit %q is not minute, hour, day, week or month", pr.Name, pr.QuotaTimeUnit)
 		}
 		allow := uint32(min(pr.Quota, 1<<32-1))
-		p.limits[pr.Name] = &limit{product: pr.Name, allow: allow, header: []string{strconv.FormatUint(uint64(allow), 10)}, end: end}
+		p.limits[pr.Name] = &limit{product: pr.Name, interval: n, unit: pr.QuotaTimeUnit, allow: allow, header: []string{strconv.FormatUint(uint64(allow), 10)}, end: end}
 	}
 	if len(p.limits) == 0 {
 		return nil, nil
@@ -127,6 +135,9 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 func (p *plugin) take(ctx context.Context, l *limit, app string, now time.Time) (zone.Window, error) {
 	if p.redis != nil {
 		return p.redis.take(ctx, p.prefix+app+"."+l.product, l, now)
+	}
+	if p.edge != nil {
+		return p.edge.take(p.prefix+app+"."+l.product, l, now)
 	}
 	slot, err := p.slot(l, app)
 	if err != nil {

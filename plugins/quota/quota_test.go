@@ -160,3 +160,31 @@ func TestRedisDownFailsOpenOrClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgeBackendCountsRemotePlusPending: a request passes while Edge's
+// count plus the weight not yet sent stays under the quota, and an
+// expired remote window counts as empty.
+func TestEdgeBackendCountsRemotePlusPending(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	z := zone.New(64)
+	var watched []string
+	b := &edgeBackend{zone: z, watch: func(id string, allow uint32, _ int, _ string) { watched = append(watched, id) }}
+	l := &limit{product: "p", allow: 5, interval: 1, unit: "minute", end: func(t time.Time) time.Time { return t.Add(time.Minute) }}
+	remote, _ := z.Slot("id" + RemoteSuffix)
+	remote.Store(zone.PackCount(3, now.Add(30*time.Second)))
+	var got []bool
+	for range 3 {
+		w, err := b.take("id", l, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, w.Allowed)
+	}
+	if fmt.Sprint(got) != "[true true false]" || len(watched) != 1 {
+		t.Fatalf("admitted %v, watched %v", got, watched)
+	}
+	if w, _ := b.take("id", l, now.Add(31*time.Second)); !w.Allowed {
+		t.Fatal("the remote window closed, yet the pending weight alone refused")
+	}
+}

@@ -211,3 +211,34 @@ func (s Slot) Reserve(now time.Time, interval, burst, maxWait time.Duration) (wa
 		}
 	}
 }
+
+// Load returns the slot's state word.
+func (s Slot) Load() uint64 { return atomic.LoadUint64(s.state) }
+
+// Add adds delta (two's complement to subtract) and returns the new word.
+func (s Slot) Add(delta uint64) uint64 { return atomic.AddUint64(s.state, delta) }
+
+// Swap stores v and returns the old word.
+func (s Slot) Swap(v uint64) uint64 { return atomic.SwapUint64(s.state, v) }
+
+// Store sets the state word.
+func (s Slot) Store(v uint64) { atomic.StoreUint64(s.state, v) }
+
+// CompareAndSwap sets the word to new if it is old.
+func (s Slot) CompareAndSwap(old, new uint64) bool {
+	return atomic.CompareAndSwapUint64(s.state, old, new)
+}
+
+// PackCount packs a count and an absolute time (whole seconds) into one
+// word, as a remote quota answer is kept: count in the low 32 bits.
+func PackCount(count uint32, t time.Time) uint64 {
+	return uint64(max(0, t.Sub(epoch)/time.Second))<<32 | uint64(count)
+}
+
+// UnpackCount reverses PackCount; a zero word gives a zero time.
+func UnpackCount(w uint64) (uint32, time.Time) {
+	if w == 0 {
+		return 0, time.Time{}
+	}
+	return uint32(w), epoch.Add(time.Duration(w>>32) * time.Second)
+}
