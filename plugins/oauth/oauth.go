@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
@@ -34,13 +35,16 @@ func Factory(mode Mode) plugins.Factory {
 type plugin struct {
 	mode    Mode
 	cfg     configs.Auth
-	keyHdr  string
-	authHdr string
+	keyHdr   string // as written in the query
+	keyKey   string // canonical header key of keyHdr
+	authKey  string // canonical header key of the Authorization header
 	v       *verifier
 	keys    plugins.KeyVerifier
 	rules   map[string]*productRule
 	// keyTimeout bounds an API key's verification.
 	keyTimeout time.Duration
+	// local holds the verified claims of local-mode keys.
+	local sync.Map
 }
 
 func newPlugin(mode Mode, env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (*plugin, error) {
@@ -63,9 +67,10 @@ func newPlugin(mode Mode, env plugins.Env, snap *configs.Snapshot, proxy *config
 	if p.keyHdr == "" {
 		p.keyHdr = "x-api-key"
 	}
-	p.authHdr = p.cfg.AuthorizationHeader
-	if p.authHdr == "" {
-		p.authHdr = "authorization"
+	p.keyKey = http.CanonicalHeaderKey(p.keyHdr)
+	p.authKey = http.CanonicalHeaderKey(p.cfg.AuthorizationHeader)
+	if p.authKey == "" {
+		p.authKey = "Authorization"
 	}
 	if p.cfg.GracePeriod < 0 || p.cfg.TokenCacheSize < 0 {
 		return nil, fmt.Errorf("[%s] gracePeriod and tokenCacheSize must not be negative", name)
@@ -91,7 +96,7 @@ func newPlugin(mode Mode, env plugins.Env, snap *configs.Snapshot, proxy *config
 }
 
 func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	authz := r.Header.Get(p.authHdr)
+	authz := first(r.Header[p.authKey])
 	useKey := p.mode == ModeAPIKeys || (p.mode == ModeOAuth && (authz == "" || p.cfg.AllowAPIKeyOnly))
 	if p.mode == ModeOAuth && p.cfg.AllowOAuthOnly && authz == "" {
 		p.deny(w, r, next, http.StatusUnauthorized, "missing_authorization", "Missing Authorization header")
@@ -120,7 +125,7 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	if !p.cfg.KeepAuthorizationHeader {
-		r.Header.Del(p.authHdr)
+		delete(r.Header, p.authKey)
 	}
 	p.authorize(w, r, next, t)
 }
@@ -128,7 +133,7 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 // serveKey authenticates by API key: header first, then the query
 // parameter of the same name.
 func (p *plugin) serveKey(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	key := r.Header.Get(p.keyHdr)
+	key := first(r.Header[p.keyKey])
 	if key == "" {
 		key = r.URL.Query().Get(p.keyHdr)
 	}
@@ -157,15 +162,26 @@ func (p *plugin) serveKey(w http.ResponseWriter, r *http.Request, next http.Hand
 	}
 	var t *verified
 	if res.Claims != nil {
-		t = &verified{claims: res.Claims, header: claimsHeader(res.Claims)}
+		t = p.localVerified(key, res.Claims)
 	} else if t, err = p.v.verify(res.Token); err != nil {
 		writeError(w, http.StatusForbidden, "access_denied", "Unauthorized")
 		return
 	}
 	if p.mode == ModeAPIKeys && !p.cfg.KeepAPIKey {
-		r.Header.Del(p.keyHdr)
+		delete(r.Header, p.keyKey)
 	}
 	p.authorize(w, r, next, t)
+}
+
+// localVerified wraps the claims of a local-mode app once per key and
+// revision, so that its claims header is encoded once.
+func (p *plugin) localVerified(key string, claims map[string]any) *verified {
+	if t, ok := p.local.Load(key); ok && t.(*verified).sameClaims(claims) {
+		return t.(*verified)
+	}
+	t := newVerified(claims, time.Time{})
+	p.local.Store(key, t)
+	return t
 }
 
 // authorize lets the request through when a product of the token covers
@@ -184,8 +200,16 @@ func (p *plugin) authorize(w http.ResponseWriter, r *http.Request, next http.Han
 		writeError(w, http.StatusForbidden, "access_denied", "access_denied")
 		return
 	}
-	r.Header.Set("X-Authorization-Claims", t.header)
-	next.ServeHTTP(w, plugins.SetPrincipal(r, &plugins.Principal{Claims: t.claims, Product: product}))
+	r.Header["X-Authorization-Claims"] = t.headerValue
+	next.ServeHTTP(w, plugins.SetPrincipal(r, t.principal(product)))
+}
+
+// first is the first value of a header, or "".
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // deny answers a request without credentials, unless allowNoAuthorization.

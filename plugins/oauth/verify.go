@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/plugins"
 )
 
 // Errors of token verification: a value that is not a JWS at all, and a
@@ -39,11 +41,42 @@ type verifier struct {
 	cache    map[string]*verified
 }
 
-// verified is a token that passed every check.
+// verified is a token that passed every check. It is shared by every
+// request that presents the token, so it is never modified after it is
+// made, except for its principals, under mu.
 type verified struct {
-	claims map[string]any
-	header string // x-authorization-claims
-	exp    time.Time
+	claims      map[string]any
+	header      string   // x-authorization-claims
+	headerValue []string // the same, as a header value; shared, never modified
+	exp         time.Time
+
+	mu         sync.Mutex
+	principals map[string]*plugins.Principal // by product
+}
+
+func newVerified(claims map[string]any, exp time.Time) *verified {
+	h := claimsHeader(claims)
+	return &verified{claims: claims, header: h, headerValue: []string{h}, exp: exp}
+}
+
+// sameClaims reports whether t was made from exactly this claims map.
+func (t *verified) sameClaims(c map[string]any) bool {
+	return reflect.ValueOf(t.claims).UnsafePointer() == reflect.ValueOf(c).UnsafePointer()
+}
+
+// principal is the token's principal for product, made once.
+func (t *verified) principal(product string) *plugins.Principal {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.principals[product]; ok {
+		return p
+	}
+	if t.principals == nil {
+		t.principals = map[string]*plugins.Principal{}
+	}
+	p := &plugins.Principal{Claims: t.claims, Product: product}
+	t.principals[product] = p
+	return p
 }
 
 func newVerifier(keys configs.Keys, grace time.Duration, cacheOn bool, cacheMax int, now func() time.Time) (*verifier, error) {
@@ -89,10 +122,11 @@ func (v *verifier) verify(token string) (*verified, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)
 	}
-	t := &verified{claims: claims, header: claimsHeader(claims), exp: v.now().Add(30 * time.Minute)}
-	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
-		t.exp = exp.Time
+	exp := v.now().Add(30 * time.Minute)
+	if e, err := claims.GetExpirationTime(); err == nil && e != nil {
+		exp = e.Time
 	}
+	t := newVerified(claims, exp)
 	if v.cacheOn {
 		v.mu.Lock()
 		if len(v.cache) >= v.cacheMax {
