@@ -35,9 +35,9 @@ func Factory(mode Mode) plugins.Factory {
 type plugin struct {
 	mode    Mode
 	cfg     configs.Auth
-	keyHdr   string // as written in the query
-	keyKey   string // canonical header key of keyHdr
-	authKey  string // canonical header key of the Authorization header
+	keyHdr  string // as written in the query
+	keyKey  string // canonical header key of keyHdr
+	authKey string // canonical header key of the Authorization header
 	v       *verifier
 	keys    plugins.KeyVerifier
 	rules   map[string]*productRule
