@@ -152,8 +152,14 @@ func printStatus(s *ipc.Status) {
 	fmt.Printf("mgw is running: master pid %d, generation %d, up %s, %s mode\n",
 		s.MasterPID, s.Generation, (time.Duration(s.UptimeS) * time.Second).String(), s.Mode)
 	fmt.Printf("config: %s, revision %d\n", s.Config.Source, s.Config.Revision)
+	if s.Config.LastPoll != nil {
+		fmt.Printf("last Edge poll: %s\n", s.Config.LastPoll.Format(time.RFC3339))
+	}
 	if s.Config.LastError != nil {
 		fmt.Printf("last config error: %s\n", *s.Config.LastError)
+	}
+	if a := s.Analytics; a != nil {
+		fmt.Printf("analytics: %d queued, %d sent, %d dropped\n", a.Queued, a.Sent, a.Dropped)
 	}
 	pids := make([]string, 0, len(s.Workers))
 	for _, w := range s.Workers {
