@@ -2,6 +2,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 BIN      := bin/mgw
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help build run test test-unit test-integration race bench fuzz lint fmt vet ci
 #? help: list the targets
@@ -10,7 +11,7 @@ help:
 
 #? build: build bin/mgw
 build:
-	$(GO) build -o $(BIN) ./cmd/mgw
+	$(GO) build -ldflags "-X github.com/mgw-gateway/mgw/cmd/mgwcmd.version=$(VERSION)" -o $(BIN) ./cmd/mgw
 
 #? run: run the gateway on the embedded default config (port 8000)
 run: build

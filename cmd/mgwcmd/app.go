@@ -36,11 +36,16 @@ func Main(args []string) int {
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
 
+func init() {
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Println(c.App.Version) }
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version and build"}
+}
+
 func newApp() *cli.App {
 	return &cli.App{
 		Name:                 "mgw",
 		Usage:                "an API gateway compatible with Apigee Edge Microgateway",
-		HideVersion:          true,
+		Version:              versionString(),
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			startCommand(),

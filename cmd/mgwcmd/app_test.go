@@ -80,3 +80,11 @@ func TestFormatURI(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionNamesTheBuild(t *testing.T) {
+	t.Parallel()
+	v := versionString()
+	if !strings.HasPrefix(v, "mgw ") || !strings.Contains(v, "go1.") || !strings.Contains(v, "commit ") {
+		t.Fatalf("version %q", v)
+	}
+}
