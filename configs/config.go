@@ -17,6 +17,8 @@ type Config struct {
 	// mode Products are downloaded and Apps stay empty.
 	Products []Product `toml:"products" json:"products,omitempty"`
 	Apps     []App     `toml:"apps" json:"apps,omitempty"`
+	// Targets are TLS settings for calls to target hosts.
+	Targets []Target `toml:"targets" json:"targets,omitempty"`
 
 	// The auth plugins' sections; each is optional.
 	OAuth   *Auth `toml:"oauth" json:"oauth,omitempty"`
@@ -160,6 +162,8 @@ type Edgemicro struct {
 
 	Logging Logging `toml:"logging" json:"logging"`
 	Plugins Plugins `toml:"plugins" json:"plugins"`
+	// SSL, when present, serves HTTPS.
+	SSL *SSL `toml:"ssl" json:"ssl,omitempty"`
 }
 
 // Logging is the [edgemicro.logging] section.

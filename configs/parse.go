@@ -42,6 +42,8 @@ type Snapshot struct {
 	Env string `json:"env,omitempty"`
 	// Keys verify and, in local mode, sign the JWTs of the auth plugins.
 	Keys Keys `json:"keys"`
+	// TLS holds the content of the certificate files the config names.
+	TLS TLSMaterial `json:"tls"`
 }
 
 // Keys are the key material of one snapshot, all PEM or JSON text so the

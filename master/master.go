@@ -361,6 +361,9 @@ func (m *Master) load() (*configs.Snapshot, error) {
 		snap.Config.Edgemicro.Port = m.opts.Port
 	}
 	snap.Org, snap.Env = m.opts.Org, m.opts.Env
+	if err := configs.LoadTLS(snap); err != nil {
+		return nil, fmt.Errorf("config %s: %w", snap.Source, err)
+	}
 	if snap.Config.EdgeMode() {
 		if err := m.mergeEdge(snap); err != nil {
 			return nil, err

@@ -1,6 +1,9 @@
 package worker
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,6 +24,8 @@ type runtime struct {
 	apps map[string]map[string]any
 	// issuer serves the local-mode token service, or is nil.
 	issuer *issuer
+	// serverTLS is the northbound TLS configuration, or nil.
+	serverTLS *tls.Config
 }
 
 // route is one proxy, compiled.
@@ -48,18 +53,25 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*run
 		return nil, err
 	}
 	rt.issuer = is
+	if rt.serverTLS, err = snap.ServerTLS(); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Proxies {
 		p := &cfg.Proxies[i]
 		target, err := url.Parse(p.URL)
 		if err != nil {
 			return nil, fmt.Errorf("proxy %q: %w", p.Name, err)
 		}
+		tc, err := snap.TargetTLS(target.Host)
+		if err != nil {
+			return nil, fmt.Errorf("proxy %q: targets: %w", p.Name, err)
+		}
 		px := &proxy{
 			basePath:   p.BasePath,
 			target:     target,
 			targetPath: strings.TrimSuffix(target.Path, "/"),
 			headers:    cfg.Headers,
-			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p)),
+			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tc, tlsID(snap, target.Host)),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
 		}
 		h, err := plugins.Chain(env, snap, p, px)
@@ -72,6 +84,20 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*run
 		return len(rt.routes[i].proxy.basePath) > len(rt.routes[j].proxy.basePath)
 	})
 	return rt, nil
+}
+
+// tlsID identifies the [[targets]] settings that apply to host.
+func tlsID(snap *configs.Snapshot, host string) string {
+	h := sha256.New()
+	for i, t := range snap.Config.Targets {
+		cl := t.SSL.Client
+		fmt.Fprintf(h, "%d|%s|%s|%t|", i, t.Host, cl.Servername, cl.RejectUnauthorized == nil || *cl.RejectUnauthorized)
+		if i < len(snap.TLS.Targets) {
+			fmt.Fprintf(h, "%+v|", snap.TLS.Targets[i])
+		}
+	}
+	fmt.Fprint(h, host)
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // match returns the route whose base path is the longest prefix of path

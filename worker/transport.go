@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,11 +29,14 @@ func newTransportPool() *transportPool {
 	return &transportPool{m: map[string]http.RoundTripper{}}
 }
 
-func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duration) http.RoundTripper {
+// get returns the transport for target with these limits and TLS
+// settings; tlsID identifies tlsConfig's content, so equal settings in a
+// new revision keep the pool.
+func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duration, tlsConfig *tls.Config, tlsID string) http.RoundTripper {
 	if target.Scheme == configs.MockScheme {
 		return mockTarget{}
 	}
-	key := fmt.Sprintf("%s://%s|%d|%s", target.Scheme, target.Host, maxConns, timeout)
+	key := fmt.Sprintf("%s://%s|%d|%s|%s", target.Scheme, target.Host, maxConns, timeout, tlsID)
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	if t, ok := tp.m[key]; ok {
@@ -53,6 +57,7 @@ func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duratio
 		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: timeout,
 		TLSHandshakeTimeout:   timeout,
+		TLSClientConfig:       tlsConfig,
 		ExpectContinueTimeout: time.Second,
 		// A proxy passes Accept-Encoding and bodies through untouched.
 		DisableCompression: true,

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -144,8 +145,23 @@ func Run(ctx context.Context, opts Options) error {
 		ConnState:         w.connState,
 		ErrorLog:          log.New(zerologWriter{w.log}, "", 0),
 	}
+	var serveLn net.Listener = w.ln
+	if w.rt.Load().serverTLS != nil {
+		// The certificate comes from the serving revision at each
+		// handshake, so a config push can replace it in place; turning
+		// TLS on or off takes a reload.
+		serveLn = tls.NewListener(w.ln, &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				if tc := w.rt.Load().serverTLS; tc != nil {
+					return tc, nil
+				}
+				return nil, errors.New("TLS is off in the serving revision; reload to turn it off")
+			},
+		})
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- w.srv.Serve(w.ln) }()
+	go func() { serveErr <- w.srv.Serve(serveLn) }()
 	if err := w.conn.Send(ipc.KindReady, ipc.Ready{Revision: w.revision()}); err != nil {
 		return err
 	}
