@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -96,7 +97,7 @@ func tlsID(snap *configs.Snapshot, host string) string {
 			fmt.Fprintf(h, "%+v|", snap.TLS.Targets[i])
 		}
 	}
-	fmt.Fprint(h, host)
+	_, _ = io.WriteString(h, host)
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
