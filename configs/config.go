@@ -17,6 +17,8 @@ type Config struct {
 	// mode Products are downloaded and Apps stay empty.
 	Products []Product `toml:"products" json:"products,omitempty"`
 	Apps     []App     `toml:"apps" json:"apps,omitempty"`
+	// Metrics, when present with a port, serves Prometheus /metrics.
+	Metrics *Metrics `toml:"metrics" json:"metrics,omitempty"`
 	// Targets are TLS settings for calls to target hosts.
 	Targets []Target `toml:"targets" json:"targets,omitempty"`
 
@@ -63,6 +65,15 @@ type EdgeTLS struct {
 	Key  string `toml:"key" json:"key,omitempty"`
 	// InsecureSkipVerify turns certificate checks off (tests only).
 	InsecureSkipVerify bool `toml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+}
+
+// Metrics is [metrics]: where the master serves /metrics for the instance.
+type Metrics struct {
+	Port int `toml:"port" json:"port"`
+	// Address to bind. Defaults to 127.0.0.1: metrics are for the operator.
+	Address string `toml:"address" json:"address,omitempty"`
+	// RolloverAll is accepted for edgemicro files.
+	RolloverAll bool `toml:"rollover_all" json:"rollover_all,omitempty"`
 }
 
 // Product is an API product: which proxies and paths a token or key that

@@ -35,6 +35,7 @@ var importSpec = map[string]map[string]string{
 	"spikearrest": same("timeUnit", "allow", "bufferSize", "excludeUrls"),
 	"quotas": same("failOpen", "useDebugMpId", "useRedis", "bufferSize", "excludeUrls",
 		"isHTTPStatusTooManyRequestEnabled"),
+	"metrics": same("port", "rollover_all"),
 	"analytics": same("uri", "bufferSize", "batchSize", "flushInterval", "compress", "source",
 		"proxy", "proxy_revision", "excludeUrls"),
 }

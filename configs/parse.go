@@ -242,6 +242,9 @@ func (c *Config) NormalizeProxies() {
 }
 
 func (c *Config) normalizeRest() {
+	if c.Metrics != nil && c.Metrics.Address == "" {
+		c.Metrics.Address = "127.0.0.1"
+	}
 	if c.EdgeConfig != nil && c.EdgeConfig.ProxyPattern == "" {
 		c.EdgeConfig.ProxyPattern = "edgemicro_*"
 	}

@@ -81,6 +81,9 @@ func (c *Config) Validate() error {
 			bad("%s: timeout and max_connections must not be negative", where)
 		}
 	}
+	if m := c.Metrics; m != nil && (m.Port < 0 || m.Port > 65535 || (m.Port != 0 && m.Port == e.Port)) {
+		bad("metrics.port: %d is not a port number other than edgemicro.port", m.Port)
+	}
 	c.validateEdge(bad)
 	c.validateProducts(bad, names)
 	return errors.Join(errs...)

@@ -45,6 +45,26 @@ type Drain struct {
 type Stats struct {
 	Requests uint64 `json:"requests"`
 	Active   int64  `json:"active"`
+	// Metrics are the worker's counters since it started, for /metrics.
+	Metrics *Metrics `json:"metrics,omitempty"`
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of the request
+// duration histogram.
+var LatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// Metrics are one worker's counters. Every field only grows.
+type Metrics struct {
+	// Requests counts answers by proxy and status class ("2xx" …).
+	Requests map[string]map[string]uint64 `json:"requests,omitempty"`
+	// Upstream counts failed target calls by proxy and kind (error, timeout).
+	Upstream map[string]map[string]uint64 `json:"upstream,omitempty"`
+	// Rejections counts requests answered by a plugin, by plugin.
+	Rejections map[string]uint64 `json:"rejections,omitempty"`
+	// Latency counts requests per LatencyBuckets bound (not cumulative;
+	// one more for +Inf), with their sum in seconds.
+	Latency    []uint64 `json:"latency,omitempty"`
+	LatencySum float64  `json:"latency_sum,omitempty"`
 }
 
 // KeyAsk asks the master for the token of an API key. The master keeps

@@ -107,6 +107,7 @@ type Master struct {
 	analytics     *analytics.Queue
 	stopAnalytics func()
 	stopQuotas    func()
+	metricsReqs   chan metricsRequest
 }
 
 // Run starts a master generation and serves until it is stopped or
@@ -140,6 +141,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		done:        make(chan struct{}),
 		upgradeDone: make(chan error, 1),
 		polled:      make(chan pollResult),
+		metricsReqs: make(chan metricsRequest),
 	}
 	m.edge.keys = &edge.KeyCache{Verify: m.verifyKey}
 	m.log = opts.Logger.With().Str("component", "master").Int("generation", gen).Int("pid", os.Getpid()).Logger()
@@ -210,6 +212,9 @@ func (m *Master) run(ctx context.Context) error {
 		return err
 	}
 	m.startQuotaSync(snap, z)
+	if err := m.listenMetrics(snap); err != nil {
+		return err
+	}
 	if err := m.sup.setConfig(snap); err != nil {
 		return err
 	}
@@ -273,6 +278,9 @@ func (m *Master) run(ctx context.Context) error {
 
 		case <-pollTick:
 			m.startPoll()
+
+		case req := <-m.metricsReqs:
+			req.reply <- m.renderMetrics()
 
 		case r := <-m.polled:
 			m.onPoll(r)

@@ -41,6 +41,7 @@ type slot struct {
 	exited    bool
 	hello     bool
 	stopRetry func() bool
+	metrics   *ipc.Metrics // the worker's last report
 }
 
 // supervisor owns the worker table. Its methods must only be called from
@@ -73,6 +74,9 @@ type supervisor struct {
 	records func(recs [][]byte)
 	// quotaWatch takes a worker's quota-watch (edge quota backend).
 	quotaWatch func(ipc.QuotaWatch)
+	// retired sums the metrics of workers that have exited, so that the
+	// instance's counters never go down.
+	retired ipc.Metrics
 	// readers counts the goroutines still reading a worker's channel.
 	readers sync.WaitGroup
 }
@@ -245,6 +249,9 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 		var st ipc.Stats
 		if err := f.Decode(&st); err == nil {
 			sl.requests, sl.active = st.Requests, st.Active
+			if st.Metrics != nil {
+				sl.metrics = st.Metrics
+			}
 		}
 	default:
 		log.Debug().Stringer("kind", f.Kind).Msg("ignoring unknown message")
@@ -256,6 +263,10 @@ func (s *supervisor) onExit(sl *slot, err error) {
 		return
 	}
 	sl.exited = true // its reader closes the channel once it has read all of it
+	if sl.metrics != nil {
+		addMetrics(&s.retired, sl.metrics)
+		sl.metrics = nil
+	}
 	uptime := s.clock.Now().Sub(sl.started)
 	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Dur("uptime", uptime).Logger()
 	if s.draining || sl.state == ipc.StateDraining {

@@ -15,6 +15,9 @@ type Exchange struct {
 	Start time.Time
 	// RequestID is the X-Request-Id the proxy sent the target.
 	RequestID string
+	// Plugin is the innermost plugin the request entered: when no target
+	// was called, the one that answered.
+	Plugin string
 	// Principal is set by the auth plugins; nil when none authenticated it.
 	Principal *Principal
 	// Target side, set by the proxy; zero when no target was called.

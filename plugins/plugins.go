@@ -246,13 +246,14 @@ func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Han
 			section = spec.Name
 		}
 		excl = append(excl, snap.Config.ExcludeURLs(section)...)
-		h = link{p: p, next: h, exclude: compileExcludes(excl)}
+		h = link{name: name, p: p, next: h, exclude: compileExcludes(excl)}
 	}
 	return h, nil
 }
 
 // link binds a plugin to the rest of its chain.
 type link struct {
+	name    string
 	p       Plugin
 	next    http.Handler
 	exclude []*regexp.Regexp
@@ -264,6 +265,9 @@ func (l link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l.next.ServeHTTP(w, r)
 			return
 		}
+	}
+	if x := ExchangeOf(r); x != nil {
+		x.Plugin = l.name
 	}
 	l.p.ServeHTTP(w, r, l.next)
 }

@@ -25,6 +25,7 @@ type proxy struct {
 	headers    configs.Headers
 	transport  http.RoundTripper
 	maxBody    int64
+	metrics    *proxyMetrics
 }
 
 // hopHeaders are removed in both directions (RFC 9110 §7.6.1), as are the
@@ -156,8 +157,10 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// edgemicro logs for it.
 		w.WriteHeader(499)
 	case errors.As(err, &ne) && ne.Timeout():
+		p.metrics.timeouts.Add(1)
 		plugins.WriteError(w, http.StatusGatewayTimeout, "Gateway timed out trying to reach target")
 	default:
+		p.metrics.errors.Add(1)
 		plugins.WriteError(w, http.StatusBadGateway, targetErrorMessage(err))
 	}
 }

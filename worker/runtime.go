@@ -36,10 +36,11 @@ type route struct {
 	// exchange is set when the chain has plugins, which share a
 	// plugins.Exchange per request.
 	exchange bool
+	metrics  *proxyMetrics
 }
 
 // compile builds a runtime for snap, taking transports from pool.
-func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*runtime, error) {
+func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *metrics) (*runtime, error) {
 	cfg := &snap.Config
 	rt := &runtime{snap: snap, apps: map[string]map[string]any{}}
 	env.Shared = plugins.NewShared()
@@ -74,12 +75,13 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env) (*run
 			headers:    cfg.Headers,
 			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tc, tlsID(snap, target.Host)),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
+			metrics:    m.proxy(p.Name),
 		}
 		h, err := plugins.Chain(env, snap, p, px)
 		if err != nil {
 			return nil, err
 		}
-		rt.routes = append(rt.routes, &route{proxy: px, handler: h, exchange: h != http.Handler(px)})
+		rt.routes = append(rt.routes, &route{proxy: px, handler: h, exchange: h != http.Handler(px), metrics: px.metrics})
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool {
 		return len(rt.routes[i].proxy.basePath) > len(rt.routes[j].proxy.basePath)

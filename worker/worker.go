@@ -48,9 +48,10 @@ type Worker struct {
 	rt   atomic.Pointer[runtime]
 	srv  *http.Server
 	ln   *limitListener
-	keys *keyClient
-	zone *zone.Zone
-	sink *recordSink
+	keys    *keyClient
+	zone    *zone.Zone
+	sink    *recordSink
+	metrics *metrics
 
 	draining atomic.Bool
 	requests atomic.Uint64
@@ -64,7 +65,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.StatsInterval <= 0 {
 		opts.StatsInterval = time.Second
 	}
-	w := &Worker{opts: opts, pool: newTransportPool()}
+	w := &Worker{opts: opts, pool: newTransportPool(), metrics: newMetrics()}
 	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
 	w.conn = opts.Conn
 	if w.conn == nil {
@@ -214,7 +215,8 @@ func Run(ctx context.Context, opts Options) error {
 			w.sink.flush()
 		case <-stats.C:
 			s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
-			if s != last {
+			if s.Requests != last.Requests || s.Active != last.Active {
+				s.Metrics = w.metrics.snapshot()
 				_ = w.conn.Send(ipc.KindStats, s)
 				last = s
 			}
@@ -255,7 +257,7 @@ func (w *Worker) apply(raw []byte) error {
 	if cur := w.rt.Load(); cur != nil && snap.Revision <= cur.snap.Revision {
 		return nil
 	}
-	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone, Analytics: w.sink, WatchQuota: w.watchQuota})
+	rt, err := compile(snap, w.pool, plugins.Env{Logger: w.log, APIKeys: w.keys, Now: time.Now, Zone: w.zone, Analytics: w.sink, WatchQuota: w.watchQuota}, w.metrics)
 	if err != nil {
 		return fmt.Errorf("compiling revision %d: %w", snap.Revision, err)
 	}
@@ -297,10 +299,20 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		plugins.WriteError(wr, http.StatusNotFound, "no match found")
 		return
 	}
+	var x *plugins.Exchange
 	if route.exchange {
-		r = plugins.WithExchange(r, &plugins.Exchange{Start: wr.start})
+		x = &plugins.Exchange{Start: wr.start}
+		r = plugins.WithExchange(r, x)
 	}
 	route.handler.ServeHTTP(wr, r)
+	status := wr.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.metrics.observe(route.metrics, status, time.Since(wr.start))
+	if x != nil && x.TargetSentStart.IsZero() && x.Plugin != "" && status >= 400 {
+		w.metrics.rejected(x.Plugin)
+	}
 }
 
 // headerBytes is the size of the request line and header block as the

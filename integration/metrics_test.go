@@ -1,0 +1,81 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMetricsCountWhatWasSent: through 2 workers, 6 answers from a
+// target, 3 from a target that is down and 2 refused by a plugin show up
+// in /metrics, summed over the workers, by status class.
+func TestMetricsCountWhatWasSent(t *testing.T) {
+	tgt, _ := countingTarget(t)
+	metricsPort := freePort(t)
+	in := newInstance(t, `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.plugins]
+sequence = ["accesscontrol"]
+[accesscontrol]
+deny = ["10.*.*.*"]
+[metrics]
+port = `+fmt.Sprint(metricsPort)+`
+[[proxies]]
+name = "api"
+base_path = "/api"
+url = "`+tgt.URL+`"
+[[proxies]]
+name = "down"
+base_path = "/down"
+url = "http://127.0.0.1:1"
+`)
+	in.start(2)
+	for i := range 6 {
+		if st, _ := get(t, in.url(fmt.Sprintf("/api/%d", i))); st != 200 {
+			t.Fatalf("api: %d", st)
+		}
+	}
+	for range 3 {
+		if st, _ := get(t, in.url("/down/x")); st != 502 {
+			t.Fatalf("down: %d", st)
+		}
+	}
+	for range 2 {
+		if a := call(t, "GET", in.url("/api/x"), map[string]string{"X-Forwarded-For": "10.1.1.1"}, ""); a.status != 403 {
+			t.Fatalf("denied: %d", a.status)
+		}
+	}
+	want := []string{
+		`mgw_requests_total{proxy="api",class="2xx"} 6`,
+		`mgw_requests_total{proxy="api",class="4xx"} 2`,
+		`mgw_requests_total{proxy="down",class="5xx"} 3`,
+		`mgw_upstream_errors_total{proxy="down",kind="error"} 3`,
+		`mgw_plugin_rejections_total{plugin="accesscontrol"} 2`,
+		`mgw_request_duration_seconds_count 11`,
+		`mgw_workers{state="serving"} 2`,
+	}
+	var body string
+	in.eventually(10*time.Second, "/metrics to count every request", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		for _, w := range want {
+			if !strings.Contains(body, w+"\n") {
+				return false
+			}
+		}
+		return true
+	})
+	if busy := in.waitRequests(11); busy < 2 {
+		t.Fatalf("only %d worker served; the sum over workers was not exercised:\n%s", busy, body)
+	}
+}

@@ -1,0 +1,177 @@
+package master
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/ipc"
+)
+
+// addMetrics adds src's counters to dst.
+func addMetrics(dst, src *ipc.Metrics) {
+	add2 := func(d *map[string]map[string]uint64, s map[string]map[string]uint64) {
+		if *d == nil {
+			*d = map[string]map[string]uint64{}
+		}
+		for k, m := range s {
+			if (*d)[k] == nil {
+				(*d)[k] = map[string]uint64{}
+			}
+			for k2, v := range m {
+				(*d)[k][k2] += v
+			}
+		}
+	}
+	add2(&dst.Requests, src.Requests)
+	add2(&dst.Upstream, src.Upstream)
+	if dst.Rejections == nil {
+		dst.Rejections = map[string]uint64{}
+	}
+	for k, v := range src.Rejections {
+		dst.Rejections[k] += v
+	}
+	for len(dst.Latency) < len(src.Latency) {
+		dst.Latency = append(dst.Latency, 0)
+	}
+	for i, v := range src.Latency {
+		dst.Latency[i] += v
+	}
+	dst.LatencySum += src.LatencySum
+}
+
+// metricsRequest asks the select loop for the text of /metrics.
+type metricsRequest struct{ reply chan []byte }
+
+// serveMetrics answers /metrics with what the select loop renders.
+func (m *Master) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/metrics" {
+		http.NotFound(w, r)
+		return
+	}
+	req := metricsRequest{reply: make(chan []byte, 1)}
+	select {
+	case m.metricsReqs <- req:
+	case <-m.done:
+		http.Error(w, "stopping", http.StatusServiceUnavailable)
+		return
+	case <-time.After(5 * time.Second):
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = w.Write(<-req.reply)
+}
+
+// renderMetrics writes the Prometheus text format of the instance's
+// counters: every worker of this generation, living or exited.
+func (m *Master) renderMetrics() []byte {
+	total := ipc.Metrics{}
+	addMetrics(&total, &m.sup.retired)
+	states := map[string]int{}
+	restarts := 0
+	for _, sl := range m.sup.slots {
+		if sl.metrics != nil {
+			addMetrics(&total, sl.metrics)
+		}
+		if !sl.exited {
+			states[sl.state]++
+		}
+		restarts += sl.restarts
+	}
+	var b strings.Builder
+	family := func(name, typ, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	family("mgw_requests_total", "counter", "Requests answered, by proxy and status class.")
+	for _, proxy := range sortedKeys(total.Requests) {
+		for _, class := range sortedKeys(total.Requests[proxy]) {
+			fmt.Fprintf(&b, "mgw_requests_total{proxy=\"%s\",class=\"%s\"} %d\n", esc(proxy), class, total.Requests[proxy][class])
+		}
+	}
+	family("mgw_upstream_errors_total", "counter", "Target calls that failed, by proxy and kind (error, timeout).")
+	for _, proxy := range sortedKeys(total.Upstream) {
+		for _, kind := range sortedKeys(total.Upstream[proxy]) {
+			fmt.Fprintf(&b, "mgw_upstream_errors_total{proxy=\"%s\",kind=\"%s\"} %d\n", esc(proxy), kind, total.Upstream[proxy][kind])
+		}
+	}
+	family("mgw_plugin_rejections_total", "counter", "Requests answered by a plugin instead of the target, by plugin.")
+	for _, p := range sortedKeys(total.Rejections) {
+		fmt.Fprintf(&b, "mgw_plugin_rejections_total{plugin=\"%s\"} %d\n", esc(p), total.Rejections[p])
+	}
+	family("mgw_request_duration_seconds", "histogram", "Time from reading a request to the end of its answer.")
+	var cum uint64
+	for i, le := range ipc.LatencyBuckets {
+		if i < len(total.Latency) {
+			cum += total.Latency[i]
+		}
+		fmt.Fprintf(&b, "mgw_request_duration_seconds_bucket{le=\"%s\"} %d\n", strconv.FormatFloat(le, 'g', -1, 64), cum)
+	}
+	if n := len(ipc.LatencyBuckets); n < len(total.Latency) {
+		cum += total.Latency[n]
+	}
+	fmt.Fprintf(&b, "mgw_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
+	fmt.Fprintf(&b, "mgw_request_duration_seconds_sum %s\n", strconv.FormatFloat(total.LatencySum, 'f', -1, 64))
+	fmt.Fprintf(&b, "mgw_request_duration_seconds_count %d\n", cum)
+	family("mgw_workers", "gauge", "Worker processes, by state.")
+	for _, st := range sortedKeys(states) {
+		fmt.Fprintf(&b, "mgw_workers{state=\"%s\"} %d\n", st, states[st])
+	}
+	family("mgw_worker_restarts_total", "counter", "Workers replaced after they died.")
+	fmt.Fprintf(&b, "mgw_worker_restarts_total %d\n", restarts)
+	family("mgw_generation", "gauge", "The master generation (one more per reload).")
+	fmt.Fprintf(&b, "mgw_generation %d\n", m.generation)
+	family("mgw_config_revision", "gauge", "The configuration revision served.")
+	fmt.Fprintf(&b, "mgw_config_revision %d\n", m.snap.Revision)
+	if m.edge.lastPoll != nil {
+		family("mgw_config_last_poll_timestamp_seconds", "gauge", "When Edge was last polled.")
+		fmt.Fprintf(&b, "mgw_config_last_poll_timestamp_seconds %d\n", m.edge.lastPoll.Unix())
+	}
+	if a := m.analyticsStatus(); a != nil {
+		family("mgw_analytics_queue_length", "gauge", "Analytics records waiting for upload.")
+		fmt.Fprintf(&b, "mgw_analytics_queue_length %d\n", a.Queued)
+		family("mgw_analytics_dropped_total", "counter", "Analytics records dropped (buffer full, or refused as malformed).")
+		fmt.Fprintf(&b, "mgw_analytics_dropped_total %d\n", a.Dropped)
+		family("mgw_analytics_sent_total", "counter", "Analytics records uploaded.")
+		fmt.Fprintf(&b, "mgw_analytics_sent_total %d\n", a.Sent)
+	}
+	return []byte(b.String())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// esc escapes a label value.
+func esc(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// listenMetrics serves /metrics on [metrics] port. The socket comes from
+// tableflip, so the next generation inherits it across a reload.
+func (m *Master) listenMetrics(snap *configs.Snapshot) error {
+	mc := snap.Config.Metrics
+	if mc == nil || mc.Port == 0 {
+		return nil
+	}
+	addr := net.JoinHostPort(mc.Address, strconv.Itoa(mc.Port))
+	ln, err := m.upg.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(m.serveMetrics), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-m.done; _ = srv.Close() }()
+	m.log.Info().Str("addr", ln.Addr().String()).Msg("metrics served on /metrics")
+	return nil
+}
