@@ -41,13 +41,13 @@ type Options struct {
 // Worker serves HTTP on the shared socket with the configuration the
 // master pushes.
 type Worker struct {
-	opts Options
-	log  zerolog.Logger
-	conn *ipc.Conn
-	pool *transportPool
-	rt   atomic.Pointer[runtime]
-	srv  *http.Server
-	ln   *limitListener
+	opts    Options
+	log     zerolog.Logger
+	conn    *ipc.Conn
+	pool    *transportPool
+	rt      atomic.Pointer[runtime]
+	srv     *http.Server
+	ln      *limitListener
 	keys    *keyClient
 	zone    *zone.Zone
 	sink    *recordSink
