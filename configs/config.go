@@ -185,9 +185,16 @@ type Logging struct {
 	Dir string `toml:"dir" json:"dir,omitempty"`
 	// ToConsole writes human-readable lines instead of JSON.
 	ToConsole      bool `toml:"to_console" json:"to_console,omitempty"`
-	RotateInterval int  `toml:"rotate_interval" json:"rotate_interval,omitempty"`
-	MaxSizeMB      int  `toml:"max_size_mb" json:"max_size_mb,omitempty"`
-	MaxFiles       int  `toml:"max_files" json:"max_files,omitempty"`
+	// RotateInterval rotates mgw.log after this many hours; MaxSizeMB
+	// when it grows past this size; MaxFiles rotated files are kept
+	// (default 10). Rotation is off unless one of the first two is set.
+	RotateInterval int `toml:"rotate_interval" json:"rotate_interval,omitempty"`
+	MaxSizeMB      int `toml:"max_size_mb" json:"max_size_mb,omitempty"`
+	MaxFiles       int `toml:"max_files" json:"max_files,omitempty"`
+	// AccessLog writes one line per request: proxy, method, path (never
+	// the query, which may hold an API key), status, duration, client IP
+	// and request id.
+	AccessLog bool `toml:"access_log" json:"access_log,omitempty"`
 }
 
 // Plugins is the [edgemicro.plugins] section.

@@ -62,8 +62,9 @@ type Options struct {
 	LookupEnv configs.LookupEnv
 	// StartTimeout bounds the wait for every worker to serve. Defaults to 15s.
 	StartTimeout time.Duration
-	// ReopenLogs is called on SIGUSR1. Optional.
-	ReopenLogs func() error
+	// Logs is the log file, when logging goes to one: reopened on
+	// SIGUSR1 and rotated by size and age. Optional.
+	Logs LogFile
 	// ConfigDir holds the Edge cache and the local token key pair.
 	ConfigDir string
 	// Org, Env, Key and Secret identify the gateway to Edge (Edge mode).
@@ -77,6 +78,18 @@ const (
 	phaseServing
 	phaseDraining
 )
+
+// LogFile is the file the instance logs to.
+type LogFile interface {
+	// Reopen opens the file at its path again (after logrotate moved it).
+	Reopen() error
+	// Rotate rotates the file when it is over its size or age, and
+	// reports whether it did.
+	Rotate(now time.Time) (bool, error)
+}
+
+// logCheckInterval is how often the log file's size and age are checked.
+const logCheckInterval = 10 * time.Second
 
 // Master is one generation of the master process.
 type Master struct {
@@ -230,7 +243,13 @@ func (m *Master) run(ctx context.Context) error {
 		drainKill   <-chan time.Time
 		exitTimeout <-chan time.Time
 		pollTick    <-chan time.Time
+		rotateTick  <-chan time.Time
 	)
+	if m.opts.Logs != nil {
+		t := time.NewTicker(logCheckInterval)
+		defer t.Stop()
+		rotateTick = t.C
+	}
 	if d := pollInterval(&snap.Config); d > 0 {
 		t := time.NewTicker(d)
 		defer t.Stop()
@@ -279,6 +298,16 @@ func (m *Master) run(ctx context.Context) error {
 		case <-pollTick:
 			m.startPoll()
 
+		case now := <-rotateTick:
+			rotated, err := m.opts.Logs.Rotate(now)
+			if err != nil {
+				m.log.Error().Err(err).Msg("rotating logs")
+			}
+			if rotated {
+				m.sup.signalAll(syscall.SIGUSR1)
+				m.log.Info().Msg("log file rotated")
+			}
+
 		case req := <-m.metricsReqs:
 			req.reply <- m.renderMetrics()
 
@@ -301,11 +330,12 @@ func (m *Master) run(ctx context.Context) error {
 				m.cleanup()
 				return nil
 			case syscall.SIGUSR1:
-				if m.opts.ReopenLogs != nil {
-					if err := m.opts.ReopenLogs(); err != nil {
+				if m.opts.Logs != nil {
+					if err := m.opts.Logs.Reopen(); err != nil {
 						m.log.Error().Err(err).Msg("reopening logs")
 					}
 				}
+				m.sup.signalAll(syscall.SIGUSR1) // each worker reopens its own descriptor
 			}
 
 		case err := <-m.upgradeDone:

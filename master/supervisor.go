@@ -349,6 +349,16 @@ func (s *supervisor) drainAll(d ipc.Drain) {
 	}
 }
 
+// signalAll sends sig to every live worker that has said hello (by then
+// it has its signal handlers).
+func (s *supervisor) signalAll(sig syscall.Signal) {
+	for _, sl := range s.slots {
+		if !sl.exited && sl.hello {
+			_ = sl.proc.Signal(sig)
+		}
+	}
+}
+
 // killAll sends SIGKILL to every live worker and returns how many there were.
 func (s *supervisor) killAll() int {
 	n := 0

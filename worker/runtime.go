@@ -32,6 +32,7 @@ type runtime struct {
 // route is one proxy, compiled.
 type route struct {
 	proxy   *proxy
+	name    string
 	handler http.Handler // the plugin chain ending in proxy
 	// exchange is set when the chain has plugins, which share a
 	// plugins.Exchange per request.
@@ -81,7 +82,8 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 		if err != nil {
 			return nil, err
 		}
-		rt.routes = append(rt.routes, &route{proxy: px, handler: h, exchange: h != http.Handler(px), metrics: px.metrics})
+		rt.routes = append(rt.routes, &route{proxy: px, name: p.Name, handler: h,
+			exchange: h != http.Handler(px) || cfg.Edgemicro.Logging.AccessLog, metrics: px.metrics})
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool {
 		return len(rt.routes[i].proxy.basePath) > len(rt.routes[j].proxy.basePath)

@@ -309,10 +309,30 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	w.metrics.observe(route.metrics, status, time.Since(wr.start))
+	took := time.Since(wr.start)
+	w.metrics.observe(route.metrics, status, took)
+	if cfg.Edgemicro.Logging.AccessLog {
+		w.accessLog(r, route.name, status, took, x)
+	}
 	if x != nil && x.TargetSentStart.IsZero() && x.Plugin != "" && status >= 400 {
 		w.metrics.rejected(x.Plugin)
 	}
+}
+
+// accessLog writes one line for a request. It names the path but never
+// the query or any header, so no API key or token reaches the log.
+func (w *Worker) accessLog(r *http.Request, proxy string, status int, took time.Duration, x *plugins.Exchange) {
+	ip := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(ip); err == nil {
+		ip = h
+	}
+	id := r.Header.Get("X-Request-Id")
+	if id == "" && x != nil {
+		id = x.RequestID
+	}
+	w.log.Info().Str("proxy", proxy).Str("method", r.Method).Str("path", r.URL.Path).
+		Int("status", status).Float64("ms", float64(took.Microseconds())/1000).
+		Str("client_ip", ip).Str("request_id", id).Msg("request")
 }
 
 // headerBytes is the size of the request line and header block as the

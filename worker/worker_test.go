@@ -25,7 +25,7 @@ func env(string) (string, bool) { return "", false }
 // replaced by target) through an httptest server.
 func newTestWorker(t *testing.T, config, target string) (*Worker, *httptest.Server) {
 	t.Helper()
-	w := &Worker{pool: newTransportPool(), log: zerolog.Nop()}
+	w := &Worker{pool: newTransportPool(), log: zerolog.Nop(), metrics: newMetrics()}
 	w.applyTOML(t, 1, config, target)
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)

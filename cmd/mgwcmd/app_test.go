@@ -1,10 +1,12 @@
 package mgwcmd
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -86,5 +88,41 @@ func TestVersionNamesTheBuild(t *testing.T) {
 	v := versionString()
 	if !strings.HasPrefix(v, "mgw ") || !strings.Contains(v, "go1.") || !strings.Contains(v, "commit ") {
 		t.Fatalf("version %q", v)
+	}
+}
+
+// TestLogRotation: over its size the log file is renamed to .1, older
+// ones shift, no more than maxFiles are kept, and writes go to a new file.
+func TestLogRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spare, err := os.Create(filepath.Join(dir, "spare"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	lf := &logFile{fd: int(spare.Fd()), path: filepath.Join(dir, "mgw.log"), maxBytes: 10, maxFiles: 2}
+	if err := lf.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := spare.WriteString(fmt.Sprintf("line %d is long enough\n", i)); err != nil {
+			t.Fatal(err)
+		}
+		rotated, err := lf.Rotate(time.Now())
+		if err != nil || !rotated {
+			t.Fatalf("write %d: rotated %v, %v", i, rotated, err)
+		}
+	}
+	if rotated, _ := lf.Rotate(time.Now()); rotated {
+		t.Fatal("rotated an empty file")
+	}
+	b1, _ := os.ReadFile(lf.path + ".1")
+	b2, _ := os.ReadFile(lf.path + ".2")
+	if string(b1) != "line 3 is long enough\n" || string(b2) != "line 2 is long enough\n" {
+		t.Fatalf(".1 %q, .2 %q", b1, b2)
+	}
+	if _, err := os.Stat(lf.path + ".3"); err == nil {
+		t.Fatal("more files kept than max_files")
 	}
 }

@@ -34,17 +34,22 @@ func startCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("--port %d is not a port number", port), 1)
 			}
 			ls := settingsFrom(p.config, c.String(flagLogLevel))
-			var reopen func() error
+			var logs master.LogFile
 			if ls.dir != "" {
-				if reopen, err = redirectStderr(ls.dir); err != nil {
+				lf, err := redirectStderr(ls.dir, ls)
+				if err != nil {
 					return cli.Exit(err, 1)
 				}
+				logs = lf
 			}
 			logger, err := newLogger(os.Stderr, ls)
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
 			workerArgs := []string{"--log-level", ls.level}
+			if ls.dir != "" {
+				workerArgs = append(workerArgs, "--log-dir", ls.dir)
+			}
 			if ls.console {
 				workerArgs = append(workerArgs, "--log-console")
 			}
@@ -55,7 +60,7 @@ func startCommand() *cli.Command {
 				Port:       c.Int(flagPort),
 				Logger:     logger,
 				WorkerArgs: workerArgs,
-				ReopenLogs: reopen,
+				Logs:       logs,
 				ConfigDir:  p.configDir,
 				Org:        c.String(flagOrg),
 				Env:        c.String(flagEnv),
@@ -187,8 +192,24 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "generation"},
 			&cli.StringFlag{Name: flagLogLevel, Value: "info"},
 			&cli.BoolFlag{Name: "log-console"},
+			&cli.StringFlag{Name: "log-dir"},
 		},
 		Action: func(c *cli.Context) error {
+			// SIGUSR1 means "reopen the log file"; its default action
+			// would kill the worker.
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			if dir := c.String("log-dir"); dir != "" {
+				lf, err := redirectStderr(dir, logSettings{})
+				if err != nil {
+					return cli.Exit(err, 1)
+				}
+				go func() {
+					for range usr1 {
+						_ = lf.Reopen()
+					}
+				}()
+			}
 			logger, err := newLogger(os.Stderr, logSettings{level: c.String(flagLogLevel), console: c.Bool("log-console")})
 			if err != nil {
 				return cli.Exit(err, 1)

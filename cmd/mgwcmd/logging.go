@@ -16,9 +16,12 @@ import (
 
 // logSettings is what the root logger is built from.
 type logSettings struct {
-	level   string
-	console bool
-	dir     string
+	level       string
+	console     bool
+	dir         string
+	maxSizeMB   int
+	rotateHours int
+	maxFiles    int
 }
 
 // settingsFrom takes the logging section of the configuration at path
@@ -35,7 +38,8 @@ func settingsFrom(path, levelFlag string) logSettings {
 	s := logSettings{level: "info"}
 	if err == nil {
 		l := snap.Config.Edgemicro.Logging
-		s = logSettings{level: l.Level, console: l.ToConsole, dir: l.Dir}
+		s = logSettings{level: l.Level, console: l.ToConsole, dir: l.Dir,
+			maxSizeMB: l.MaxSizeMB, rotateHours: l.RotateInterval, maxFiles: l.MaxFiles}
 	}
 	if levelFlag != "" {
 		s.level = levelFlag
@@ -75,24 +79,77 @@ func newLogger(w io.Writer, s logSettings) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// redirectStderr points descriptor 2 at dir/mgw.log, so the master and
-// every worker (which inherit it) write one log file. It returns a
-// function that reopens the file, for logrotate's SIGUSR1.
-func redirectStderr(dir string) (reopen func() error, err error) {
+// logFile is dir/mgw.log, which descriptor 2 of the master and of every
+// worker points at. The master rotates it; each process reopens it on
+// SIGUSR1 (logrotate's signal, which the master passes on to its workers).
+type logFile struct {
+	fd       int // the descriptor pointed at the file: 2
+	path     string
+	maxBytes int64         // rotate above this size; 0: never by size
+	maxAge   time.Duration // rotate when the file is older; 0: never by age
+	maxFiles int           // rotated files kept
+	opened   time.Time
+}
+
+// redirectStderr points descriptor 2 at dir/mgw.log.
+func redirectStderr(dir string, s logSettings) (*logFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating log dir: %w", err)
 	}
-	path := filepath.Join(dir, "mgw.log")
-	reopen = func() error {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return fmt.Errorf("opening log file: %w", err)
-		}
-		defer f.Close()
-		if err := syscall.Dup2(int(f.Fd()), 2); err != nil {
-			return fmt.Errorf("redirecting stderr to %s: %w", path, err)
-		}
-		return nil
+	lf := &logFile{
+		fd: 2, path: filepath.Join(dir, "mgw.log"), maxBytes: int64(s.maxSizeMB) << 20,
+		maxAge: time.Duration(s.rotateHours) * time.Hour, maxFiles: s.maxFiles,
 	}
-	return reopen, reopen()
+	if lf.maxFiles <= 0 {
+		lf.maxFiles = 10
+	}
+	return lf, lf.Reopen()
+}
+
+// Reopen points descriptor 2 at the file's path again, creating it.
+func (lf *logFile) Reopen() error {
+	f, err := os.OpenFile(lf.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening log file: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Dup2(int(f.Fd()), lf.fd); err != nil {
+		return fmt.Errorf("redirecting stderr to %s: %w", lf.path, err)
+	}
+	lf.opened = time.Now()
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		if t := st.ModTime(); t.Before(lf.opened) {
+			lf.opened = fileBirth(st, t)
+		}
+	}
+	return nil
+}
+
+// fileBirth is when a log file was started, as well as Go can tell.
+func fileBirth(st os.FileInfo, mod time.Time) time.Time {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec)
+	}
+	return mod
+}
+
+// Rotate, when the file is over its size or age, renames mgw.log to
+// mgw.log.1 (shifting older ones, keeping maxFiles) and reopens. It
+// reports whether it rotated, so that the workers are told to reopen.
+func (lf *logFile) Rotate(now time.Time) (bool, error) {
+	st, err := os.Stat(lf.path)
+	if err != nil {
+		return false, lf.Reopen() // moved away: start a new one
+	}
+	if !(lf.maxBytes > 0 && st.Size() >= lf.maxBytes) && !(lf.maxAge > 0 && now.Sub(lf.opened) >= lf.maxAge && st.Size() > 0) {
+		return false, nil
+	}
+	_ = os.Remove(fmt.Sprintf("%s.%d", lf.path, lf.maxFiles))
+	for i := lf.maxFiles - 1; i >= 1; i-- {
+		_ = os.Rename(fmt.Sprintf("%s.%d", lf.path, i), fmt.Sprintf("%s.%d", lf.path, i+1))
+	}
+	if err := os.Rename(lf.path, lf.path+".1"); err != nil {
+		return false, fmt.Errorf("rotating log: %w", err)
+	}
+	return true, lf.Reopen()
 }

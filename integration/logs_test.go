@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLogsReopenAndNeverHoldKeys: with logging.dir and the access log, a
+// request with an API key (header and query) leaves no trace of the key
+// in any log file; after the log file is moved away, SIGUSR1 makes a new
+// one that gets the next lines, the workers' included.
+func TestLogsReopenAndNeverHoldKeys(t *testing.T) {
+	tgt, _ := countingTarget(t)
+	in := newInstance(t, "")
+	if out, code := in.mgw("init"); code != 0 {
+		t.Fatal(out)
+	}
+	logDir := filepath.Join(in.dir, "logs")
+	in.writeConfig(strings.Replace(localAuthConfig(tgt.URL, `["oauth"]`, "", ""), `[edgemicro.logging]
+level = "info"
+to_console = true`, `[edgemicro.logging]
+level = "debug"
+dir = "`+logDir+`"
+access_log = true`, 1))
+	in.start(2)
+	const key = "limits-key"
+	if a := call(t, "GET", in.url("/api/x?x-api-key="+key), map[string]string{"x-api-key": key}, ""); a.status != 200 {
+		t.Fatalf("with a key: %d %s", a.status, a.body)
+	}
+	logPath := filepath.Join(logDir, "mgw.log")
+	in.eventually(5*time.Second, "the access log line", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), `"path":"/api/x"`)
+	})
+	st, _ := in.status()
+	// Move the file away, as logrotate does, and signal.
+	if err := os.Rename(logPath, logPath+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(st.MasterPID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	in.eventually(5*time.Second, "a new log file", func() bool { _, err := os.Stat(logPath); return err == nil })
+	// The next requests, on new connections over both workers, log to it.
+	in.eventually(5*time.Second, "a worker's line in the new file", func() bool {
+		call(t, "GET", in.url("/api/after"), map[string]string{"x-api-key": key}, "")
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), `"path":"/api/after"`)
+	})
+	after, _ := in.status()
+	if after.MasterPID != st.MasterPID || len(pidsOf(after)) != 2 || !slices.Equal(pidsOf(after), pidsOf(st)) {
+		t.Fatalf("SIGUSR1 changed the processes: %v → %v", pidsOf(st), pidsOf(after))
+	}
+	files, _ := filepath.Glob(filepath.Join(logDir, "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), key) {
+			t.Fatalf("%s holds the API key", f)
+		}
+	}
+}
