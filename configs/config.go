@@ -184,7 +184,7 @@ type Logging struct {
 	// Dir, when set, receives the log file mgw.log instead of stderr.
 	Dir string `toml:"dir" json:"dir,omitempty"`
 	// ToConsole writes human-readable lines instead of JSON.
-	ToConsole      bool `toml:"to_console" json:"to_console,omitempty"`
+	ToConsole bool `toml:"to_console" json:"to_console,omitempty"`
 	// RotateInterval rotates mgw.log after this many hours; MaxSizeMB
 	// when it grows past this size; MaxFiles rotated files are kept
 	// (default 10). Rotation is off unless one of the first two is set.

@@ -106,7 +106,7 @@ func TestLogRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 4 {
-		if _, err := spare.WriteString(fmt.Sprintf("line %d is long enough\n", i)); err != nil {
+		if _, err := fmt.Fprintf(spare, "line %d is long enough\n", i); err != nil {
 			t.Fatal(err)
 		}
 		rotated, err := lf.Rotate(time.Now())

@@ -141,7 +141,9 @@ func (lf *logFile) Rotate(now time.Time) (bool, error) {
 	if err != nil {
 		return false, lf.Reopen() // moved away: start a new one
 	}
-	if !(lf.maxBytes > 0 && st.Size() >= lf.maxBytes) && !(lf.maxAge > 0 && now.Sub(lf.opened) >= lf.maxAge && st.Size() > 0) {
+	bySize := lf.maxBytes > 0 && st.Size() >= lf.maxBytes
+	byAge := lf.maxAge > 0 && now.Sub(lf.opened) >= lf.maxAge && st.Size() > 0
+	if !bySize && !byAge {
 		return false, nil
 	}
 	_ = os.Remove(fmt.Sprintf("%s.%d", lf.path, lf.maxFiles))
