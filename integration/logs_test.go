@@ -64,3 +64,23 @@ access_log = true`, 1))
 		}
 	}
 }
+
+// TestHeaderLimitLeavesTheWorkerUnharmed: a 16 KiB header gets 431, and
+// the next request gets 200 from the same worker processes.
+func TestHeaderLimitLeavesTheWorkerUnharmed(t *testing.T) {
+	tgt, _ := countingTarget(t)
+	in := newInstance(t, proxyConfig(tgt.URL))
+	in.start(2)
+	before, _ := in.status()
+	a := call(t, "GET", in.url("/api/x"), map[string]string{"X-Big": strings.Repeat("a", 16<<10)}, "")
+	if a.status != 431 {
+		t.Fatalf("16 KiB header: %d %s", a.status, a.body)
+	}
+	if st, _ := get(t, in.url("/api/x")); st != 200 {
+		t.Fatalf("after the 431: %d", st)
+	}
+	after, _ := in.status()
+	if !slices.Equal(pidsOf(before), pidsOf(after)) {
+		t.Fatalf("worker pids changed: %v → %v", pidsOf(before), pidsOf(after))
+	}
+}
