@@ -175,6 +175,26 @@ type Edgemicro struct {
 	Plugins Plugins `toml:"plugins" json:"plugins"`
 	// SSL, when present, serves HTTPS.
 	SSL *SSL `toml:"ssl" json:"ssl,omitempty"`
+	// Proxy sends target calls through an outbound HTTP proxy.
+	Proxy *OutboundProxy `toml:"proxy" json:"proxy,omitempty"`
+	// HeadersTimeout bounds, in ms, the wait for a request's headers.
+	// Defaults to keep_alive_timeout + 5000, as in edgemicro.
+	HeadersTimeout int `toml:"headers_timeout" json:"headers_timeout,omitempty"`
+	// WriteTimeout bounds, in seconds, the writing of one answer; 0 (the
+	// default) means none, so long downloads are not cut.
+	WriteTimeout int `toml:"write_timeout" json:"write_timeout,omitempty"`
+}
+
+// OutboundProxy is [edgemicro.proxy]: an HTTP proxy for calls to targets.
+type OutboundProxy struct {
+	Enabled bool `toml:"enabled" json:"enabled"`
+	// URL of the proxy; empty takes HTTP_PROXY / HTTPS_PROXY.
+	URL string `toml:"url" json:"url,omitempty"`
+	// Bypass lists hosts reached directly (NO_PROXY syntax); empty takes NO_PROXY.
+	Bypass string `toml:"bypass" json:"bypass,omitempty"`
+	// Tunnel is accepted for edgemicro files: https targets always go
+	// through CONNECT, http targets as absolute-URI requests.
+	Tunnel bool `toml:"tunnel" json:"tunnel,omitempty"`
 }
 
 // Logging is the [edgemicro.logging] section.

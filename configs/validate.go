@@ -27,6 +27,8 @@ func (c *Config) Validate() error {
 		"edgemicro.drain_timeout":               e.DrainTimeout,
 		"edgemicro.drain_grace":                 e.DrainGrace,
 		"edgemicro.config_change_poll_interval": e.ConfigChangePollInterval,
+		"edgemicro.headers_timeout":             e.HeadersTimeout,
+		"edgemicro.write_timeout":               e.WriteTimeout,
 	} {
 		if v < 0 {
 			bad("%s: %d must not be negative", key, v)
@@ -83,6 +85,11 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Metrics; m != nil && (m.Port < 0 || m.Port > 65535 || (m.Port != 0 && m.Port == e.Port)) {
 		bad("metrics.port: %d is not a port number other than edgemicro.port", m.Port)
+	}
+	if p := e.Proxy; p != nil && p.URL != "" {
+		if u, err := url.Parse(p.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("edgemicro.proxy.url: %q is not an http(s) URL", p.URL)
+		}
 	}
 	c.validateEdge(bad)
 	c.validateProducts(bad, names)

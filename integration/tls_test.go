@@ -187,3 +187,42 @@ url = "` + tgt.URL + `"
 		t.Fatalf("%d of %d requests failed across the reload", failures.Load(), requests.Load())
 	}
 }
+
+// TestOutboundProxy: with [edgemicro.proxy], target calls go through the
+// proxy (an absolute-URI request), except for the hosts of bypass.
+func TestOutboundProxy(t *testing.T) {
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() {
+			http.Error(w, "not a proxy request", http.StatusBadRequest)
+			return
+		}
+		proxied.Add(1)
+		fmt.Fprintf(w, "proxy fetched %s", r.URL)
+	}))
+	t.Cleanup(proxy.Close)
+	in := newInstance(t, `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.proxy]
+enabled = true
+url = "`+proxy.URL+`"
+bypass = "direct.test"
+[[proxies]]
+name = "far"
+base_path = "/far"
+url = "http://far.test:8080/v1"
+[[proxies]]
+name = "near"
+base_path = "/near"
+url = "http://direct.test:1/"
+`)
+	in.start(1)
+	if st, body := get(t, in.url("/far/x?q=1")); st != 200 || body != "proxy fetched http://far.test:8080/v1/x?q=1" {
+		t.Fatalf("through the proxy: %d %s", st, body)
+	}
+	if st, _ := get(t, in.url("/near/x")); st != 502 || proxied.Load() != 1 {
+		t.Fatalf("a bypassed host went through the proxy: %d, %d proxied", st, proxied.Load())
+	}
+}

@@ -74,7 +74,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 			target:     target,
 			targetPath: strings.TrimSuffix(target.Path, "/"),
 			headers:    cfg.Headers,
-			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tc, tlsID(snap, target.Host)),
+			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tc, tlsID(snap, target.Host), cfg.Edgemicro.Proxy),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
 			metrics:    m.proxy(p.Name),
 		}

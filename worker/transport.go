@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/mgw-gateway/mgw/configs"
 )
 
@@ -32,11 +34,11 @@ func newTransportPool() *transportPool {
 // get returns the transport for target with these limits and TLS
 // settings; tlsID identifies tlsConfig's content, so equal settings in a
 // new revision keep the pool.
-func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duration, tlsConfig *tls.Config, tlsID string) http.RoundTripper {
+func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duration, tlsConfig *tls.Config, tlsID string, proxy *configs.OutboundProxy) http.RoundTripper {
 	if target.Scheme == configs.MockScheme {
 		return mockTarget{}
 	}
-	key := fmt.Sprintf("%s://%s|%d|%s|%s", target.Scheme, target.Host, maxConns, timeout, tlsID)
+	key := fmt.Sprintf("%s://%s|%d|%s|%s|%+v", target.Scheme, target.Host, maxConns, timeout, tlsID, proxyKey(proxy))
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	if t, ok := tp.m[key]; ok {
@@ -64,8 +66,32 @@ func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duratio
 		WriteBufferSize:    16 << 10,
 		ReadBufferSize:     16 << 10,
 	}
+	if proxy != nil && proxy.Enabled {
+		t.Proxy = proxyFunc(proxy)
+	}
 	tp.m[key] = t
 	return t
+}
+
+func proxyKey(p *configs.OutboundProxy) configs.OutboundProxy {
+	if p == nil {
+		return configs.OutboundProxy{}
+	}
+	return *p
+}
+
+// proxyFunc chooses the outbound proxy of a target request: the
+// configured URL and bypass list, or HTTP(S)_PROXY and NO_PROXY.
+func proxyFunc(p *configs.OutboundProxy) func(*http.Request) (*url.URL, error) {
+	cfg := httpproxy.FromEnvironment()
+	if p.URL != "" {
+		cfg.HTTPProxy, cfg.HTTPSProxy = p.URL, p.URL
+	}
+	if p.Bypass != "" {
+		cfg.NoProxy = p.Bypass
+	}
+	f := cfg.ProxyFunc()
+	return func(r *http.Request) (*url.URL, error) { return f(r.URL) }
 }
 
 // retain drops the transports that rt does not use, closing their idle

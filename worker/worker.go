@@ -140,7 +140,8 @@ func Run(ctx context.Context, opts Options) error {
 	w.ln = newLimitListener(ln, cfg.Edgemicro.MaxConnections)
 	w.srv = &http.Server{
 		Handler:           w,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headersTimeout(&cfg.Edgemicro),
+		WriteTimeout:      time.Duration(cfg.Edgemicro.WriteTimeout) * time.Second,
 		IdleTimeout:       time.Duration(cfg.Edgemicro.KeepAliveTimeout) * time.Millisecond,
 		MaxHeaderBytes:    cfg.Edgemicro.MaxHeaderBytes,
 		ConnState:         w.connState,
@@ -317,6 +318,15 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if x != nil && x.TargetSentStart.IsZero() && x.Plugin != "" && status >= 400 {
 		w.metrics.rejected(x.Plugin)
 	}
+}
+
+// headersTimeout is edgemicro's headers_timeout, by default the
+// keep-alive timeout plus 5 s.
+func headersTimeout(e *configs.Edgemicro) time.Duration {
+	if e.HeadersTimeout > 0 {
+		return time.Duration(e.HeadersTimeout) * time.Millisecond
+	}
+	return time.Duration(e.KeepAliveTimeout+5000) * time.Millisecond
 }
 
 // accessLog writes one line for a request. It names the path but never
