@@ -2,6 +2,7 @@ package mgwcmd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,19 @@ func TestLogRotation(t *testing.T) {
 	}
 	if _, err := os.Stat(lf.path + ".3"); err == nil {
 		t.Fatal("more files kept than max_files")
+	}
+}
+
+func TestMaskedLogs(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	w := masked(&b, "a1a1a1a1a1a1", "short", "")
+	log, _ := newLogger(w, logSettings{level: "info"})
+	log.Error().Str("url", "https://k:a1a1a1a1a1a1@edge/x").Msg("calling edge with a1a1a1a1a1a1 failed")
+	if strings.Contains(b.String(), "a1a1a1a1a1a1") || !strings.Contains(b.String(), "****") {
+		t.Fatalf("log line %q", b.String())
+	}
+	if masked(&b, "short") != io.Writer(&b) {
+		t.Fatal("a secret too short to be one masked every line")
 	}
 }

@@ -42,7 +42,8 @@ func startCommand() *cli.Command {
 				}
 				logs = lf
 			}
-			logger, err := newLogger(os.Stderr, ls)
+			// The master holds the Edge key and secret: mask them in its log.
+			logger, err := newLogger(masked(os.Stderr, c.String(flagKey), c.String(flagSecret)), ls)
 			if err != nil {
 				return cli.Exit(err, 1)
 			}

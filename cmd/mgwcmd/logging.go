@@ -1,6 +1,7 @@
 package mgwcmd
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -154,4 +155,39 @@ func (lf *logFile) Rotate(now time.Time) (bool, error) {
 		return false, fmt.Errorf("rotating log: %w", err)
 	}
 	return true, lf.Reopen()
+}
+
+// maskWriter replaces secrets in everything written through it, so that a
+// key or secret that reaches a log line (inside an error from a library,
+// say) is never written in clear.
+type maskWriter struct {
+	w       io.Writer
+	secrets [][]byte
+}
+
+// masked wraps w to mask every secret of at least 8 bytes.
+func masked(w io.Writer, secrets ...string) io.Writer {
+	m := &maskWriter{w: w}
+	for _, s := range secrets {
+		if len(s) >= 8 {
+			m.secrets = append(m.secrets, []byte(s))
+		}
+	}
+	if len(m.secrets) == 0 {
+		return w
+	}
+	return m
+}
+
+func (m *maskWriter) Write(p []byte) (int, error) {
+	out := p
+	for _, s := range m.secrets {
+		if bytes.Contains(out, s) {
+			out = bytes.ReplaceAll(out, s, []byte("****"))
+		}
+	}
+	if _, err := m.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
