@@ -56,6 +56,13 @@ func newApp() *cli.App {
 			tokenCommand(),
 			verifyCommand(),
 			configCommand(),
+			configureCommand(),
+			genkeysCommand(),
+			revokekeysCommand(),
+			certCommand(),
+			rotatekeyCommand(),
+			upgradekvmCommand(),
+			upgradeauthCommand(),
 			workerCommand(),
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/configs/edge"
 )
 
 func TestInitWritesAndRefusesToOverwrite(t *testing.T) {
@@ -78,8 +79,8 @@ func TestFormatURI(t *testing.T) {
 		"https://auth.example.com/edgemicro-auth": "https://auth.example.com/edgemicro-auth",
 		"https://%s.example.com":                  "https://org.example.com",
 	} {
-		if got := formatURI(tmpl, "org", "env"); got != want {
-			t.Errorf("formatURI(%q) = %q, want %q", tmpl, got, want)
+		if got := edge.FormatURI(tmpl, "org", "env"); got != want {
+			t.Errorf("FormatURI(%q) = %q, want %q", tmpl, got, want)
 		}
 	}
 }

@@ -41,21 +41,12 @@ func loadFileConfig(c *cli.Context) (paths, *configs.Snapshot, error) {
 	return p, snap, err
 }
 
-// formatURI fills the %s of an edgemicro URI template with org and env,
-// as util.format does, but never appends them when a template has none.
-func formatURI(tmpl, org, env string) string {
-	for _, v := range []string{org, env} {
-		tmpl = strings.Replace(tmpl, "%s", v, 1)
-	}
-	return tmpl
-}
-
 // authURI is where the edgemicro-auth proxy answers: edge_config.authUri,
 // or the directory of jwt_public_key; in local mode the gateway itself.
 func authURI(cfg *configs.Config, org, env string) string {
 	if e := cfg.EdgeConfig; e != nil {
 		if e.AuthURI != "" {
-			return strings.TrimSuffix(formatURI(e.AuthURI, org, env), "/")
+			return strings.TrimSuffix(edge.FormatURI(e.AuthURI, org, env), "/")
 		}
 		return e.JWTPublicKey[:strings.LastIndexByte(e.JWTPublicKey, '/')]
 	}

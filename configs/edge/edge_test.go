@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +226,39 @@ func FuzzMerge(f *testing.F) {
 			t.Fatalf("Merge returned an invalid config: %v", err)
 		}
 	})
+}
+
+// TestMgmtRetriesOnlyGets: a GET is retried after a 5xx, a POST is not,
+// and a 4xx carries Edge's message and a hint.
+func TestMgmtRetriesOnlyGets(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if r.URL.Path == "/missing" {
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"code":"x","message":"KeyValueMap microgateway does not exist"}`))
+			return
+		}
+		if n%2 == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	m := NewMgmt(MgmtAuth{Token: "t"})
+	m.Pause = time.Millisecond
+	var out struct{ OK bool }
+	if err := m.Do(context.Background(), "GET", srv.URL+"/x", nil, &out); err != nil || !out.OK || calls.Load() != 2 {
+		t.Fatalf("GET after a 503: %v, ok %v, %d calls", err, out.OK, calls.Load())
+	}
+	calls.Store(0)
+	if err := m.Do(context.Background(), "POST", srv.URL+"/x", map[string]string{}, nil); !IsStatus(err, 503) || calls.Load() != 1 {
+		t.Fatalf("POST after a 503: %v, %d calls", err, calls.Load())
+	}
+	err := m.Do(context.Background(), "GET", srv.URL+"/missing", nil, nil)
+	if !IsStatus(err, 404) || !strings.Contains(err.Error(), "HTTP 404: KeyValueMap microgateway does not exist (check the org") {
+		t.Fatalf("404: %v", err)
+	}
 }

@@ -78,6 +78,7 @@ type Server struct {
 	records       []json.RawMessage
 	quotas        map[string]*quotaWindow
 	tokenLifetime time.Duration
+	mgmt          mgmtState
 }
 
 // quotaWindow is one identifier's flexi window at the fake quota service.
@@ -130,6 +131,8 @@ func Start(org, env string) (*Server, error) {
 	mux.HandleFunc("POST /edgemicro-auth/token", s.count(Token, false, s.token))
 	mux.HandleFunc("POST /edgemicro/axpublisher/organization/{org}/environment/{env}", s.count(Analytics, true, s.analytics))
 	mux.HandleFunc("POST /edgemicro/quotas/organization/{org}/environment/{env}/v2/quotas/apply", s.count(Quota, true, s.quotaApply))
+	s.mgmt = mgmtState{user: "admin@example.com", password: "mgmt-password", token: "mgmt-oauth-token", authDeployed: true}
+	s.mgmtRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -205,7 +208,7 @@ func (s *Server) count(name string, auth bool, h http.HandlerFunc) http.HandlerF
 		}
 		if auth {
 			k, sec, ok := r.BasicAuth()
-			if !ok || k != s.Key || sec != s.Secret {
+			if !ok || !s.validCredential(k, sec) {
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusUnauthorized)
 				_, _ = io.WriteString(w, `{"error":"unauthorized","error_description":"authentication failed "}`)
