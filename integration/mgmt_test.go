@@ -85,6 +85,15 @@ func TestManagementCommands(t *testing.T) {
 	calls = last(2)
 	expect(calls[0], "GET", kvm+"/microgateway/entries/private_key", "basic "+user)
 	expect(calls[1], "POST", "/edgemicro-auth/rotateKey", "basic-key "+key[1])
+	var rk struct {
+		PrivateKey string `json:"private_key"`
+		PublicKey  string `json:"public_key"`
+		Kid        string `json:"kid"`
+	}
+	if err := json.Unmarshal([]byte(calls[1].Body), &rk); err != nil || !strings.Contains(rk.PrivateKey, "PRIVATE KEY") ||
+		!strings.Contains(rk.PublicKey, "CERTIFICATE") || rk.Kid != "kid-2" {
+		t.Fatalf("rotateKey body %s", calls[1].Body)
+	}
 	if fe.KVM()["private_key_kid"] != "kid-2" || fe.KVM()["private_key_kid_old"] != "1" {
 		t.Fatalf("after rotatekey the KVM is %v", fe.KVM())
 	}
@@ -109,6 +118,10 @@ func TestManagementCommands(t *testing.T) {
 	expect(c, "DELETE", "/edgemicro/credential/organization/myorg/environment/test", "basic "+user)
 	if c.Body != fmt.Sprintf(`{"key":%q}`, key[1]) {
 		t.Fatalf("revokekeys body %s", c.Body)
+	}
+
+	if out := run(append([]string{"cert", "public-key"}, mgmtArgs(fe, in, basic...)...)...); !strings.HasPrefix(out, "-----BEGIN CERTIFICATE") {
+		t.Fatalf("cert public-key printed %q", out)
 	}
 
 	run(append([]string{"cert", "delete"}, mgmtArgs(fe, in, basic...)...)...)
