@@ -182,3 +182,14 @@ func TestSubstituteLeavesCommentsAlone(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+func TestDefaultHasTheDocumentedDemoApp(t *testing.T) {
+	t.Parallel()
+	s, err := Default(testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Config.Apps) != 1 || s.Config.Apps[0].Key != "mgw-demo-key" || s.Config.Apps[0].Products[0] != "demo-product" {
+		t.Fatalf("default apps = %+v", s.Config.Apps)
+	}
+}

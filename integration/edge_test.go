@@ -469,7 +469,7 @@ func TestTokenAndVerifyCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("verify: %d\n%s", code, out)
 	}
-	for _, name := range []string{"bootstrap", "products", "jwt_public_key", "jwk_public_keys", "verifyApiKey"} {
+	for _, name := range []string{"config", "bootstrap", "products", "jwt_public_key", "jwk_public_keys", "verifyApiKey"} {
 		if !strings.Contains(out, "ok   "+name) {
 			t.Errorf("verify does not report %s ok:\n%s", name, out)
 		}

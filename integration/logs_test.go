@@ -84,3 +84,36 @@ func TestHeaderLimitLeavesTheWorkerUnharmed(t *testing.T) {
 		t.Fatalf("worker pids changed: %v → %v", pidsOf(before), pidsOf(after))
 	}
 }
+
+// TestDemoKey: the file `mgw init` writes (the embedded default) with
+// apikeys turned on serves the documented demo key.
+func TestDemoKey(t *testing.T) {
+	in := newInstance(t, "")
+	if out, code := in.mgw("init"); code != 0 {
+		t.Fatal(out)
+	}
+	b, err := os.ReadFile(filepath.Join(in.dir, "mgw.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.writeConfig(strings.Replace(strings.Replace(string(b), "sequence = []", `sequence = ["apikeys"]`, 1), "port = 8000", "port = ${PORT}", 1))
+	in.start(1)
+	if a := call(t, "GET", in.url("/echo/hello"), map[string]string{"x-api-key": "mgw-demo-key"}, ""); a.status != 200 {
+		t.Fatalf("with the demo key: %d %s", a.status, a.body)
+	}
+	if a := call(t, "GET", in.url("/echo/hello"), nil, ""); a.status != 401 {
+		t.Fatalf("without a key: %d %s", a.status, a.body)
+	}
+}
+
+// TestVerifyLocalConfig: in local mode, verify checks the config file.
+func TestVerifyLocalConfig(t *testing.T) {
+	in := newInstance(t, proxyConfig("http://127.0.0.1:1"))
+	if out, code := in.mgw("verify"); code != 0 || !strings.Contains(out, "ok   config") {
+		t.Fatalf("a good local config: %d\n%s", code, out)
+	}
+	in.writeConfig(proxyConfig("http://127.0.0.1:1") + "\n[edgemicro.plugins]\nsequence = [\"nosuch\"]\n")
+	if out, code := in.mgw("verify"); code != 1 || !strings.Contains(out, `FAIL config`) || !strings.Contains(out, `unknown plugin "nosuch"`) {
+		t.Fatalf("a config naming an unknown plugin: %d\n%s", code, out)
+	}
+}

@@ -75,7 +75,8 @@ func newPlugin(mode Mode, env plugins.Env, snap *configs.Snapshot, proxy *config
 	if p.cfg.GracePeriod < 0 || p.cfg.TokenCacheSize < 0 {
 		return nil, fmt.Errorf("[%s] gracePeriod and tokenCacheSize must not be negative", name)
 	}
-	if len(snap.Keys.PublicKeys) == 0 && len(snap.Keys.JWKS) == 0 {
+	// API keys of local-mode apps need no key pair; Bearer tokens do.
+	if len(snap.Keys.PublicKeys) == 0 && len(snap.Keys.JWKS) == 0 && (mode == ModeOAuthV2 || snap.Config.EdgeMode()) {
 		return nil, fmt.Errorf("[%s] no public key to verify tokens with: in local mode run `mgw init` to make a key pair, in Edge mode set edge_config.jwt_public_key", name)
 	}
 	grace := time.Duration(p.cfg.GracePeriod) * time.Second
