@@ -4,14 +4,19 @@
 //
 // One goroutine runs one select loop that owns all of a generation's
 // state: worker events (hello, ack, ready, stats, exit), restart timers,
-// control requests, config file changes, signals and the upgrade's
-// outcome. Nothing else touches the worker table, so it needs no locks.
+// control requests, config file changes, Edge polls, metrics scrapes, log
+// rotation, signals and the upgrade's outcome. Nothing else touches the
+// worker table, so it needs no locks. Work that waits on the network runs
+// beside it and reports back: Edge downloads, the API key cache, the
+// analytics uploader and the quota syncer of the edge backend.
 //
 // Life of a generation:
 //
-//  1. load and validate the configuration, Listen through tableflip,
-//     spawn N workers (`mgw worker`) with the listener at fd 3 and an IPC
-//     socketpair end at fd 4, push the snapshot to each;
+//  1. load and validate the configuration (in Edge mode: download from
+//     Edge, or start from the cache), Listen through tableflip, map the
+//     limit zone mgw.zone, spawn N workers (`mgw worker`) with the
+//     listener at fd 3, an IPC socketpair end at fd 4 and the zone at
+//     fd 5, push the snapshot to each;
 //  2. when every worker reports ready: install mgw.sock (bound under a
 //     temporary name and renamed over the path, mode 0600), call
 //     tableflip's Ready (which writes mgw.pid and releases the previous
@@ -27,8 +32,9 @@
 //     a file named in MGW_UPGRADE_ERRFILE, and this one keeps serving;
 //  5. when replaced, or on stop (mgw stop, SIGTERM, SIGINT): order every
 //     worker to drain, wait for them to exit (SIGKILL after the drain
-//     timeout), and exit. SIGQUIT kills the workers at once.
+//     timeout), read their channels to the end, upload (or spool) the
+//     analytics records, and exit. SIGQUIT kills the workers at once.
 //
 // Signals: SIGHUP reload, SIGTERM and SIGINT graceful stop, SIGQUIT stop
-// now, SIGUSR1 reopen the log file.
+// now, SIGUSR1 reopen the log file (passed on to the workers).
 package master

@@ -6,10 +6,19 @@
 // exactly once or answers the request itself and stops the chain. Request
 // hooks therefore run in sequence order and response hooks in reverse.
 //
-// Plugins are Go code, registered by name with Register from an init
-// function and built into the binary; edgemicro.plugins.sequence picks and
-// orders them for every proxy. Chain compiles a proxy's chain once per
-// configuration revision, first plugin outermost, so the hot path does no
-// lookups. A name that is not registered is a configuration error, found by
-// Check in the master before any worker sees the configuration.
+// Plugins are Go code, described by a Spec (name, configuration section,
+// factory) and registered in one list, plugins/builtin; each decodes its
+// own section strictly with Config.Section. edgemicro.plugins.sequence
+// picks and orders them for every proxy, after analytics, which always
+// runs first when it is on. Chain compiles a proxy's chain once per
+// configuration revision, first plugin outermost, each link skipping its
+// plugin for the paths of excludeUrls, so the hot path does no lookups. A
+// name that is not registered, or a section a plugin refuses, is a
+// configuration error, found by Check in the master before any worker
+// sees the configuration.
+//
+// A request with plugins carries an Exchange that its steps share: who it
+// was authenticated as, what the target did, and which plugin answered.
+// Env gives a plugin the instance's shared pieces: the limit zone, the API
+// key verifier and the analytics sink.
 package plugins

@@ -1,9 +1,9 @@
 // Package worker is the process that serves requests.
 //
 // The master starts N workers of the same binary (`mgw worker`), each with
-// two inherited descriptors: the shared listening socket and its end of an
-// IPC socketpair (see package ipc). A worker never reads a configuration
-// file. Its life:
+// three inherited descriptors: the shared listening socket, its end of an
+// IPC socketpair (see package ipc) and the shared limit zone. A worker
+// never reads a configuration file. Its life:
 //
 //  1. send Hello, wait for the first Config, compile it into a runtime
 //     (routes sorted for longest-prefix match, one plugin chain per proxy,
@@ -19,6 +19,12 @@
 //     and exit when no connection is left or at the drain timeout.
 //
 // Connection pools to targets outlive revisions: a transport is keyed by
-// the target's scheme and host and its limits, so a configuration push does
-// not drop warm connections.
+// the target's scheme and host, its limits and its TLS settings, so a
+// configuration push does not drop warm connections.
+//
+// Besides proxying, a worker verifies API keys for its auth plugins (the
+// snapshot's apps in local mode, the master's instance-wide cache over
+// IPC in Edge mode), serves the local-mode token service, collects
+// analytics records and metric counters and sends both to the master, and
+// serves HTTPS with the certificate of the serving revision.
 package worker

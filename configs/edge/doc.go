@@ -10,4 +10,8 @@
 // KeyCache verifies API keys against Edge's verifyApiKey once per key and
 // token lifetime for the whole instance: the master owns it and workers
 // ask it over IPC.
+//
+// Mgmt is the client of the Edge management API for the command line
+// (configure, genkeys, cert, rotatekey …): calls time out, GETs are
+// retried, and a failure names Edge's status and message.
 package edge
