@@ -3,17 +3,18 @@
 //
 // Every message travels in one frame: an 8-byte header (the magic bytes
 // "MG", the protocol version, the message kind, and the payload length as a
-// big-endian uint32) followed by a JSON payload of at most MaxFrameSize
-// bytes. The length is checked before anything is allocated, so a peer that
+// big-endian uint32) followed by a payload of at most MaxFrameSize bytes:
+// JSON, except for records frames, whose payload is JSON lines passed on
+// unparsed. The length is checked before anything is allocated, so a peer that
 // sends garbage or an oversize frame gets an error, never a crash. A frame of
 // a kind the reader does not know still decodes; the receiver decides
-// whether to ignore it. New messages (limiter state, analytics records) are
-// new kinds with their own payload types: the framing never changes for them.
+// whether to ignore it. New messages are new kinds with their own payload
+// types: the framing never changes for them.
 //
 // A worker is started with three inherited descriptors: ListenerFD, the
 // shared listening socket, ChannelFD, its end of a socketpair made by Pair,
-// and ZoneFD, the file of the shared limit zone it maps. The
-// master keeps the other end. When the master dies the kernel closes its end
+// and ZoneFD, the file of the shared limit zone it maps. The master keeps
+// the other end of the socketpair. When the master dies the kernel closes its end
 // and the worker reads EOF, which it treats as the order to drain and exit.
 //
 // The conversation between master and worker:
@@ -22,7 +23,11 @@
 //	master → worker  Config  {revision, snapshot}        (first one, then on every change)
 //	worker → master  Ack     {revision applied, or error}
 //	worker → master  Ready   {revision}                  (once, when it serves)
-//	worker → master  Stats   {requests, active}          (about once a second)
+//	worker → master  Stats   {requests, active, metrics} (about once a second)
+//	worker → master  KeyAsk  {id, api key}               (Edge mode; answered by KeyTell)
+//	master → worker  KeyTell {id, token | status | error}
+//	worker → master  Records (JSON lines)                (analytics, every 50 ms)
+//	worker → master  QuotaWatch {identifier, …}          (edge quota backend, once per identifier)
 //	master → worker  Drain   {grace, timeout}
 //
 // The command line talks to the master over the control socket mgw.sock
