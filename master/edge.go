@@ -31,6 +31,7 @@ const downloadTimeout = 20 * time.Second
 // keyTarget, which key lookups read from their own goroutines.
 type edgeState struct {
 	client    *edge.Client
+	clientCfg configs.EdgeConfig
 	download  *edge.Download
 	lastPoll  *time.Time
 	polling   bool
@@ -65,11 +66,15 @@ func (m *Master) mergeEdge(snap *configs.Snapshot) error {
 	if err := m.credentials().Check(); err != nil {
 		return err
 	}
-	c, err := edge.NewClient(*snap.Config.EdgeConfig, m.credentials())
-	if err != nil {
-		return err
+	// One client (and connection pool) while [edge_config] stays the same.
+	c := m.edge.client
+	if c == nil || m.edge.clientCfg != *snap.Config.EdgeConfig {
+		var err error
+		if c, err = edge.NewClient(*snap.Config.EdgeConfig, m.credentials()); err != nil {
+			return err
+		}
+		m.edge.client, m.edge.clientCfg = c, *snap.Config.EdgeConfig
 	}
-	m.edge.client = c
 	m.edge.keyTarget.Store(&keyTarget{client: c, url: edge.VerifyAPIKeyURL(&snap.Config)})
 	if m.edge.download == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), downloadTimeout)
