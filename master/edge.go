@@ -182,7 +182,19 @@ func (m *Master) askKey(ask ipc.KeyAsk) ipc.KeyTell {
 	}
 }
 
+// maxKeyCalls bounds the verifyApiKey calls in flight, so that a flood of
+// unknown keys cannot flood Edge.
+const maxKeyCalls = 32
+
+var keyCalls = make(chan struct{}, maxKeyCalls)
+
 func (m *Master) verifyKey(ctx context.Context, key string) (string, error) {
+	select {
+	case keyCalls <- struct{}{}:
+		defer func() { <-keyCalls }()
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 	t := m.edge.keyTarget.Load()
 	return t.client.VerifyAPIKey(ctx, t.url, key)
 }
