@@ -36,6 +36,7 @@ type edgeState struct {
 	lastPoll  *time.Time
 	polling   bool
 	keys      *edge.KeyCache
+	keyCalls  chan struct{} // a slot per verifyApiKey call in flight
 	keyTarget atomic.Pointer[keyTarget]
 }
 
@@ -186,12 +187,10 @@ func (m *Master) askKey(ask ipc.KeyAsk) ipc.KeyTell {
 // unknown keys cannot flood Edge.
 const maxKeyCalls = 32
 
-var keyCalls = make(chan struct{}, maxKeyCalls)
-
 func (m *Master) verifyKey(ctx context.Context, key string) (string, error) {
 	select {
-	case keyCalls <- struct{}{}:
-		defer func() { <-keyCalls }()
+	case m.edge.keyCalls <- struct{}{}:
+		defer func() { <-m.edge.keyCalls }()
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}

@@ -157,6 +157,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		metricsReqs: make(chan metricsRequest),
 	}
 	m.edge.keys = &edge.KeyCache{Verify: m.verifyKey}
+	m.edge.keyCalls = make(chan struct{}, maxKeyCalls)
 	m.log = opts.Logger.With().Str("component", "master").Int("generation", gen).Int("pid", os.Getpid()).Logger()
 	defer m.closeDone()
 
