@@ -65,6 +65,9 @@ type Metrics struct {
 	// one more for +Inf), with their sum in seconds.
 	Latency    []uint64 `json:"latency,omitempty"`
 	LatencySum float64  `json:"latency_sum,omitempty"`
+	// RecordsDropped counts analytics records the worker could not hold
+	// while the master did not read them.
+	RecordsDropped uint64 `json:"records_dropped,omitempty"`
 }
 
 // KeyAsk asks the master for the token of an API key. The master keeps

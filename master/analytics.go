@@ -74,5 +74,11 @@ func (m *Master) analyticsStatus() *ipc.AnalyticsStatus {
 		return nil
 	}
 	q, d, s := m.analytics.Stats()
+	d += m.sup.retired.RecordsDropped // dropped in workers, before the master got them
+	for _, sl := range m.sup.slots {
+		if sl.metrics != nil {
+			d += sl.metrics.RecordsDropped
+		}
+	}
 	return &ipc.AnalyticsStatus{Queued: q, Dropped: d, Sent: s}
 }

@@ -43,6 +43,7 @@ func addMetrics(dst, src *ipc.Metrics) {
 		dst.Latency[i] += v
 	}
 	dst.LatencySum += src.LatencySum
+	dst.RecordsDropped += src.RecordsDropped
 }
 
 // metricsRequest asks the select loop for the text of /metrics.

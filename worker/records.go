@@ -19,19 +19,40 @@ const recordFlush = 50 * time.Millisecond
 // to the master, which uploads them for the instance. Recording copies
 // the record and allocates nothing once the buffer has grown.
 type recordSink struct {
-	conn *ipc.Conn
-	mu   sync.Mutex
-	buf  []byte
+	conn    *ipc.Conn
+	mu      sync.Mutex
+	buf     []byte
+	dropped uint64
+	// kick asks the worker's loop to send now: a request never writes to
+	// the channel itself, so a slow master never blocks one.
+	kick chan struct{}
+}
+
+// recordMaxBytes bounds what a worker holds when the master does not
+// read: past it, records are dropped (and counted) rather than held.
+const recordMaxBytes = 8 << 20
+
+func newRecordSink(conn *ipc.Conn) *recordSink {
+	return &recordSink{conn: conn, kick: make(chan struct{}, 1)}
 }
 
 // Record implements plugins.RecordSink.
 func (s *recordSink) Record(rec []byte) {
 	s.mu.Lock()
-	s.buf = append(append(s.buf, rec...), '\n')
-	if len(s.buf) >= recordFlushBytes {
-		s.sendLocked()
+	if len(s.buf)+len(rec) >= recordMaxBytes {
+		s.dropped++
+		s.mu.Unlock()
+		return
 	}
+	s.buf = append(append(s.buf, rec...), '\n')
+	full := len(s.buf) >= recordFlushBytes
 	s.mu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // flush sends what is collected.
@@ -49,4 +70,11 @@ func (s *recordSink) sendLocked() {
 	}
 	_ = s.conn.SendFrame(ipc.Frame{Kind: ipc.KindRecords, Payload: s.buf})
 	s.buf = s.buf[:0]
+}
+
+// droppedCount is how many records the sink has dropped.
+func (s *recordSink) droppedCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
 }

@@ -77,7 +77,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer w.conn.Close()
 	w.keys = newKeyClient(w.conn, w.rt.Load)
-	w.sink = &recordSink{conn: w.conn}
+	w.sink = newRecordSink(w.conn)
 	defer w.sink.flush() // the records of the last requests, before the channel closes
 	w.zone = opts.Zone
 	switch {
@@ -214,10 +214,13 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		case <-records.C:
 			w.sink.flush()
+		case <-w.sink.kick:
+			w.sink.flush()
 		case <-stats.C:
 			s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
 			if s.Requests != last.Requests || s.Active != last.Active {
 				s.Metrics = w.metrics.snapshot()
+				s.Metrics.RecordsDropped = w.sink.droppedCount()
 				_ = w.conn.Send(ipc.KindStats, s)
 				last = s
 			}
