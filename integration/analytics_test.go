@@ -116,3 +116,30 @@ func last(s []string) string {
 	}
 	return s[len(s)-1]
 }
+
+// TestAnalyticsSpooledAcrossARestart: records a stopping gateway cannot
+// upload (Edge down) are spooled in the run dir and sent by the next
+// start, once.
+func TestAnalyticsSpooledAcrossARestart(t *testing.T) {
+	fe := startFakeEdge(t)
+	tgt, _ := countingTarget(t)
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe.Fail(fakeedge.Analytics, 503)
+	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 50\n")
+	in.start(1, edgeFlags(fe)...)
+	sendN(t, in, 1, 20)
+	st, _ := in.status()
+	if out, code := in.mgw("stop"); code != 0 {
+		t.Fatalf("stop: %s", out)
+	}
+	in.eventually(30*time.Second, "the master to exit", func() bool { return !alive(st.MasterPID) })
+	if n := len(fe.Records()); n != 0 {
+		t.Fatalf("%d records arrived while Edge refused them", n)
+	}
+	fe.Fail(fakeedge.Analytics, 0)
+	in.start(1, edgeFlags(fe)...)
+	in.eventually(10*time.Second, "the spooled records", func() bool { return len(fe.Records()) >= 20 })
+	if n := len(fe.Records()); n != 20 {
+		t.Fatalf("%d records, want exactly 20", n)
+	}
+}

@@ -12,10 +12,6 @@ import (
 	"github.com/mgw-gateway/mgw/plugins/analytics"
 )
 
-// SpoolFileName holds, in the run dir, analytics records a generation
-// could not upload before it exited; the next one sends them.
-const SpoolFileName = "analytics-spool.jsonl"
-
 // analyticsFlushTimeout bounds the upload of what is left at exit.
 const analyticsFlushTimeout = 10 * time.Second
 
@@ -42,7 +38,9 @@ func (m *Master) startAnalytics(snap *configs.Snapshot) error {
 		}
 		send = analytics.FileSender(file)
 	}
-	m.analytics = analytics.NewQueue(s, send, filepath.Join(m.opts.RunDir, SpoolFileName), m.log.With().Str("component", "analytics").Logger())
+	// Records a generation cannot upload before it exits are spooled in
+	// the run dir, where the next generation finds them.
+	m.analytics = analytics.NewQueue(s, send, m.opts.RunDir, m.log.With().Str("component", "analytics").Logger())
 	stop, done := make(chan struct{}), make(chan struct{})
 	q := m.analytics
 	go func() { defer close(done); q.Run(stop) }()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ type Sender func(ctx context.Context, batch [][]byte) (rejected int, err error)
 type Queue struct {
 	s     Settings
 	send  Sender
-	spool string
+	spool string // the directory of spool files
 	log   zerolog.Logger
 
 	mu      sync.Mutex
@@ -43,7 +44,7 @@ type Queue struct {
 }
 
 // NewQueue returns a queue uploading with send; what it cannot upload by
-// the end of Flush goes to the spool file.
+// the end of Flush goes to a spool file in the directory spool ("": none).
 func NewQueue(s Settings, send Sender, spool string, log zerolog.Logger) *Queue {
 	return &Queue{s: s, send: send, spool: spool, log: log}
 }
@@ -174,27 +175,59 @@ func (q *Queue) Flush(ctx context.Context) {
 	if len(left) == 0 || q.spool == "" {
 		return
 	}
-	if err := appendLines(q.spool, left); err != nil {
+	path, err := writeSpool(q.spool, left)
+	if err != nil {
 		q.log.Error().Err(err).Int("records", len(left)).Msg("analytics records lost: cannot spool them")
 		return
 	}
-	q.log.Warn().Int("records", len(left)).Str("spool", q.spool).Msg("analytics records spooled for the next start")
+	q.log.Warn().Int("records", len(left)).Str("spool", path).Msg("analytics records spooled for the next generation")
 }
 
-// adoptSpool queues the records of a spool file, claiming the file by
-// renaming it so that two generations never both send it.
+// Spool files are analytics-spool-<pid>-<time>.jsonl. Each is written
+// under a temporary name and renamed into place whole, and claimed by a
+// rename to .claimed before it is read, so a record is never read half
+// written, nor by two generations.
+const spoolPrefix = "analytics-spool-"
+
+func writeSpool(dir string, recs [][]byte) (string, error) {
+	tmp, err := os.CreateTemp(dir, ".spool-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	name := tmp.Name()
+	tmp.Close()
+	if err := appendLines(name, recs); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s%d-%d.jsonl", spoolPrefix, os.Getpid(), time.Now().UnixNano()))
+	return path, os.Rename(name, path)
+}
+
+// adoptSpool queues the records of every spool file, claiming each first.
 func (q *Queue) adoptSpool() {
 	if q.spool == "" {
 		return
 	}
-	claimed := q.spool + "." + strconv.Itoa(os.Getpid())
-	if err := os.Rename(q.spool, claimed); err != nil {
-		return
+	files, _ := filepath.Glob(filepath.Join(q.spool, spoolPrefix+"*.jsonl"))
+	for _, f := range files {
+		claimed := f + ".claimed-" + strconv.Itoa(os.Getpid())
+		if err := os.Rename(f, claimed); err != nil {
+			continue // another generation took it
+		}
+		recs := readLines(claimed)
+		_ = os.Remove(claimed)
+		q.log.Info().Int("records", len(recs)).Msg("analytics: took over spooled records")
+		q.putBack(recs)
 	}
-	f, err := os.Open(claimed)
+}
+
+func readLines(path string) [][]byte {
+	f, err := os.Open(path)
 	if err != nil {
-		return
+		return nil
 	}
+	defer f.Close()
 	var recs [][]byte
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -203,10 +236,7 @@ func (q *Queue) adoptSpool() {
 			recs = append(recs, bytes.Clone(line))
 		}
 	}
-	f.Close()
-	_ = os.Remove(claimed)
-	q.log.Info().Int("records", len(recs)).Msg("analytics: took over spooled records")
-	q.putBack(recs)
+	return recs
 }
 
 func appendLines(path string, recs [][]byte) error {

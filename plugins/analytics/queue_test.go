@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -101,7 +102,7 @@ func TestQueueRequeuesFailuresAndRejections(t *testing.T) {
 
 func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 	t.Parallel()
-	spool := filepath.Join(t.TempDir(), "spool.jsonl")
+	spool := t.TempDir()
 	down := NewQueue(settings(100, 10), func(context.Context, [][]byte) (int, error) {
 		return 0, errors.New("edge down")
 	}, spool, zerolog.Nop())
@@ -117,6 +118,10 @@ func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 		got += len(b)
 		return 0, nil
 	}, spool, zerolog.Nop())
+	entries, _ := os.ReadDir(spool)
+	if len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), spoolPrefix) {
+		t.Fatalf("spool dir holds %v", entries)
+	}
 	next.adoptSpool()
 	next.adoptSpool() // the file is gone: nothing twice
 	if err := next.upload(context.Background()); err != nil || got != 25 {
