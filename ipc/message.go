@@ -92,20 +92,8 @@ type KeyTell struct {
 // which uploads them for the whole instance. Its payload is not a JSON
 // document but JSON lines: one record (a JSON object, which never holds a
 // raw newline) per line, so that neither side parses what it only passes
-// on.
-
-// RecordsFrame makes one records frame.
-func RecordsFrame(recs [][]byte) Frame {
-	n := 0
-	for _, r := range recs {
-		n += len(r) + 1
-	}
-	b := make([]byte, 0, n)
-	for _, r := range recs {
-		b = append(append(b, r...), '\n')
-	}
-	return Frame{Kind: KindRecords, Payload: b}
-}
+// on. A worker appends each record and a newline to the payload it
+// sends; SplitRecords takes them apart.
 
 // SplitRecords returns the records of a records frame's payload; empty
 // lines are skipped. The records share the payload's memory.
