@@ -59,7 +59,11 @@ func (m *Master) flushAnalytics() {
 		m.log.Warn().Msg("a worker channel was not read to its end; its last analytics records may be lost")
 	}
 	m.stopAnalytics() // returns when no upload is in flight
-	ctx, cancel := context.WithTimeout(context.Background(), analyticsFlushTimeout)
+	timeout := analyticsFlushTimeout
+	if m.quitting {
+		timeout = time.Second // one try; the rest is spooled
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	m.analytics.Flush(ctx)
 	q, d, s := m.analytics.Stats()

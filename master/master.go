@@ -121,6 +121,7 @@ type Master struct {
 	stopAnalytics func()
 	stopQuotas    func()
 	metricsReqs   chan metricsRequest
+	quitting      bool
 }
 
 // Run starts a master generation and serves until it is stopped or
@@ -327,6 +328,7 @@ func (m *Master) run(ctx context.Context) error {
 				m.beginStop(0)
 			case syscall.SIGQUIT:
 				m.sup.draining = true
+				m.quitting = true // stop now: no long analytics flush either
 				m.sup.killAll()
 				m.cleanup()
 				return nil
