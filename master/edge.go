@@ -81,9 +81,9 @@ func (m *Master) mergeEdge(snap *configs.Snapshot) error {
 		ctx, cancel := context.WithTimeout(context.Background(), downloadTimeout)
 		d, err := c.Download(ctx)
 		cancel()
-		now := time.Now()
-		m.edge.lastPoll = &now
 		if err == nil {
+			now := time.Now()
+			m.edge.lastPoll = &now // the last successful poll
 			m.saveCache(d)
 		} else {
 			cached, cerr := edge.ReadCache(m.cachePath())
@@ -137,14 +137,14 @@ func (m *Master) startPoll() {
 // the last good config.
 func (m *Master) onPoll(r pollResult) {
 	m.edge.polling = false
-	now := time.Now()
-	m.edge.lastPoll = &now
 	if r.err != nil {
 		msg := r.err.Error()
 		m.lastError = &msg
 		m.log.Warn().Err(r.err).Msg("Edge poll failed; the last good config keeps serving")
 		return
 	}
+	now := time.Now()
+	m.edge.lastPoll = &now // the last successful poll
 	m.saveCache(r.d)
 	if r.d.Checksum() == m.edge.download.Checksum() {
 		m.lastError = nil
