@@ -130,7 +130,7 @@ func (m *Master) renderMetrics() []byte {
 	family("mgw_config_revision", "gauge", "The configuration revision served.")
 	fmt.Fprintf(&b, "mgw_config_revision %d\n", m.snap.Revision)
 	if m.edge.lastPoll != nil {
-		family("mgw_config_last_poll_timestamp_seconds", "gauge", "When Edge was last polled.")
+		family("mgw_config_last_poll_timestamp_seconds", "gauge", "When Edge was last polled successfully.")
 		fmt.Fprintf(&b, "mgw_config_last_poll_timestamp_seconds %d\n", m.edge.lastPoll.Unix())
 	}
 	if a := m.analyticsStatus(); a != nil {
