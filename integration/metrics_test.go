@@ -10,8 +10,9 @@ import (
 )
 
 // TestMetricsCountWhatWasSent: through 2 workers, 6 answers from a
-// target, 3 from a target that is down and 2 refused by a plugin show up
-// in /metrics, summed over the workers, by status class.
+// target, 3 from a target that is down, 2 refused by a plugin and one
+// body too large show up in /metrics, summed over the workers, by status
+// class; only the plugin's refusals count as rejections.
 func TestMetricsCountWhatWasSent(t *testing.T) {
 	tgt, _ := countingTarget(t)
 	metricsPort := freePort(t)
@@ -19,6 +20,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 [edgemicro]
 port = ${PORT}
 address = "127.0.0.1"
+max_body_bytes = 100
 [edgemicro.plugins]
 sequence = ["accesscontrol"]
 [accesscontrol]
@@ -50,13 +52,17 @@ url = "http://127.0.0.1:1"
 			t.Fatalf("denied: %d", a.status)
 		}
 	}
+	// A body over max_body_bytes is the proxy's 413, not a plugin's refusal.
+	if a := call(t, "POST", in.url("/api/big"), nil, strings.Repeat("x", 200)); a.status != 413 {
+		t.Fatalf("oversize body: %d %s", a.status, a.body)
+	}
 	want := []string{
 		`mgw_requests_total{proxy="api",class="2xx"} 6`,
-		`mgw_requests_total{proxy="api",class="4xx"} 2`,
+		`mgw_requests_total{proxy="api",class="4xx"} 3`,
 		`mgw_requests_total{proxy="down",class="5xx"} 3`,
 		`mgw_upstream_errors_total{proxy="down",kind="error"} 3`,
 		`mgw_plugin_rejections_total{plugin="accesscontrol"} 2`,
-		`mgw_request_duration_seconds_count 11`,
+		`mgw_request_duration_seconds_count 12`,
 		`mgw_workers{state="serving"} 2`,
 	}
 	var body string
@@ -75,7 +81,7 @@ url = "http://127.0.0.1:1"
 		}
 		return true
 	})
-	if busy := in.waitRequests(11); busy < 2 {
+	if busy := in.waitRequests(12); busy < 2 {
 		t.Fatalf("only %d worker served; the sum over workers was not exercised:\n%s", busy, body)
 	}
 }

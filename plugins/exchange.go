@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -15,15 +16,14 @@ type Exchange struct {
 	Start time.Time
 	// RequestID is the X-Request-Id the proxy sent the target.
 	RequestID string
-	// Plugin is the innermost plugin the request entered: when no target
-	// was called, the one that answered.
+	// Plugin is the innermost plugin the request entered, cleared when the
+	// request reaches the proxy: when set at the end, that plugin answered.
 	Plugin string
 	// Principal is set by the auth plugins; nil when none authenticated it.
 	Principal *Principal
 	// Target side, set by the proxy; zero when no target was called.
-	TargetURL           string
-	TargetHost          string // host name, no port
-	TargetPath          string // path and query sent to the target
+	// Target is the outgoing request's URL; it is not modified after.
+	Target              *url.URL
 	TargetSentStart     time.Time
 	TargetReceivedStart time.Time
 	TargetReceivedEnd   time.Time

@@ -38,16 +38,17 @@ var hopHeaders = []string{
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := plugins.ExchangeOf(r)
+	if x != nil {
+		x.Plugin = "" // whatever answers from here on, no plugin did
+	}
 	if p.maxBody > 0 && r.ContentLength > p.maxBody {
 		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	out := p.outgoing(r)
-	x := plugins.ExchangeOf(r)
 	if x != nil {
-		x.TargetHost = out.URL.Hostname()
-		x.TargetPath = out.URL.RequestURI()
-		x.TargetURL = out.URL.Scheme + "://" + out.URL.Host + x.TargetPath
+		x.Target = out.URL
 		x.TargetSentStart = time.Now()
 		if id := out.Header["X-Request-Id"]; len(id) > 0 {
 			x.RequestID = id[0]

@@ -318,7 +318,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if cfg.Edgemicro.Logging.AccessLog {
 		w.accessLog(r, route.name, status, took, x)
 	}
-	if x != nil && x.TargetSentStart.IsZero() && x.Plugin != "" && status >= 400 {
+	if x != nil && x.Plugin != "" && status >= 400 {
 		w.metrics.rejected(x.Plugin)
 	}
 }

@@ -163,10 +163,10 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 			rec.AccessToken = pr.ClaimString("access_token")
 			rec.APIProduct = pr.Product
 		}
-		if x.TargetURL != "" {
-			rec.TargetURL = x.TargetURL
-			rec.TargetHost = x.TargetHost
-			rec.TargetBasepath = x.TargetPath
+		if u := x.Target; u != nil {
+			rec.TargetBasepath = u.RequestURI()
+			rec.TargetHost = u.Hostname()
+			rec.TargetURL = u.Scheme + "://" + u.Host + rec.TargetBasepath
 			rec.TargetSentStart = ms(x.TargetSentStart)
 			rec.TargetReceivedStart = ms(x.TargetReceivedStart)
 			rec.TargetReceivedEnd = ms(x.TargetReceivedEnd)
