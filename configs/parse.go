@@ -54,10 +54,9 @@ type Keys struct {
 	// JWKS is Edge's {"keys":[JWK…]}; when present a token's kid selects
 	// its key.
 	JWKS json.RawMessage `json:"jwks,omitempty"`
-	// PrivateKey signs the tokens that local mode issues (PEM).
+	// PrivateKey signs the tokens that local mode issues (PEM); its
+	// public key is PublicKeys[0].
 	PrivateKey string `json:"private_key,omitempty"`
-	// PublicKeyPEM is served on /edgemicro-auth/publicKey in local mode.
-	PublicKeyPEM string `json:"public_key_pem,omitempty"`
 }
 
 // LookupEnv looks up an environment variable; os.LookupEnv is one.

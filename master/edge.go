@@ -218,6 +218,6 @@ func (m *Master) localKeys(snap *configs.Snapshot) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	pubPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
-	snap.Keys = configs.Keys{PublicKeys: []string{pubPEM}, PrivateKey: string(b), PublicKeyPEM: pubPEM}
+	snap.Keys = configs.Keys{PublicKeys: []string{pubPEM}, PrivateKey: string(b)}
 	return nil
 }

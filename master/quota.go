@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins/quota"
 	"github.com/mgw-gateway/mgw/plugins/zone"
@@ -45,17 +46,12 @@ type quotaSyncer struct {
 func quotaApplyURI(cfg *configs.Config, org, env string) string {
 	e := cfg.EdgeConfig
 	if e.QuotaURI != "" {
-		u := e.QuotaURI
-		for _, v := range []string{org, env} {
-			u = strings.Replace(u, "%s", v, 1)
-		}
-		return strings.TrimSuffix(u, "/") + "/v2/quotas/apply"
+		return strings.TrimSuffix(edge.FormatURI(e.QuotaURI, org, env), "/") + "/v2/quotas/apply"
 	}
-	i := strings.LastIndex(e.Bootstrap, "bootstrap")
-	if i < 0 {
-		return ""
+	if u := edge.ServiceURL(e.Bootstrap, "quotas"); u != "" {
+		return u + "/v2/quotas/apply"
 	}
-	return e.Bootstrap[:i] + "quotas" + e.Bootstrap[i+len("bootstrap"):] + "/v2/quotas/apply"
+	return ""
 }
 
 func (q *quotaSyncer) watch(w ipc.QuotaWatch) {

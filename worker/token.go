@@ -44,7 +44,11 @@ func newIssuer(snap *configs.Snapshot, now func() time.Time) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token signing key: %w", err)
 	}
-	is := &issuer{key: rk, pubPEM: snap.Keys.PublicKeyPEM, apps: map[string]*configs.App{}, now: now}
+	pubPEM := ""
+	if len(snap.Keys.PublicKeys) > 0 {
+		pubPEM = snap.Keys.PublicKeys[0]
+	}
+	is := &issuer{key: rk, pubPEM: pubPEM, apps: map[string]*configs.App{}, now: now}
 	for i := range snap.Config.Apps {
 		a := &snap.Config.Apps[i]
 		is.apps[a.Key] = a
@@ -57,7 +61,7 @@ func (is *issuer) serve(w http.ResponseWriter, r *http.Request) bool {
 	switch r.URL.Path {
 	case tokenPath:
 		if r.Method != http.MethodPost {
-			authError(w, http.StatusBadRequest, "invalid_request", "invalid request")
+			oauth.WriteError(w, http.StatusBadRequest, "invalid_request", "invalid request")
 			return true
 		}
 		is.token(w, r)
@@ -80,7 +84,7 @@ func (is *issuer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	if err != nil {
-		authError(w, http.StatusBadRequest, "invalid_request", "invalid request")
+		oauth.WriteError(w, http.StatusBadRequest, "invalid_request", "invalid request")
 		return
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -93,16 +97,16 @@ func (is *issuer) token(w http.ResponseWriter, r *http.Request) {
 		req.ClientID, req.ClientSecret = id, secret
 	}
 	if req.GrantType != "client_credentials" {
-		authError(w, http.StatusUnauthorized, "unauthorized", "authentication failed grant_type is missing or invalid")
+		oauth.WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication failed grant_type is missing or invalid")
 		return
 	}
 	if req.ClientID == "" || req.ClientSecret == "" {
-		authError(w, http.StatusUnauthorized, "unauthorized", "authentication failed missing client credentials")
+		oauth.WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication failed missing client credentials")
 		return
 	}
 	app := is.apps[req.ClientID]
 	if app == nil || app.Secret != req.ClientSecret {
-		authError(w, http.StatusUnauthorized, "unauthorized", "authentication failed")
+		oauth.WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication failed")
 		return
 	}
 	now := is.now()
@@ -119,7 +123,7 @@ func (is *issuer) token(w http.ResponseWriter, r *http.Request) {
 	claims["jti"] = randomID()
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(is.key)
 	if err != nil {
-		authError(w, http.StatusInternalServerError, "internal_server_error", "signing failed")
+		oauth.WriteError(w, http.StatusInternalServerError, "internal_server_error", "signing failed")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -148,11 +152,4 @@ func randomID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func authError(w http.ResponseWriter, status int, code, desc string) {
-	b, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }

@@ -207,6 +207,17 @@ func (c *Client) VerifyAPIKey(ctx context.Context, url, key string) (string, err
 	return out.Token, nil
 }
 
+// ServiceURL is the URL of another edgemicro service of the org, which
+// lives beside bootstrap: the bootstrap URL with its last "bootstrap"
+// replaced by kind (axpublisher, quotas …), as edgemicro derives them.
+func ServiceURL(bootstrap, kind string) string {
+	i := strings.LastIndex(bootstrap, "bootstrap")
+	if i < 0 {
+		return ""
+	}
+	return bootstrap[:i] + kind + bootstrap[i+len("bootstrap"):]
+}
+
 // VerifyAPIKeyURL is where API keys are verified: the configured URL, or
 // the jwt_public_key URL with its last segment replaced by verifyApiKey
 // (both live on the edgemicro-auth proxy).

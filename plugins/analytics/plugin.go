@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/plugins"
 )
 
@@ -47,18 +48,9 @@ func Load(c *configs.Config) (Settings, error) {
 		return s, errors.New("[analytics] bufferSize, batchSize and flushInterval must be more than 0")
 	}
 	if s.URI == "" && c.EdgeConfig != nil {
-		s.URI = replaceLast(c.EdgeConfig.Bootstrap, "bootstrap", "axpublisher")
+		s.URI = edge.ServiceURL(c.EdgeConfig.Bootstrap, "axpublisher")
 	}
 	return s, nil
-}
-
-func replaceLast(s, old, repl string) string {
-	for i := len(s) - len(old); i >= 0; i-- {
-		if s[i:i+len(old)] == old {
-			return s[:i] + repl + s[i+len(old):]
-		}
-	}
-	return s
 }
 
 // Record is one request as Edge's analytics expect it.

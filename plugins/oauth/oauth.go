@@ -147,7 +147,7 @@ func (p *plugin) serveKey(w http.ResponseWriter, r *http.Request, next http.Hand
 		return
 	}
 	if p.keys == nil {
-		writeError(w, http.StatusInternalServerError, "internal_server_error", "API keys cannot be verified here")
+		WriteError(w, http.StatusInternalServerError, "internal_server_error", "API keys cannot be verified here")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), p.keyTimeout)
@@ -155,17 +155,17 @@ func (p *plugin) serveKey(w http.ResponseWriter, r *http.Request, next http.Hand
 	cancel()
 	switch {
 	case errors.Is(err, plugins.ErrKeyRejected):
-		writeError(w, http.StatusForbidden, "access_denied", "Unauthorized")
+		WriteError(w, http.StatusForbidden, "access_denied", "Unauthorized")
 		return
 	case err != nil:
-		writeError(w, http.StatusGatewayTimeout, "gateway_timeout", err.Error())
+		WriteError(w, http.StatusGatewayTimeout, "gateway_timeout", err.Error())
 		return
 	}
 	var t *verified
 	if res.Claims != nil {
 		t = p.localVerified(key, res.Claims)
 	} else if t, err = p.v.verify(res.Token); err != nil {
-		writeError(w, http.StatusForbidden, "access_denied", "Unauthorized")
+		WriteError(w, http.StatusForbidden, "access_denied", "Unauthorized")
 		return
 	}
 	if p.mode == ModeAPIKeys && !p.cfg.KeepAPIKey {
@@ -198,7 +198,7 @@ func (p *plugin) authorize(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 	}
 	if product == "" {
-		writeError(w, http.StatusForbidden, "access_denied", "access_denied")
+		WriteError(w, http.StatusForbidden, "access_denied", "access_denied")
 		return
 	}
 	r.Header["X-Authorization-Claims"] = t.headerValue
@@ -219,7 +219,7 @@ func (p *plugin) deny(w http.ResponseWriter, r *http.Request, next http.Handler,
 		next.ServeHTTP(w, r)
 		return
 	}
-	writeError(w, status, code, desc)
+	WriteError(w, status, code, desc)
 }
 
 // invalid answers a request with bad credentials, unless allowInvalidAuthorization.
@@ -228,11 +228,13 @@ func (p *plugin) invalid(w http.ResponseWriter, r *http.Request, next http.Handl
 		next.ServeHTTP(w, r)
 		return
 	}
-	writeError(w, status, code, desc)
+	WriteError(w, status, code, desc)
 }
 
-// writeError writes edgemicro's auth error body.
-func writeError(w http.ResponseWriter, status int, code, desc string) {
+// WriteError writes edgemicro's auth error body,
+// {"error":…,"error_description":…}, as JSON. The local token service
+// answers with it too.
+func WriteError(w http.ResponseWriter, status int, code, desc string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
