@@ -183,8 +183,8 @@ url = "` + tgt.URL + `"
 	})
 	close(stop)
 	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d of %d requests failed across the reload", failures.Load(), requests.Load())
+	if failures.Load() != 0 || requests.Load() < 8 {
+		t.Fatalf("%d of %d requests failed across the reload (fewer than 8 proves nothing)", failures.Load(), requests.Load())
 	}
 }
 
