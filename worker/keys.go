@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
-	"time"
 
 	"github.com/mgw-gateway/mgw/configs/edge"
 	"github.com/mgw-gateway/mgw/ipc"
@@ -14,31 +12,27 @@ import (
 )
 
 // keyClient verifies API keys for the worker's auth plugins. In local
-// mode it looks the key up among the apps of the serving revision; in
+// mode it looks the key up among the apps of the serving revision. In
 // Edge mode it asks the master, which keeps one cache for the instance,
-// and keeps the token itself until it expires so a key costs one IPC
-// round trip per worker and token.
+// through an edge.KeyCache of its own: a key costs one IPC round trip per
+// worker and token, however many requests carry it at once.
 type keyClient struct {
-	conn *ipc.Conn
-	rt   func() *runtime
-	now  func() time.Time
+	conn  *ipc.Conn
+	rt    func() *runtime
+	cache *edge.KeyCache
 
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]chan ipc.KeyTell
-	tokens  map[string]cachedToken
-}
-
-type cachedToken struct {
-	token   string
-	expires time.Time
 }
 
 // maxCachedKeys bounds the worker's own key cache.
 const maxCachedKeys = 10000
 
 func newKeyClient(conn *ipc.Conn, rt func() *runtime) *keyClient {
-	return &keyClient{conn: conn, rt: rt, now: time.Now, pending: map[uint64]chan ipc.KeyTell{}, tokens: map[string]cachedToken{}}
+	k := &keyClient{conn: conn, rt: rt, pending: map[uint64]chan ipc.KeyTell{}}
+	k.cache = &edge.KeyCache{Verify: k.ask, Max: maxCachedKeys}
+	return k
 }
 
 // VerifyAPIKey implements plugins.KeyVerifier.
@@ -50,12 +44,19 @@ func (k *keyClient) VerifyAPIKey(ctx context.Context, key string) (plugins.KeyRe
 		}
 		return plugins.KeyResult{Claims: c}, nil
 	}
-	now := k.now()
-	k.mu.Lock()
-	if t, ok := k.tokens[key]; ok && now.Before(t.expires) {
-		k.mu.Unlock()
-		return plugins.KeyResult{Token: t.token}, nil
+	tok, err := k.cache.Get(ctx, key)
+	if errors.Is(err, edge.ErrKeyRejected) {
+		return plugins.KeyResult{}, fmt.Errorf("%w: %w", plugins.ErrKeyRejected, err)
 	}
+	if err != nil {
+		return plugins.KeyResult{}, err
+	}
+	return plugins.KeyResult{Token: tok}, nil
+}
+
+// ask puts the question to the master and waits for its answer.
+func (k *keyClient) ask(ctx context.Context, key string) (string, error) {
+	k.mu.Lock()
 	k.nextID++
 	id := k.nextID
 	ch := make(chan ipc.KeyTell, 1)
@@ -67,37 +68,21 @@ func (k *keyClient) VerifyAPIKey(ctx context.Context, key string) (plugins.KeyRe
 		k.mu.Unlock()
 	}()
 	if err := k.conn.Send(ipc.KindKeyAsk, ipc.KeyAsk{ID: id, Key: key}); err != nil {
-		return plugins.KeyResult{}, fmt.Errorf("asking the master: %w", err)
+		return "", fmt.Errorf("asking the master: %w", err)
 	}
 	select {
 	case t := <-ch:
 		switch {
 		case t.Token != "":
-			k.remember(key, t.Token)
-			return plugins.KeyResult{Token: t.Token}, nil
+			return t.Token, nil
 		case t.Status != 0:
-			return plugins.KeyResult{}, fmt.Errorf("%w: %d %s", plugins.ErrKeyRejected, t.Status, http.StatusText(t.Status))
+			return "", fmt.Errorf("%w: %w", edge.ErrKeyRejected, &edge.StatusError{URL: "verifyApiKey", Status: t.Status})
 		default:
-			return plugins.KeyResult{}, errors.New(t.Error)
+			return "", errors.New(t.Error)
 		}
 	case <-ctx.Done():
-		return plugins.KeyResult{}, fmt.Errorf("verifying api key: %w", ctx.Err())
+		return "", fmt.Errorf("verifying api key: %w", ctx.Err())
 	}
-}
-
-func (k *keyClient) remember(key, token string) {
-	exp := edge.TokenExpiry(token, k.now())
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if len(k.tokens) >= maxCachedKeys {
-		now := k.now()
-		for key, t := range k.tokens {
-			if now.After(t.expires) || len(k.tokens) >= maxCachedKeys {
-				delete(k.tokens, key)
-			}
-		}
-	}
-	k.tokens[key] = cachedToken{token: token, expires: exp}
 }
 
 // deliver hands the master's answer to the request waiting for it.
