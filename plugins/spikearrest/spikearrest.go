@@ -36,7 +36,6 @@ type plugin struct {
 	burst    time.Duration
 	maxWait  time.Duration
 	now      func() time.Time
-	sleep    func(time.Duration)
 }
 
 // New builds the plugin for a proxy.
@@ -74,7 +73,7 @@ func New(env plugins.Env, snap *configs.Snapshot, _ *configs.Proxy) (plugins.Plu
 		slot: slot, interval: interval,
 		burst:   max(interval, unit/10),
 		maxWait: time.Duration(s.BufferSize) * interval,
-		now:     env.Now, sleep: time.Sleep,
+		now:     env.Now,
 	}, nil
 }
 
