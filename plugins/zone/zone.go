@@ -218,9 +218,6 @@ func (s Slot) Load() uint64 { return atomic.LoadUint64(s.state) }
 // Add adds delta (two's complement to subtract) and returns the new word.
 func (s Slot) Add(delta uint64) uint64 { return atomic.AddUint64(s.state, delta) }
 
-// Swap stores v and returns the old word.
-func (s Slot) Swap(v uint64) uint64 { return atomic.SwapUint64(s.state, v) }
-
 // Store sets the state word.
 func (s Slot) Store(v uint64) { atomic.StoreUint64(s.state, v) }
 
