@@ -111,7 +111,7 @@ func TestWildcard(t *testing.T) {
 	}
 }
 
-func TestCacheRoundTripHoldsNoSecret(t *testing.T) {
+func TestCacheRoundTripLeavesNoTemporaryFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := CachePath(dir, "org", "env")
