@@ -25,7 +25,11 @@ func newLimitListener(ln net.Listener, max int) *limitListener {
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	if l.sem == nil {
-		return l.Listener.Accept()
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		return newRawConn(c), nil
 	}
 	select {
 	case l.sem <- struct{}{}:
@@ -37,7 +41,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	return &limitConn{Conn: newRawConn(c), release: func() { <-l.sem }}, nil
 }
 
 func (l *limitListener) Close() error {
@@ -55,3 +59,41 @@ func (c *limitConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
 }
+
+// handoffListener is how the fast server passes net/http the connections
+// whose next request it does not serve itself.
+type handoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// give hands c over, or closes it once the listener is closed.
+func (l *handoffListener) give(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }

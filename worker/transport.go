@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
 // idleConnTimeout closes pooled target connections idle this long. It is
@@ -48,11 +50,20 @@ func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duratio
 	if maxConns > 0 {
 		idle = maxConns
 	}
+	dial := rawDialer(&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second})
+	if target.Scheme == "http" && (proxy == nil || !proxy.Enabled) {
+		t := &h1.Transport{
+			Addr:                  hostPort(target),
+			Dial:                  dial,
+			MaxConns:              maxConns,
+			ResponseHeaderTimeout: timeout,
+			IdleTimeout:           idleConnTimeout,
+		}
+		tp.m[key] = t
+		return t
+	}
 	t := &http.Transport{
-		DialContext: (&net.Dialer{
-			Timeout:   timeout,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   idle,
 		MaxConnsPerHost:       maxConns,
@@ -106,9 +117,32 @@ func (tp *transportPool) retain(rt *runtime) {
 	for k, t := range tp.m {
 		if !used[t] {
 			delete(tp.m, k)
-			if ht, ok := t.(*http.Transport); ok {
-				ht.CloseIdleConnections()
+			if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+				c.CloseIdleConnections()
 			}
 		}
+	}
+}
+
+// hostPort is the target's host and port, the scheme's default port
+// when it names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// rawDialer dials with d and wraps each connection in a rawConn.
+func rawDialer(d *net.Dialer) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newRawConn(c), nil
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
+	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
 // Options configure a worker.
@@ -46,7 +47,8 @@ type Worker struct {
 	conn    *ipc.Conn
 	pool    *transportPool
 	rt      atomic.Pointer[runtime]
-	srv     *http.Server
+	srv     *http.Server // TLS, and the connections fast hands over
+	fast    *h1.Server   // plain HTTP/1.1
 	ln      *limitListener
 	keys    *keyClient
 	zone    *zone.Zone
@@ -147,12 +149,12 @@ func Run(ctx context.Context, opts Options) error {
 		ConnState:         w.connState,
 		ErrorLog:          log.New(zerologWriter{w.log}, "", 0),
 	}
-	var serveLn net.Listener = w.ln
+	serveErr := make(chan error, 2)
 	if w.rt.Load().serverTLS != nil {
 		// The certificate comes from the serving revision at each
 		// handshake, so a config push can replace it in place; turning
 		// TLS on or off takes a reload.
-		serveLn = tls.NewListener(w.ln, &tls.Config{
+		serveLn := tls.NewListener(w.ln, &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 				if tc := w.rt.Load().serverTLS; tc != nil {
@@ -161,9 +163,22 @@ func Run(ctx context.Context, opts Options) error {
 				return nil, errors.New("TLS is off in the serving revision; reload to turn it off")
 			},
 		})
+		go func() { serveErr <- w.srv.Serve(serveLn) }()
+	} else {
+		// Plain HTTP: the hand-written server takes every connection and
+		// hands the ones it does not serve to net/http.
+		handoff := newHandoffListener(w.ln.Addr())
+		w.fast = &h1.Server{
+			Handler:           w,
+			Fallback:          handoff.give,
+			ReadHeaderTimeout: w.srv.ReadHeaderTimeout,
+			IdleTimeout:       w.srv.IdleTimeout,
+			WriteTimeout:      w.srv.WriteTimeout,
+			ConnState:         w.connState,
+		}
+		go func() { serveErr <- w.fast.Serve(w.ln) }()
+		go func() { _ = w.srv.Serve(handoff) }()
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- w.srv.Serve(serveLn) }()
 	if err := w.conn.Send(ipc.KindReady, ipc.Ready{Revision: w.revision()}); err != nil {
 		return err
 	}
@@ -391,8 +406,18 @@ func (w *Worker) drain(grace, timeout time.Duration) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), start.Add(max(timeout, grace)))
 	defer cancel()
-	if err := w.srv.Shutdown(ctx); err != nil {
+	var err error
+	if w.fast != nil {
+		err = w.fast.Shutdown(ctx) // first, so that it hands over no more
+	}
+	if err == nil {
+		err = w.srv.Shutdown(ctx)
+	}
+	if err != nil {
 		w.log.Warn().Int64("connections", w.conns.Load()).Msg("drain timeout: closing the remaining connections")
+		if w.fast != nil {
+			_ = w.fast.Close()
+		}
 		_ = w.srv.Close()
 	}
 	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")

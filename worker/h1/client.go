@@ -1,0 +1,638 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxResponseHead bounds a target's status line and headers.
+const maxResponseHead = 1 << 20
+
+// Transport is an http.RoundTripper for one plain-HTTP target. The
+// goroutine that calls RoundTrip writes the request and reads the answer
+// itself, on a pooled keep-alive connection, where net/http's transport
+// hands every request to two more goroutines per connection.
+type Transport struct {
+	// Addr is the target's host:port.
+	Addr string
+	// Dial opens a connection to Addr.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxConns bounds the connections open at once; 0 means no limit.
+	MaxConns int
+	// MaxIdle bounds the idle connections kept; 0 means 1024.
+	MaxIdle int
+	// ResponseHeaderTimeout bounds the wait for the answer's head after
+	// the request was written; 0 means no limit.
+	ResponseHeaderTimeout time.Duration
+	// IdleTimeout closes a pooled connection idle this long.
+	IdleTimeout time.Duration
+
+	once   sync.Once
+	idle   chan *clientConn
+	tokens chan struct{} // one per open connection when MaxConns > 0
+	sweep  sync.Mutex
+	armed  bool
+}
+
+func (t *Transport) init() {
+	t.once.Do(func() {
+		n := t.MaxIdle
+		if n <= 0 {
+			n = 1024
+		}
+		if t.MaxConns > 0 {
+			n = t.MaxConns
+			t.tokens = make(chan struct{}, t.MaxConns)
+		}
+		t.idle = make(chan *clientConn, n)
+	})
+}
+
+// clientConn is one connection to the target.
+type clientConn struct {
+	t        *Transport
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idleAt   time.Time
+	deadline bool // a read deadline is set
+}
+
+// RoundTrip sends req and returns the target's answer, whose Body must
+// be read to its end or closed. A request without a body that fails on a
+// reused connection before any answer arrives is sent once more on a
+// new one, as net/http does for idempotent requests.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.init()
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		cc, reused, err := t.get(ctx)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, err := cc.roundTrip(req)
+		if err == nil {
+			return resp, nil
+		}
+		cc.close()
+		if reused && attempt == 0 && retryable(req, err) {
+			continue
+		}
+		closeBody(req)
+		return nil, err
+	}
+}
+
+// CloseIdleConnections closes the pooled connections.
+func (t *Transport) CloseIdleConnections() {
+	t.init()
+	for {
+		select {
+		case cc := <-t.idle:
+			cc.close()
+		default:
+			return
+		}
+	}
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// errStale is a reused connection the target closed before answering.
+type errStale struct{ err error }
+
+func (e errStale) Error() string { return e.err.Error() }
+func (e errStale) Unwrap() error { return e.err }
+
+// retryable reports whether req may be sent again after err: it carried
+// no body, is idempotent, and no byte of an answer had arrived.
+func retryable(req *http.Request, err error) bool {
+	var s errStale
+	if !errors.As(err, &s) || req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// get returns a pooled connection that has not been idle too long, or
+// dials a new one.
+func (t *Transport) get(ctx context.Context) (*clientConn, bool, error) {
+	for {
+		select {
+		case cc := <-t.idle:
+			if cc.stale() {
+				cc.close()
+				continue
+			}
+			return cc, true, nil
+		default:
+		}
+		if t.tokens == nil {
+			cc, err := t.dial(ctx)
+			return cc, false, err
+		}
+		select {
+		case cc := <-t.idle:
+			if cc.stale() {
+				cc.close()
+				continue
+			}
+			return cc, true, nil
+		case t.tokens <- struct{}{}:
+			cc, err := t.dial(ctx)
+			if err != nil {
+				<-t.tokens
+			}
+			return cc, false, err
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+func (t *Transport) dial(ctx context.Context) (*clientConn, error) {
+	nc, err := t.Dial(ctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{t: t, nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
+}
+
+func (cc *clientConn) stale() bool {
+	return cc.t.IdleTimeout > 0 && time.Since(cc.idleAt) > cc.t.IdleTimeout
+}
+
+// put returns cc to the pool, or closes it when the pool is full.
+func (cc *clientConn) put() {
+	t := cc.t
+	cc.idleAt = time.Now()
+	select {
+	case t.idle <- cc:
+		t.armSweep()
+	default:
+		cc.close()
+	}
+}
+
+func (cc *clientConn) close() {
+	_ = cc.nc.Close()
+	if cc.t.tokens != nil {
+		<-cc.t.tokens
+	}
+}
+
+// armSweep makes sure a timer will close connections left idle past
+// IdleTimeout, so an unused pool does not hold sockets the target has
+// closed.
+func (t *Transport) armSweep() {
+	if t.IdleTimeout <= 0 {
+		return
+	}
+	t.sweep.Lock()
+	defer t.sweep.Unlock()
+	if t.armed {
+		return
+	}
+	t.armed = true
+	time.AfterFunc(t.IdleTimeout, t.sweepIdle)
+}
+
+func (t *Transport) sweepIdle() {
+	t.sweep.Lock()
+	t.armed = false
+	t.sweep.Unlock()
+	var keep []*clientConn
+	for n := len(t.idle); n > 0; n-- {
+		select {
+		case cc := <-t.idle:
+			if cc.stale() {
+				cc.close()
+			} else {
+				keep = append(keep, cc)
+			}
+		default:
+		}
+	}
+	for _, cc := range keep {
+		cc.put()
+	}
+}
+
+// roundTrip writes req and reads the head of the answer.
+func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
+	if err := cc.writeRequest(req); err != nil {
+		var be errBody
+		if errors.As(err, &be) {
+			return nil, err
+		}
+		return nil, errStale{err}
+	}
+	if d := cc.t.ResponseHeaderTimeout; d > 0 {
+		_ = cc.nc.SetReadDeadline(time.Now().Add(d))
+		cc.deadline = true
+	}
+	for {
+		resp, err := cc.readResponse(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		// 1xx: the final answer follows
+	}
+}
+
+func (cc *clientConn) writeRequest(req *http.Request) error {
+	w := cc.bw
+	uri := req.URL.RequestURI()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	_, _ = w.WriteString(req.Method)
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(uri)
+	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = w.Write(appendClean(nil, host))
+	_, _ = w.WriteString("\r\n")
+	var scratch [256]byte
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding":
+			continue
+		}
+		for _, v := range vv {
+			_, _ = w.Write(appendField(scratch[:0], k, v))
+		}
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	switch {
+	case hasBody && req.ContentLength < 0:
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.ContentLength > 0 || hasBody:
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.WriteString(strconv.FormatInt(max(req.ContentLength, 0), 10))
+		_, _ = w.WriteString("\r\n")
+	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
+		_, _ = w.WriteString("Content-Length: 0\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	if hasBody {
+		if err := cc.writeBody(req); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// errBody marks a failure to read the request body, which is the
+// client's, not the target's; it is never retried.
+type errBody struct{ err error }
+
+func (e errBody) Error() string { return e.err.Error() }
+func (e errBody) Unwrap() error { return e.err }
+
+func (cc *clientConn) writeBody(req *http.Request) error {
+	defer req.Body.Close()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var sent int64
+	for {
+		n, rerr := req.Body.Read(buf)
+		if n > 0 {
+			if req.ContentLength < 0 {
+				_, _ = fmt.Fprintf(cc.bw, "%x\r\n", n)
+			}
+			if _, err := cc.bw.Write(buf[:n]); err != nil {
+				return err
+			}
+			if req.ContentLength < 0 {
+				_, _ = cc.bw.WriteString("\r\n")
+			}
+			sent += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return errBody{rerr}
+		}
+	}
+	if req.ContentLength < 0 {
+		_, _ = cc.bw.WriteString("0\r\n\r\n")
+	} else if sent != req.ContentLength {
+		return errBody{fmt.Errorf("request body: %d bytes, announced %d", sent, req.ContentLength)}
+	}
+	return nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// readResponse reads one answer's head and sets up its body.
+func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
+	line, err := cc.readLine(nil)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
+			return nil, errStale{io.ErrUnexpectedEOF}
+		}
+		return nil, err
+	}
+	resp := &http.Response{Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || (line[7] != '0' && line[7] != '1') {
+		return nil, fmt.Errorf("malformed status line %q", truncate(line))
+	}
+	if line[7] == '0' {
+		resp.Proto, resp.ProtoMinor = "HTTP/1.0", 0
+	}
+	code, err := strconv.Atoi(string(line[9:12]))
+	if err != nil || code < 100 || code > 999 || len(line) > 12 && line[12] != ' ' {
+		return nil, fmt.Errorf("malformed status line %q", truncate(line))
+	}
+	resp.StatusCode = code
+	resp.Status = string(line[9:])
+
+	header, err := cc.readHeader()
+	if err != nil {
+		return nil, err
+	}
+	resp.Header = header
+	return resp, cc.setBody(req, resp)
+}
+
+// readHeader reads header lines up to the blank line.
+func (cc *clientConn) readHeader() (http.Header, error) {
+	h := make(http.Header, 8)
+	total := 0
+	var long []byte
+	for {
+		line, err := cc.readLine(long[:0])
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 0 {
+			return h, nil
+		}
+		if total += len(line); total > maxResponseHead {
+			return nil, errors.New("answer header too large")
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) {
+			return nil, fmt.Errorf("malformed header line %q", truncate(line))
+		}
+		v := trimOWS(line[colon+1:])
+		if !validValue(v) {
+			return nil, fmt.Errorf("malformed header value in %q", truncate(line))
+		}
+		k := canonicalKey(line[:colon])
+		h[k] = append(h[k], string(v))
+	}
+}
+
+// readLine returns the next line without its CRLF (or bare LF). A line
+// longer than the reader's buffer is gathered in long.
+func (cc *clientConn) readLine(long []byte) ([]byte, error) {
+	for {
+		b, err := cc.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			if len(long)+len(b) > maxResponseHead {
+				return nil, errors.New("answer header too large")
+			}
+			long = append(long, b...)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if long != nil {
+			b = append(long, b...)
+		}
+		b = b[:len(b)-1]
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			b = b[:len(b)-1]
+		}
+		return b, nil
+	}
+}
+
+func truncate(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
+
+func isReset(err error) bool {
+	var ne *net.OpError
+	return errors.As(err, &ne) && (strings.Contains(ne.Err.Error(), "reset") || strings.Contains(ne.Err.Error(), "broken pipe"))
+}
+
+// setBody chooses the framing of the answer's body (RFC 9112 §6.3).
+func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
+	h := resp.Header
+	keep := resp.ProtoMinor == 1 && !hasToken([]byte(strings.Join(h["Connection"], ",")), "close") ||
+		resp.ProtoMinor == 0 && hasToken([]byte(strings.Join(h["Connection"], ",")), "keep-alive")
+	resp.Close = !keep
+	if req.Method == http.MethodHead || resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		resp.ContentLength = -1
+		if cl := h["Content-Length"]; len(cl) == 1 {
+			if n, ok := parseLength([]byte(cl[0])); ok {
+				resp.ContentLength = n
+			}
+		}
+		if resp.StatusCode == http.StatusNoContent {
+			resp.ContentLength = 0
+		}
+		resp.Body = &clientBody{cc: cc, keep: keep}
+		return nil
+	}
+	if te := h["Transfer-Encoding"]; len(te) > 0 {
+		delete(h, "Transfer-Encoding")
+		delete(h, "Content-Length")
+		resp.ContentLength = -1
+		if !strings.EqualFold(strings.TrimSpace(te[len(te)-1]), "chunked") || len(te) > 1 {
+			resp.Close = true
+			resp.Body = &clientBody{cc: cc, remaining: -1}
+			return nil
+		}
+		resp.TransferEncoding = chunkedValue
+		resp.Body = &clientBody{cc: cc, keep: keep, chunked: true}
+		return nil
+	}
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		n, ok := parseLength([]byte(cl[0]))
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				ok = false
+			}
+		}
+		if !ok {
+			return fmt.Errorf("malformed Content-Length %q", strings.Join(cl, ","))
+		}
+		h["Content-Length"] = cl[:1]
+		resp.ContentLength = n
+		resp.Body = &clientBody{cc: cc, keep: keep, remaining: n}
+		return nil
+	}
+	resp.ContentLength = -1 // until the target closes
+	resp.Close = true
+	resp.Body = &clientBody{cc: cc, remaining: -1}
+	return nil
+}
+
+// clientBody reads an answer's body. At its end the connection goes back
+// to the pool when it can carry another request; closed early, it closes
+// the connection.
+type clientBody struct {
+	cc        *clientConn
+	remaining int64 // -1: until EOF (unless chunked)
+	chunked   bool
+	chunkLeft int64 // bytes left in the current chunk
+	keep      bool
+	done      bool // cc was released
+	err       error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.done {
+		if b.err != nil {
+			return 0, b.err
+		}
+		return 0, io.EOF
+	}
+	cc := b.cc
+	if cc.deadline && (b.chunked || b.remaining < 0 || int64(cc.br.Buffered()) < b.remaining) {
+		// The header timeout ends with the header; a body that is not
+		// already here may take as long as the target takes.
+		_ = cc.nc.SetReadDeadline(time.Time{})
+		cc.deadline = false
+	}
+	var n int
+	var err error
+	switch {
+	case b.chunked:
+		n, err = b.readChunked(p)
+	case b.remaining == 0:
+		err = io.EOF
+	case b.remaining > 0:
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err = cc.br.Read(p)
+		b.remaining -= int64(n)
+		if b.remaining == 0 {
+			err = io.EOF
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	default:
+		n, err = cc.br.Read(p)
+	}
+	if err != nil {
+		b.release(err)
+		if err != io.EOF {
+			return n, err
+		}
+	}
+	return n, err
+}
+
+func (b *clientBody) readChunked(p []byte) (int, error) {
+	cc := b.cc
+	if b.chunkLeft == 0 {
+		line, err := cc.readLine(nil)
+		if err != nil {
+			return 0, unexpected(err)
+		}
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i]
+		}
+		size, err := strconv.ParseInt(string(trimOWS(line)), 16, 64)
+		if err != nil || size < 0 {
+			return 0, errors.New("malformed chunk size")
+		}
+		if size == 0 {
+			for { // trailers, dropped
+				l, err := cc.readLine(nil)
+				if err != nil {
+					return 0, unexpected(err)
+				}
+				if len(l) == 0 {
+					return 0, io.EOF
+				}
+			}
+		}
+		b.chunkLeft = size
+	}
+	if int64(len(p)) > b.chunkLeft {
+		p = p[:b.chunkLeft]
+	}
+	n, err := cc.br.Read(p)
+	b.chunkLeft -= int64(n)
+	if err != nil {
+		return n, unexpected(err)
+	}
+	if b.chunkLeft == 0 {
+		if l, err := cc.readLine(nil); err != nil || len(l) != 0 {
+			return n, errors.New("malformed chunk end")
+		}
+	}
+	return n, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// release gives the connection back after the body ended with err.
+func (b *clientBody) release(err error) {
+	if b.done {
+		return
+	}
+	b.done = true
+	if err != io.EOF {
+		b.err = err
+	}
+	if err == io.EOF && b.keep && b.cc.br.Buffered() == 0 {
+		b.cc.put()
+		return
+	}
+	b.cc.close()
+}
+
+// Close releases the connection: to the pool when the body was read to
+// its end or was empty, else by closing it.
+func (b *clientBody) Close() error {
+	if b.done {
+		return nil
+	}
+	if !b.chunked && b.remaining == 0 {
+		b.release(io.EOF)
+		return nil
+	}
+	b.release(errors.New("body closed before its end"))
+	return nil
+}

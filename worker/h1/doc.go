@@ -1,0 +1,20 @@
+// Package h1 is the worker's hand-written HTTP/1.1: a server for the
+// common request and a client for plain-HTTP targets, built for a proxy
+// on a machine it shares with its target.
+//
+// net/http spends most of a small proxied request's CPU time outside
+// the proxy's own work: a goroutine per request watching the client
+// connection, a context per request, and two goroutines per target
+// connection that each request is handed through. Here one goroutine per
+// client connection parses the head in place, runs the handler, and the
+// proxy's RoundTrip writes the request and reads the answer on a pooled
+// target connection itself. Requests and answers are still net/http's
+// types, so plugins see nothing different.
+//
+// The server serves only what it parses exactly as net/http would: an
+// HTTP/1.1 request with a path, one Host, and either no body or a
+// Content-Length. Anything else (HTTP/1.0, chunked or Expect bodies,
+// Upgrade, folded or malformed lines, a head longer than its buffer) is
+// handed, with the bytes already read, to a fallback server, net/http,
+// for the rest of that connection's life, before a byte is answered.
+package h1

@@ -1,0 +1,312 @@
+package h1
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// errUnusual marks a request head the fast path leaves to net/http: it is
+// not wrong, or if it is, net/http's parser decides how to answer it.
+var errUnusual = errors.New("h1: unusual request head")
+
+// requestHead is what the fast path learned from a request head.
+type requestHead struct {
+	method, target string
+	url            *url.URL
+	header         http.Header
+	host           string
+	contentLength  int64
+	close          bool // the client asked for Connection: close
+	size           int  // bytes of the head, including the blank line
+}
+
+// parseRequestHead parses one HTTP/1.1 request head at the start of b.
+// It returns errIncomplete when b holds no complete head, and errUnusual
+// for anything it does not serve itself: HTTP/1.0 and other versions,
+// Transfer-Encoding, Expect, Upgrade, folded or malformed lines, a
+// request target that is not a path, and a missing or repeated Host or
+// Content-Length. It accepts only what net/http would parse the same way.
+func parseRequestHead(b []byte) (requestHead, error) {
+	var h requestHead
+	end := bytes.Index(b, crlfcrlf)
+	if end < 0 {
+		return h, errIncomplete
+	}
+	h.size = end + 4
+	b = b[:end+2] // every line, each with its CRLF
+
+	line, b := cutLine(b)
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return h, errUnusual
+	}
+	method := line[:sp]
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 || string(line[sp+1:]) != "HTTP/1.1" {
+		return h, errUnusual
+	}
+	target := line[:sp]
+	if target[0] != '/' || !validToken(method) || !validTarget(target) {
+		return h, errUnusual
+	}
+	h.method = internMethod(method)
+	h.target = string(target)
+	u, err := url.ParseRequestURI(h.target)
+	if err != nil {
+		return h, errUnusual
+	}
+	h.url = u
+
+	n := bytes.Count(b, crlf)
+	h.header = make(http.Header, n)
+	values := make([]string, n) // one backing array for all single values
+	hosts, lengths := 0, 0
+	for len(b) > 0 {
+		line, b = cutLine(b)
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) {
+			return h, errUnusual // includes obs-fold, which starts with a space
+		}
+		v := trimOWS(line[colon+1:])
+		if !validValue(v) {
+			return h, errUnusual
+		}
+		key := canonicalKey(line[:colon])
+		switch key {
+		case "Host":
+			hosts++
+			h.host = string(v)
+			continue // net/http keeps Host out of the header map
+		case "Content-Length":
+			lengths++
+			cl, ok := parseLength(v)
+			if !ok {
+				return h, errUnusual
+			}
+			h.contentLength = cl
+		case "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer":
+			return h, errUnusual
+		case "Connection":
+			switch {
+			case hasToken(v, "upgrade"):
+				return h, errUnusual
+			case hasToken(v, "close"):
+				h.close = true
+			}
+		}
+		val := string(v)
+		if vv, ok := h.header[key]; ok {
+			h.header[key] = append(vv, val)
+			continue
+		}
+		values[0] = val
+		h.header[key] = values[:1:1]
+		values = values[1:]
+	}
+	if hosts != 1 || lengths > 1 || !httpguts.ValidHostHeader(h.host) || h.host == "" {
+		return h, errUnusual
+	}
+	return h, nil
+}
+
+var (
+	crlf          = []byte("\r\n")
+	crlfcrlf      = []byte("\r\n\r\n")
+	errIncomplete = errors.New("h1: incomplete head")
+)
+
+// cutLine splits b after its first CRLF; a bare LF or CR inside a line
+// makes the line fail validation later.
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.Index(b, crlf)
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i+2:]
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// parseLength reads a Content-Length value: digits only, at most 18.
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// hasToken reports whether the comma-separated list v holds token,
+// compared without case.
+func hasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, nil
+		}
+		if bytes.EqualFold(trimOWS(item), []byte(token)) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenChars marks the bytes of an RFC 9110 token.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func validToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget accepts the visible ASCII of an origin-form request target.
+func validTarget(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue refuses control bytes other than HTAB, as net/http does.
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// commonKeys interns the canonical form of the header names most
+// requests and responses carry, so parsing them does not allocate.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Authorization",
+		"Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type",
+		"Cookie", "Date", "Etag", "Expect", "Expires", "Host", "If-Modified-Since",
+		"If-None-Match", "Keep-Alive", "Last-Modified", "Location", "Origin", "Pragma",
+		"Referer", "Server", "Set-Cookie", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"User-Agent", "Vary", "Via", "X-Api-Key", "X-Forwarded-For", "X-Forwarded-Host",
+		"X-Forwarded-Proto", "X-Request-Id", "X-Response-Time", "X-Ratelimit-Limit",
+		"X-Ratelimit-Remaining", "X-Ratelimit-Reset",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey for a name already
+// checked to be a token, without allocating for common names.
+func canonicalKey(b []byte) string {
+	if k, ok := commonKeys[string(b)]; ok {
+		return k
+	}
+	var buf [64]byte
+	if len(b) <= len(buf) {
+		c := buf[:len(b)]
+		upper := true
+		for i, ch := range b {
+			switch {
+			case upper && 'a' <= ch && ch <= 'z':
+				ch -= 'a' - 'A'
+			case !upper && 'A' <= ch && ch <= 'Z':
+				ch += 'a' - 'A'
+			}
+			c[i] = ch
+			upper = ch == '-'
+		}
+		if k, ok := commonKeys[string(c)]; ok {
+			return k
+		}
+		return string(c)
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(b))
+}
+
+func internMethod(b []byte) string {
+	switch string(b) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodOptions:
+		return http.MethodOptions
+	}
+	return string(b)
+}
+
+// statusLine returns "HTTP/1.1 NNN Reason\r\n" for code.
+func statusLine(code int) []byte {
+	if code >= 100 && code < 600 {
+		if l := statusLines[code-100]; l != nil {
+			return l
+		}
+	}
+	text := http.StatusText(code)
+	if text == "" {
+		text = "status code " + strconv.Itoa(code)
+	}
+	return []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n")
+}
+
+var statusLines = func() (t [500][]byte) {
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			t[code-100] = []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n")
+		}
+	}
+	return t
+}()

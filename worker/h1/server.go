@@ -1,0 +1,410 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// readBufferSize bounds the request head the fast path reads itself; a
+// longer head goes to the fallback server, which answers 431 or serves it.
+const readBufferSize = 8 << 10
+
+// maxDrainBody is how much of a request body the handler left unread the
+// server reads and discards to keep the connection; beyond it, it closes.
+const maxDrainBody = 256 << 10
+
+// Server serves HTTP/1.1 connections with Handler. It does for the
+// common request what net/http's server does, without its per-request
+// goroutine, context and header rewriting, and passes each connection
+// whose next request it does not serve itself to Fallback, with the bytes
+// it has read, before answering anything on it.
+type Server struct {
+	Handler http.Handler
+	// Fallback takes over a connection for the rest of its life; it is
+	// called with a connection that replays what was read from it.
+	Fallback func(net.Conn)
+	// ReadHeaderTimeout bounds the reading of a request head, from its
+	// first byte; IdleTimeout bounds the wait for the next request on a
+	// kept-alive connection; WriteTimeout bounds the writing of each
+	// answer. Zero means no limit.
+	ReadHeaderTimeout, IdleTimeout, WriteTimeout time.Duration
+	// ConnState is told about each connection's state changes.
+	ConnState func(net.Conn, http.ConnState)
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	shutdown atomic.Bool
+	done     chan struct{} // closed when the last connection is gone after Shutdown
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = http.ErrServerClosed
+
+// Serve accepts connections on ln until it fails or the server is shut
+// down, serving each on its own goroutine.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.ln = ln
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		rwc, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := &conn{srv: s, rwc: rwc}
+		s.track(c, true)
+		s.setState(c, http.StateNew)
+		go c.serve()
+	}
+}
+
+func (s *Server) track(c *conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.conns[c] = struct{}{}
+		return
+	}
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.done != nil {
+		close(s.done)
+		s.done = nil
+	}
+}
+
+func (s *Server) setState(c *conn, st http.ConnState) {
+	c.state.Store(int32(st))
+	if s.ConnState != nil {
+		s.ConnState(c.rwc, st)
+	}
+}
+
+// Shutdown stops accepting, closes idle connections and, as each active
+// one finishes its request, closes it too; it returns when none is left
+// or ctx ends, then with ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// closeIdle closes the connections waiting for a request and reports
+// whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if st := http.ConnState(c.state.Load()); (st == http.StateIdle || st == http.StateNew) && !c.reading.Load() {
+			_ = c.rwc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	for c := range s.conns {
+		_ = c.rwc.Close()
+	}
+	return nil
+}
+
+// conn is one client connection and its buffers.
+type conn struct {
+	srv     *Server
+	rwc     net.Conn
+	remote  string
+	state   atomic.Int32
+	reading atomic.Bool // bytes of a request head have arrived
+
+	buf        []byte // read buffer; buf[r:w] is read and unparsed
+	r, w       int
+	out        []byte // write buffer
+	closeAfter bool
+	werr       error
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
+func (c *conn) serve() {
+	bp := bufPool.Get().(*[]byte)
+	ob := bufPool.Get().(*[]byte)
+	c.buf, c.out = *bp, (*ob)[:0]
+	c.remote = c.rwc.RemoteAddr().String()
+	handedOff := false
+	defer func() {
+		bufPool.Put(bp)
+		bufPool.Put(ob)
+		if handedOff {
+			return
+		}
+		_ = c.rwc.Close()
+		c.srv.track(c, false)
+		c.srv.setState(c, http.StateClosed)
+	}()
+
+	for first := true; ; first = false {
+		head, err := c.readHead(first)
+		if errors.Is(err, errUnusual) || errors.Is(err, errIncomplete) {
+			handedOff = c.handOff()
+			return
+		}
+		if err != nil {
+			return
+		}
+		c.srv.setState(c, http.StateActive)
+		if !c.serveRequest(head) || c.srv.shutdown.Load() {
+			return
+		}
+		c.srv.setState(c, http.StateIdle)
+		c.reading.Store(c.r < c.w)
+	}
+}
+
+// readHead waits for a whole request head in the buffer. A head that
+// does not fit, or that the fast path does not serve, is returned with
+// errIncomplete or errUnusual and left unconsumed. It sets one read
+// deadline in the common case: IdleTimeout while a kept-alive connection
+// waits, ReadHeaderTimeout for a first request or a head that arrives in
+// pieces.
+func (c *conn) readHead(first bool) (requestHead, error) {
+	s := c.srv
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	idle := c.w == c.r && !first && s.IdleTimeout > 0
+	switch {
+	case idle:
+		_ = c.rwc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+	case s.ReadHeaderTimeout > 0:
+		_ = c.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+	}
+	for {
+		if c.w > c.r {
+			h, err := parseRequestHead(c.buf[c.r:c.w])
+			if err != errIncomplete {
+				return h, err
+			}
+			if c.r > 0 { // make room at the end
+				c.w = copy(c.buf, c.buf[c.r:c.w])
+				c.r = 0
+			}
+			if c.w == len(c.buf) {
+				return h, errIncomplete
+			}
+			if idle { // the head came in pieces: from now on, the header timeout
+				idle = false
+				if s.ReadHeaderTimeout > 0 {
+					_ = c.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+				} else {
+					_ = c.rwc.SetReadDeadline(time.Time{})
+				}
+			}
+		}
+		n, err := c.rwc.Read(c.buf[c.w:])
+		if n > 0 {
+			c.w += n
+			c.reading.Store(true)
+		}
+		if err != nil {
+			return requestHead{}, err
+		}
+	}
+}
+
+// handOff passes the connection, with the bytes read and not served, to
+// the fallback server. It reports whether the fallback took it.
+func (c *conn) handOff() bool {
+	s := c.srv
+	if s.Fallback == nil {
+		return false
+	}
+	prefix := append([]byte(nil), c.buf[c.r:c.w]...)
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	s.track(c, false)
+	s.setState(c, http.StateHijacked)
+	s.Fallback(&replayConn{Conn: c.rwc, prefix: prefix})
+	return true
+}
+
+// serveRequest runs the handler for one request and finishes its answer.
+// It reports whether the connection can carry another request.
+func (c *conn) serveRequest(h requestHead) bool {
+	s := c.srv
+	c.r += h.size
+	req := &http.Request{
+		Method:        h.method,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h.header,
+		Host:          h.host,
+		RemoteAddr:    c.remote,
+		RequestURI:    h.target,
+		ContentLength: h.contentLength,
+		Close:         h.close,
+		URL:           h.url,
+		Body:          http.NoBody,
+	}
+	var b *body
+	if h.contentLength > 0 {
+		b = &body{c: c, remaining: h.contentLength}
+		req.Body = b
+		_ = c.rwc.SetReadDeadline(time.Time{}) // a body takes as long as the handler reads it
+	}
+	if s.WriteTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	}
+	c.closeAfter = h.close
+	w := &response{c: c, req: req, header: make(http.Header, 8), contentLength: -1}
+	s.Handler.ServeHTTP(w, req)
+	w.finish()
+	if b != nil && b.remaining > 0 && !c.closeAfter {
+		c.closeAfter = !b.discard()
+	}
+	return !c.closeAfter && c.werr == nil
+}
+
+// write appends p to the write buffer, writing the buffer out when p
+// does not fit.
+func (c *conn) write(p []byte) {
+	if c.werr != nil {
+		return
+	}
+	if len(c.out)+len(p) > cap(c.out) {
+		c.flush()
+		if len(p) > cap(c.out) {
+			_, c.werr = c.rwc.Write(p)
+			return
+		}
+	}
+	c.out = append(c.out, p...)
+}
+
+func (c *conn) flush() {
+	if len(c.out) > 0 && c.werr == nil {
+		_, c.werr = c.rwc.Write(c.out)
+	}
+	c.out = c.out[:0]
+}
+
+// body reads a request body of known length from the connection's
+// buffer, then from the connection.
+type body struct {
+	c         *conn
+	remaining int64
+	err       error
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.remaining <= 0 {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	c := b.c
+	var n int
+	if c.r < c.w {
+		n = copy(p, c.buf[c.r:c.w])
+		c.r += n
+	} else {
+		n, b.err = c.rwc.Read(p)
+		if b.err == io.EOF {
+			b.err = io.ErrUnexpectedEOF
+		}
+	}
+	b.remaining -= int64(n)
+	if b.remaining == 0 {
+		return n, io.EOF
+	}
+	return n, b.err
+}
+
+func (b *body) Close() error { return nil }
+
+// discard reads what the handler left of the body, up to maxDrainBody,
+// and reports whether it got to the end.
+func (b *body) discard() bool {
+	if b.remaining > maxDrainBody {
+		return false
+	}
+	_, err := io.Copy(io.Discard, b)
+	return err == nil && b.remaining == 0
+}
+
+// replayConn returns prefix before reading from Conn.
+type replayConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection, as net/http does before closing
+// one with unread input.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Unwrap returns the connection underneath.
+func (c *replayConn) Unwrap() net.Conn { return c.Conn }
