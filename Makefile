@@ -43,6 +43,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./configs/edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZTIME) ./plugins/oauth
 	$(GO) test -run '^$$' -fuzz '^FuzzRecordJSON$$' -fuzztime $(FUZZTIME) ./plugins/analytics
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestHead$$' -fuzztime $(FUZZTIME) ./worker/h1
+	$(GO) test -run '^$$' -fuzz '^FuzzResponse$$' -fuzztime $(FUZZTIME) ./worker/h1
 
 #? vet: go vet and a gofmt check
 vet:

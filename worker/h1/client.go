@@ -466,8 +466,9 @@ func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
 		resp.Body = &clientBody{cc: cc, keep: keep}
 		return nil
 	}
-	if te := h["Transfer-Encoding"]; len(te) > 0 {
-		delete(h, "Transfer-Encoding")
+	te := h["Transfer-Encoding"]
+	delete(h, "Transfer-Encoding")
+	if len(te) > 0 && resp.ProtoMinor == 1 { // HTTP/1.0 has no transfer codings
 		delete(h, "Content-Length")
 		resp.ContentLength = -1
 		if !strings.EqualFold(strings.TrimSpace(te[len(te)-1]), "chunked") || len(te) > 1 {

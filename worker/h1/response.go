@@ -85,7 +85,11 @@ func (w *response) Write(p []byte) (int, error) {
 		return len(p), nil
 	default:
 		w.chunked = true
-		w.commit(w.pre)
+		first := w.pre
+		if len(first) == 0 {
+			first = p
+		}
+		w.commit(first)
 		w.writeChunk(w.pre)
 		w.pre = w.pre[:0]
 	}

@@ -1,0 +1,273 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// scripted is a target on 127.0.0.1 that reads each request head (and a
+// Content-Length body) and answers with the next of its answers; an
+// answer "CLOSE" closes the connection instead, and one ending in
+// "|close" closes it after writing the rest.
+type scripted struct {
+	addr    string
+	accepts atomic.Int32
+}
+
+func newScripted(t *testing.T, answers ...string) *scripted {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	s := &scripted{addr: ln.Addr().String()}
+	next := make(chan string, len(answers))
+	for _, a := range answers {
+		next <- a
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepts.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					var a string
+					select {
+					case a = <-next:
+					default:
+						return
+					}
+					if a == "CLOSE" {
+						return
+					}
+					a, closing := strings.CutSuffix(a, "|close")
+					if _, err := io.WriteString(c, a); err != nil || closing {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func testTransport(addr string) *Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &Transport{Addr: addr, Dial: d.DialContext, IdleTimeout: time.Minute}
+}
+
+func get(t *testing.T, tr *Transport, method string, body io.Reader) (*http.Response, string, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+tr.Addr+"/p?q=1", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, string(b), err
+}
+
+func TestTransportFraming(t *testing.T) {
+	s := newScripted(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\nuntil the end|close",
+	)
+	tr := testTransport(s.addr)
+	want := []struct {
+		code int
+		body string
+		cl   int64
+	}{{200, "hello", 5}, {201, "abcde", -1}, {204, "", 0}, {200, "until the end", -1}}
+	for i, w := range want {
+		resp, body, err := get(t, tr, http.MethodGet, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if resp.StatusCode != w.code || body != w.body || resp.ContentLength != w.cl {
+			t.Errorf("request %d: %d %q len %d, want %d %q len %d", i, resp.StatusCode, body, resp.ContentLength, w.code, w.body, w.cl)
+		}
+	}
+	if n := s.accepts.Load(); n != 1 {
+		t.Errorf("%d connections for four keep-alive answers, want 1", n)
+	}
+}
+
+func TestTransportRetriesStaleConnection(t *testing.T) {
+	s := newScripted(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", "CLOSE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+	tr := testTransport(s.addr)
+	if _, body, err := get(t, tr, http.MethodGet, nil); err != nil || body != "a" {
+		t.Fatalf("first: %q %v", body, err)
+	}
+	if _, body, err := get(t, tr, http.MethodGet, nil); err != nil || body != "b" {
+		t.Fatalf("second, after the target closed the pooled connection: %q %v", body, err)
+	}
+	if n := s.accepts.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+func TestTransportDoesNotRetryBody(t *testing.T) {
+	s := newScripted(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", "CLOSE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+	tr := testTransport(s.addr)
+	if _, _, err := get(t, tr, http.MethodGet, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := get(t, tr, http.MethodPost, strings.NewReader("payload")); err == nil {
+		t.Fatal("a POST with a body was sent twice")
+	}
+}
+
+func TestTransportHeaderTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // reads and never answers
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	tr := testTransport(ln.Addr().String())
+	tr.ResponseHeaderTimeout = 50 * time.Millisecond
+	_, _, err = get(t, tr, http.MethodGet, nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+}
+
+func TestTransportMalformed(t *testing.T) {
+	for _, answer := range []string{
+		"HTTP/2 200 OK\r\n\r\n",
+		"HTTP/1.1 2x0 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+	} {
+		s := newScripted(t, answer)
+		if _, _, err := get(t, testTransport(s.addr), http.MethodGet, nil); err == nil {
+			t.Errorf("%q: no error", answer)
+		}
+	}
+}
+
+func TestTransportMaxConns(t *testing.T) {
+	s := newScripted(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+	tr := testTransport(s.addr)
+	tr.MaxConns = 1
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/", nil)
+	resp, err := tr.RoundTrip(req) // holds the only connection until its body is read
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := tr.RoundTrip(req.WithContext(ctx)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second request while the first holds the connection: %v", err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	if _, body, err := get(t, tr, http.MethodGet, nil); err != nil || body != "b" {
+		t.Fatalf("after release: %q %v", body, err)
+	}
+	if n := s.accepts.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// fakeConn is a net.Conn over fixed bytes, for the fuzz target.
+type fakeConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c fakeConn) Read(p []byte) (int, error)             { return c.r.Read(p) }
+func (c fakeConn) Write(p []byte) (int, error)            { return len(p), nil }
+func (c fakeConn) Close() error                           { return nil }
+func (c fakeConn) SetReadDeadline(time.Time) error        { return nil }
+func (c fakeConn) SetWriteDeadline(time.Time) error       { return nil }
+func (c fakeConn) SetDeadline(time.Time) error            { return nil }
+func (c fakeConn) RemoteAddr() net.Addr                   { return &net.TCPAddr{} }
+func (c fakeConn) LocalAddr() net.Addr                    { return &net.TCPAddr{} }
+func (c fakeConn) CloseWrite() error                      { return nil }
+func (c fakeConn) SetKeepAlive(bool) error                { return nil }
+func (c fakeConn) SetKeepAlivePeriod(time.Duration) error { return nil }
+
+// FuzzResponse reads a target's answer with the client and with
+// net/http: when both accept it, they agree on the status and the body.
+func FuzzResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"HTTP/1.0 404 Not Found\r\n\r\nrest",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr := &Transport{}
+		tr.init()
+		nc := fakeConn{r: bytes.NewReader(b)}
+		cc := &clientConn{t: tr, nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(io.Discard)}
+		req, _ := http.NewRequest(http.MethodGet, "http://h/", nil)
+		var resp *http.Response
+		var err error
+		for {
+			resp, err = cc.readResponse(req)
+			if err != nil || resp.StatusCode >= 200 {
+				break
+			}
+		}
+		if err != nil {
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return
+		}
+		br := bufio.NewReader(bytes.NewReader(b))
+		var want *http.Response
+		for {
+			want, err = http.ReadResponse(br, req)
+			if err != nil || want.StatusCode >= 200 {
+				break
+			}
+		}
+		if err != nil {
+			return
+		}
+		wantBody, err := io.ReadAll(want.Body)
+		if err != nil {
+			return
+		}
+		if resp.StatusCode != want.StatusCode || !bytes.Equal(body, wantBody) {
+			t.Fatalf("h1 %d %q, net/http %d %q", resp.StatusCode, body, want.StatusCode, wantBody)
+		}
+	})
+}
