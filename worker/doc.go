@@ -18,6 +18,10 @@
 //     close keep-alive connections that stay idle for the grace period,
 //     and exit when no connection is left or at the drain timeout.
 //
+// Plain HTTP/1.1 is served by the hand-written server of package h1,
+// which hands every connection it does not serve itself to net/http;
+// HTTPS is net/http's. Plain-HTTP targets are reached with h1's client.
+//
 // Connection pools to targets outlive revisions: a transport is keyed by
 // the target's scheme and host, its limits and its TLS settings, so a
 // configuration push does not drop warm connections.
