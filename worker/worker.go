@@ -34,6 +34,10 @@ type Options struct {
 	Conn *ipc.Conn
 	// StatsInterval is the period of Stats reports. Defaults to one second.
 	StatsInterval time.Duration
+	// LogOutput is where Logger writes JSON lines. When set, access log
+	// lines are gathered and written to it in batches; when nil, they go
+	// through Logger one by one.
+	LogOutput io.Writer
 	// Zone is the shared limit zone. Defaults to the one inherited at
 	// ipc.ZoneFD when Conn is inherited too, else a private one.
 	Zone *zone.Zone
@@ -44,6 +48,8 @@ type Options struct {
 type Worker struct {
 	opts    Options
 	log     zerolog.Logger
+	alog    zerolog.Logger // access log lines
+	abuf    *lineBuffer    // alog's batches, when it has them
 	conn    *ipc.Conn
 	pool    *transportPool
 	rt      atomic.Pointer[runtime]
@@ -69,6 +75,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	w := &Worker{opts: opts, pool: newTransportPool(), metrics: newMetrics()}
 	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
+	w.alog = w.log
+	if opts.LogOutput != nil {
+		w.abuf = newLineBuffer(opts.LogOutput)
+		w.alog = w.log.Output(w.abuf)
+		defer w.abuf.flush()
+	}
 	w.conn = opts.Conn
 	if w.conn == nil {
 		c, err := ipc.Inherited()
@@ -229,6 +241,9 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		case <-records.C:
 			w.sink.flush()
+			if w.abuf != nil {
+				w.abuf.flush()
+			}
 		case <-w.sink.kick:
 			w.sink.flush()
 		case <-stats.C:
@@ -358,7 +373,7 @@ func (w *Worker) accessLog(r *http.Request, proxy string, status int, took time.
 	if id == "" && x != nil {
 		id = x.RequestID
 	}
-	w.log.Info().Str("proxy", proxy).Str("method", r.Method).Str("path", r.URL.Path).
+	w.alog.Info().Str("proxy", proxy).Str("method", r.Method).Str("path", r.URL.Path).
 		Int("status", status).Float64("ms", float64(took.Microseconds())/1000).
 		Str("client_ip", ip).Str("request_id", id).Msg("request")
 }

@@ -221,7 +221,11 @@ func workerCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			logger = logger.With().Int("generation", c.Int("generation")).Logger()
-			if err := worker.Run(ctx, worker.Options{ID: c.Int("id"), Logger: logger}); err != nil {
+			opts := worker.Options{ID: c.Int("id"), Logger: logger}
+			if !c.Bool("log-console") {
+				opts.LogOutput = os.Stderr
+			}
+			if err := worker.Run(ctx, opts); err != nil {
 				logger.Error().Err(err).Int("worker", c.Int("id")).Msg("worker failed")
 				return cli.Exit("", 1)
 			}
