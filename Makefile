@@ -4,7 +4,7 @@ FUZZTIME ?= 30s
 BIN      := bin/mgw
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help build run test test-unit test-integration race bench fuzz lint fmt vet ci
+.PHONY: help build run test test-unit test-integration race bench cpu-per-request reload-under-load fuzz lint fmt vet ci
 #? help: list the targets
 help:
 	@sed -n 's/^#?//p' $(MAKEFILE_LIST) | column -t -s ':'
@@ -35,6 +35,9 @@ bench: build
 #? reload-under-load: wrk with 64 connections while mgw reloads 20 times
 reload-under-load: build
 	scripts/reload-under-load
+
+cpu-per-request: build
+	scripts/cpu-per-request
 
 #? fuzz: run each fuzz target for FUZZTIME (default 30s)
 fuzz:
