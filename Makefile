@@ -36,6 +36,7 @@ bench: build
 reload-under-load: build
 	scripts/reload-under-load
 
+#? cpu-per-request: CPU time per proxied request, mgw vs nginx, from /proc
 cpu-per-request: build
 	scripts/cpu-per-request
 

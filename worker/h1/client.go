@@ -414,7 +414,7 @@ func (cc *clientConn) readHeader() (http.Header, error) {
 func (cc *clientConn) readLine(long []byte) ([]byte, error) {
 	for {
 		b, err := cc.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			if len(long)+len(b) > maxResponseHead {
 				return nil, errors.New("answer header too large")
 			}
@@ -543,7 +543,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.remaining -= int64(n)
 		if b.remaining == 0 {
 			err = io.EOF
-		} else if err == io.EOF {
+		} else if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 	default:
@@ -551,7 +551,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		b.release(err)
-		if err != io.EOF {
+		if !errors.Is(err, io.EOF) {
 			return n, err
 		}
 	}
@@ -602,7 +602,7 @@ func (b *clientBody) readChunked(p []byte) (int, error) {
 }
 
 func unexpected(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err
@@ -614,10 +614,10 @@ func (b *clientBody) release(err error) {
 		return
 	}
 	b.done = true
-	if err != io.EOF {
+	if !errors.Is(err, io.EOF) {
 		b.err = err
 	}
-	if err == io.EOF && b.keep && b.cc.br.Buffered() == 0 {
+	if errors.Is(err, io.EOF) && b.keep && b.cc.br.Buffered() == 0 {
 		b.cc.put()
 		return
 	}

@@ -228,7 +228,7 @@ func (c *conn) readHead(first bool) (requestHead, error) {
 	for {
 		if c.w > c.r {
 			h, err := parseRequestHead(c.buf[c.r:c.w])
-			if err != errIncomplete {
+			if !errors.Is(err, errIncomplete) {
 				return h, err
 			}
 			if c.r > 0 { // make room at the end
@@ -359,7 +359,7 @@ func (b *body) Read(p []byte) (int, error) {
 		c.r += n
 	} else {
 		n, b.err = c.rwc.Read(p)
-		if b.err == io.EOF {
+		if errors.Is(b.err, io.EOF) {
 			b.err = io.ErrUnexpectedEOF
 		}
 	}
