@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -143,7 +144,12 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 			out.Body = http.MaxBytesReader(nil, r.Body, p.maxBody)
 		}
 	}
-	return out.WithContext(r.Context())
+	if ctx := r.Context(); ctx != context.Background() {
+		// net/http's requests carry the client's cancellation; the fast
+		// path's have none, and copying the request for nothing costs.
+		out = out.WithContext(ctx)
+	}
+	return out
 }
 
 // fail answers for a request the target did not answer.

@@ -215,7 +215,7 @@ func appendField(b []byte, k, v string) []byte {
 }
 
 func appendClean(b []byte, s string) []byte {
-	if !strings.ContainsAny(s, "\r\n") {
+	if strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0 {
 		return append(b, s...)
 	}
 	for i := 0; i < len(s); i++ {

@@ -202,8 +202,8 @@ func (c *conn) serve() {
 		if !c.serveRequest(head) || c.srv.shutdown.Load() {
 			return
 		}
+		c.reading.Store(c.r < c.w) // before Idle: Shutdown must not close a pipelined request
 		c.srv.setState(c, http.StateIdle)
-		c.reading.Store(c.r < c.w)
 	}
 }
 
