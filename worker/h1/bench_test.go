@@ -52,14 +52,14 @@ func BenchmarkProxy(b *testing.B) {
 		ln := benchListen(b)
 		s := &Server{Handler: proxyTo(&Transport{Addr: addr, Dial: d.DialContext})}
 		go func() { _ = s.Serve(ln) }()
-		defer s.Close()
+		defer func() { _ = s.Close() }()
 		benchClients(b, ln.Addr().String())
 	})
 	b.Run("net-http", func(b *testing.B) {
 		ln := benchListen(b)
 		s := &http.Server{Handler: proxyTo(&http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1024})}
 		go func() { _ = s.Serve(ln) }()
-		defer s.Close()
+		defer func() { _ = s.Close() }()
 		benchClients(b, ln.Addr().String())
 	})
 }

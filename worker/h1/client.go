@@ -351,11 +351,15 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // readResponse reads one answer's head and sets up its body.
 func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
-	line, err := cc.readLine(nil)
-	if err != nil {
+	if _, err := cc.br.Peek(1); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
 			return nil, errStale{io.ErrUnexpectedEOF}
 		}
+		return nil, err
+	}
+	ls := cc.lines()
+	line, err := ls.next()
+	if err != nil {
 		return nil, err
 	}
 	resp := &http.Response{Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
@@ -370,23 +374,23 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("malformed status line %q", truncate(line))
 	}
 	resp.StatusCode = code
-	resp.Status = string(line[9:])
+	resp.Status = ls.str(line[9:])
 
-	header, err := cc.readHeader()
+	header, err := readHeader(&ls)
 	if err != nil {
 		return nil, err
 	}
+	ls.done()
 	resp.Header = header
 	return resp, cc.setBody(req, resp)
 }
 
 // readHeader reads header lines up to the blank line.
-func (cc *clientConn) readHeader() (http.Header, error) {
+func readHeader(ls *lineSource) (http.Header, error) {
 	h := make(http.Header, 8)
 	total := 0
-	var long []byte
 	for {
-		line, err := cc.readLine(long[:0])
+		line, err := ls.next()
 		if err != nil {
 			return nil, err
 		}
@@ -404,8 +408,79 @@ func (cc *clientConn) readHeader() (http.Header, error) {
 		if !validValue(v) {
 			return nil, fmt.Errorf("malformed header value in %q", truncate(line))
 		}
-		k := canonicalKey(line[:colon])
-		h[k] = append(h[k], string(v))
+		name := line[:colon]
+		k, common := commonKeys[string(name)]
+		switch {
+		case common:
+		case isCanonical(name):
+			k = ls.str(name)
+		default:
+			k = canonicalKey(name)
+		}
+		h[k] = append(h[k], ls.str(v))
+	}
+}
+
+// lineSource gives the lines of an answer's head. When the whole head is
+// already in the reader's buffer, as it nearly always is, its lines are
+// slices of the buffer and its strings pieces of one copy of the head;
+// otherwise it reads line by line.
+type lineSource struct {
+	cc   *clientConn
+	head []byte // the buffered head, or nil
+	all  string // one copy of head
+	pos  int
+	long []byte
+}
+
+func (cc *clientConn) lines() lineSource {
+	ls := lineSource{cc: cc}
+	buf, _ := cc.br.Peek(cc.br.Buffered())
+	for pos := 0; ; {
+		i := bytes.IndexByte(buf[pos:], '\n')
+		if i < 0 {
+			return ls // not all here
+		}
+		line := buf[pos : pos+i]
+		pos += i + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			ls.head = buf[:pos]
+			ls.all = string(ls.head)
+			return ls
+		}
+	}
+}
+
+func (ls *lineSource) next() ([]byte, error) {
+	if ls.head == nil {
+		return ls.cc.readLine(ls.long[:0])
+	}
+	rest := ls.head[ls.pos:]
+	i := bytes.IndexByte(rest, '\n')
+	if i < 0 {
+		return nil, io.ErrUnexpectedEOF // cannot happen: lines() saw the blank line
+	}
+	ls.pos += i + 1
+	line := rest[:i]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return line, nil
+}
+
+// str returns x, a line or a piece of one, as a string.
+func (ls *lineSource) str(x []byte) string {
+	if ls.head == nil {
+		return string(x)
+	}
+	off := cap(ls.head) - cap(x)
+	return ls.all[off : off+len(x)]
+}
+
+// done consumes the buffered head.
+func (ls *lineSource) done() {
+	if ls.head != nil {
+		_, _ = ls.cc.br.Discard(len(ls.head))
 	}
 }
 

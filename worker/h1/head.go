@@ -40,6 +40,13 @@ func parseRequestHead(b []byte) (requestHead, error) {
 	}
 	h.size = end + 4
 	b = b[:end+2] // every line, each with its CRLF
+	// Every string of the request is a piece of one copy of the head:
+	// one allocation instead of one per value.
+	all, base := string(b), cap(b)
+	str := func(x []byte) string {
+		off := base - cap(x)
+		return all[off : off+len(x)]
+	}
 
 	line, b := cutLine(b)
 	sp := bytes.IndexByte(line, ' ')
@@ -57,7 +64,7 @@ func parseRequestHead(b []byte) (requestHead, error) {
 		return h, errUnusual
 	}
 	h.method = internMethod(method)
-	h.target = string(target)
+	h.target = str(target)
 	u, err := url.ParseRequestURI(h.target)
 	if err != nil {
 		return h, errUnusual
@@ -78,11 +85,19 @@ func parseRequestHead(b []byte) (requestHead, error) {
 		if !validValue(v) {
 			return h, errUnusual
 		}
-		key := canonicalKey(line[:colon])
+		name := line[:colon]
+		key, common := commonKeys[string(name)]
+		switch {
+		case common:
+		case isCanonical(name):
+			key = str(name) // no copy of its own
+		default:
+			key = canonicalKey(name)
+		}
 		switch key {
 		case "Host":
 			hosts++
-			h.host = string(v)
+			h.host = str(v)
 			continue // net/http keeps Host out of the header map
 		case "Content-Length":
 			lengths++
@@ -101,7 +116,7 @@ func parseRequestHead(b []byte) (requestHead, error) {
 				h.close = true
 			}
 		}
-		val := string(v)
+		val := str(v)
 		if vv, ok := h.header[key]; ok {
 			h.header[key] = append(vv, val)
 			continue
@@ -266,6 +281,19 @@ func canonicalKey(b []byte) string {
 		return string(c)
 	}
 	return textproto.CanonicalMIMEHeaderKey(string(b))
+}
+
+// isCanonical reports whether the token b is already in the form
+// textproto.CanonicalMIMEHeaderKey gives.
+func isCanonical(b []byte) bool {
+	upper := true
+	for _, c := range b {
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
 }
 
 func internMethod(b []byte) string {

@@ -76,9 +76,13 @@ func TestParseRequestHead(t *testing.T) {
 }
 
 func TestCanonicalKey(t *testing.T) {
-	for _, k := range []string{"content-type", "X-API-KEY", "x-forwarded-for", "a", "weird_name-x", strings.Repeat("ab-", 30)} {
-		if got, want := canonicalKey([]byte(k)), http.CanonicalHeaderKey(k); got != want {
+	for _, k := range []string{"content-type", "X-API-KEY", "x-forwarded-for", "a", "weird_name-x", strings.Repeat("ab-", 30), "X-Foo", "X-foo", "1a-b"} {
+		want := http.CanonicalHeaderKey(k)
+		if got := canonicalKey([]byte(k)); got != want {
 			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
+		}
+		if got := isCanonical([]byte(k)); got != (k == want) {
+			t.Errorf("isCanonical(%q) = %v", k, got)
 		}
 	}
 }
