@@ -159,7 +159,7 @@ func Run(ctx context.Context, opts Options) error {
 		IdleTimeout:       time.Duration(cfg.Edgemicro.KeepAliveTimeout) * time.Millisecond,
 		MaxHeaderBytes:    cfg.Edgemicro.MaxHeaderBytes,
 		ConnState:         w.connState,
-		ErrorLog:          log.New(zerologWriter{w.log}, "", 0),
+		ErrorLog:          log.New(zerologWriter{w.log, zerolog.DebugLevel}, "", 0),
 	}
 	serveErr := make(chan error, 2)
 	if w.rt.Load().serverTLS != nil {
@@ -187,6 +187,7 @@ func Run(ctx context.Context, opts Options) error {
 			IdleTimeout:       w.srv.IdleTimeout,
 			WriteTimeout:      w.srv.WriteTimeout,
 			ConnState:         w.connState,
+			ErrorLog:          log.New(zerologWriter{w.log, zerolog.ErrorLevel}, "", 0), // handler panics
 		}
 		go func() { serveErr <- w.fast.Serve(w.ln) }()
 		go func() { _ = w.srv.Serve(handoff) }()
@@ -458,10 +459,14 @@ func inheritedZone() *zone.Zone {
 	return z
 }
 
-// zerologWriter sends net/http's own error log to the worker's logger.
-type zerologWriter struct{ log zerolog.Logger }
+// zerologWriter sends a log.Logger's lines to the worker's logger at
+// one level: net/http's own error log at debug, handler panics at error.
+type zerologWriter struct {
+	log   zerolog.Logger
+	level zerolog.Level
+}
 
 func (z zerologWriter) Write(p []byte) (int, error) {
-	z.log.Debug().Str("component", "http").Msg(string(p[:len(p)-min(1, len(p))]))
+	z.log.WithLevel(z.level).Str("component", "http").Msg(string(p[:len(p)-min(1, len(p))]))
 	return len(p), nil
 }

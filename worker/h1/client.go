@@ -232,8 +232,15 @@ func (t *Transport) sweepIdle() {
 		default:
 		}
 	}
-	for _, cc := range keep {
-		cc.put()
+	for _, cc := range keep { // back with the idle time they had
+		select {
+		case t.idle <- cc:
+		default:
+			cc.close()
+		}
+	}
+	if len(keep) > 0 {
+		t.armSweep()
 	}
 }
 

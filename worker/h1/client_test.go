@@ -21,6 +21,7 @@ import (
 type scripted struct {
 	addr    string
 	accepts atomic.Int32
+	closed  atomic.Int32 // connections the client closed
 }
 
 func newScripted(t *testing.T, answers ...string) *scripted {
@@ -48,6 +49,9 @@ func newScripted(t *testing.T, answers ...string) *scripted {
 				for {
 					req, err := http.ReadRequest(br)
 					if err != nil {
+						if errors.Is(err, io.EOF) {
+							s.closed.Add(1)
+						}
 						return
 					}
 					_, _ = io.Copy(io.Discard, req.Body)
@@ -270,4 +274,23 @@ func FuzzResponse(f *testing.F) {
 			t.Fatalf("h1 %d %q, net/http %d %q", resp.StatusCode, body, want.StatusCode, wantBody)
 		}
 	})
+}
+
+func TestTransportClosesIdleConnections(t *testing.T) {
+	s := newScripted(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+	tr := testTransport(s.addr)
+	tr.IdleTimeout = 20 * time.Millisecond
+	if _, _, err := get(t, tr, http.MethodGet, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.closed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was never closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(tr.idle) != 0 {
+		t.Errorf("%d connections still pooled", len(tr.idle))
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +38,14 @@ type Server struct {
 	ReadHeaderTimeout, IdleTimeout, WriteTimeout time.Duration
 	// ConnState is told about each connection's state changes.
 	ConnState func(net.Conn, http.ConnState)
+	// ErrorLog receives the panics of handlers; nil means the log
+	// package's standard logger.
+	ErrorLog *log.Logger
 
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
 	shutdown atomic.Bool
-	done     chan struct{} // closed when the last connection is gone after Shutdown
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -91,10 +95,6 @@ func (s *Server) track(c *conn, add bool) {
 		return
 	}
 	delete(s.conns, c)
-	if len(s.conns) == 0 && s.done != nil {
-		close(s.done)
-		s.done = nil
-	}
 }
 
 func (s *Server) setState(c *conn, st http.ConnState) {
@@ -155,6 +155,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
 // conn is one client connection and its buffers.
 type conn struct {
 	srv     *Server
@@ -179,6 +187,13 @@ func (c *conn) serve() {
 	c.remote = c.rwc.RemoteAddr().String()
 	handedOff := false
 	defer func() {
+		if p := recover(); p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a panic value, as net/http compares it
+			// As net/http does: the panic ends this request and its
+			// connection, not the process.
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.logf("h1: panic serving %s: %v\n%s", c.remote, p, buf)
+		}
 		bufPool.Put(bp)
 		bufPool.Put(ob)
 		if handedOff {

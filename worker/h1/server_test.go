@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -223,3 +224,41 @@ func TestServerShutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v", shutdownErr)
 	}
 }
+
+func TestServerSurvivesAPanic(t *testing.T) {
+	var logged strings.Builder
+	var mu sync.Mutex
+	srv, addr := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("plugin bug")
+		}
+		_, _ = io.WriteString(w, "fine")
+	}))
+	srv.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), "", 0)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /panic HTTP/1.1\r\nHost: h\r\n\r\n")
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("the panicking request's connection got %d bytes, %v; want it closed", n, err)
+	}
+	if _, _, bodies := exchange(t, addr, "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n", 1, "GET"); bodies[0] != "fine" {
+		t.Errorf("after the panic: %q", bodies[0])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "plugin bug") {
+		t.Errorf("panic not logged: %q", logged.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
