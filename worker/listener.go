@@ -3,6 +3,8 @@ package worker
 import (
 	"net"
 	"sync"
+
+	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
 // limitListener stops accepting while max connections are open, leaving
@@ -29,7 +31,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newRawConn(c), nil
+		return h1.RawConn(c), nil
 	}
 	select {
 	case l.sem <- struct{}{}:
@@ -41,7 +43,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: newRawConn(c), release: func() { <-l.sem }}, nil
+	return &limitConn{Conn: h1.RawConn(c), release: func() { <-l.sem }}, nil
 }
 
 func (l *limitListener) Close() error {

@@ -143,6 +143,6 @@ func rawDialer(d *net.Dialer) func(context.Context, string, string) (net.Conn, e
 		if err != nil {
 			return nil, err
 		}
-		return newRawConn(c), nil
+		return h1.RawConn(c), nil
 	}
 }

@@ -17,4 +17,8 @@
 // Upgrade, folded or malformed lines, a head longer than its buffer) is
 // handed, with the bytes already read, to a fallback server, net/http,
 // for the rest of that connection's life, before a byte is answered.
+//
+// RawConn makes a TCP connection's reads and writes raw system calls
+// through the netpoller; the worker wraps every client and target
+// connection in it.
 package h1

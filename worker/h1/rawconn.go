@@ -1,4 +1,4 @@
-package worker
+package h1
 
 import (
 	"io"
@@ -25,9 +25,9 @@ type rawConn struct {
 	rc syscall.RawConn
 }
 
-// newRawConn wraps c when it is a TCP connection, and returns it
+// RawConn wraps c when it is a TCP connection, and returns it
 // unchanged otherwise.
-func newRawConn(c net.Conn) net.Conn {
+func RawConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
