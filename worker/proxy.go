@@ -98,30 +98,36 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 	removeHop(h)
 
 	clientHost := r.Host
+	// The values mgw adds share one backing array: one allocation, not one each.
+	added := make([]string, 0, 5)
+	set := func(key, v string) {
+		added = append(added, v)
+		h[key] = added[len(added)-1 : len(added) : len(added)]
+	}
 	if p.headers.XForwardedFor {
 		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			appendList(h, "X-Forwarded-For", ip)
+			set("X-Forwarded-For", joinList(h["X-Forwarded-For"], ip))
 		}
 	}
 	if p.headers.XForwardedHost && clientHost != "" {
-		appendList(h, "X-Forwarded-Host", clientHost)
+		set("X-Forwarded-Host", joinList(h["X-Forwarded-Host"], clientHost))
 	}
 	if p.headers.XForwardedProto && h.Get("X-Forwarded-Proto") == "" {
 		proto := "http"
 		if r.TLS != nil {
 			proto = "https"
 		}
-		h["X-Forwarded-Proto"] = []string{proto}
+		set("X-Forwarded-Proto", proto)
 	}
 	if p.headers.Via {
 		host := clientHost
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
 		}
-		appendList(h, "Via", "1.1 "+host)
+		set("Via", joinList(h["Via"], "1.1 "+host))
 	}
 	if p.headers.XRequestID && h.Get("X-Request-Id") == "" {
-		h["X-Request-Id"] = []string{newRequestID()}
+		set("X-Request-Id", newRequestID())
 	}
 	host := u.Host
 	if !p.headers.Host {
@@ -225,13 +231,13 @@ func removeHop(h http.Header) {
 	}
 }
 
-// appendList adds v to a comma-separated header, after whatever the client
-// sent (one value, joined with ", ").
-func appendList(h http.Header, key, v string) {
-	if prior := h[key]; len(prior) > 0 {
-		v = strings.Join(prior, ", ") + ", " + v
+// joinList returns v after whatever the client sent in a comma-separated
+// header (one value, joined with ", ").
+func joinList(prior []string, v string) string {
+	if len(prior) == 0 {
+		return v
 	}
-	h[key] = []string{v}
+	return strings.Join(prior, ", ") + ", " + v
 }
 
 // newRequestID returns a random UUID (version 4).

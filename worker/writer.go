@@ -27,7 +27,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.status = code
 	h := w.Header()
 	if w.responseTime {
-		h["X-Response-Time"] = []string{strconv.FormatInt(time.Since(w.start).Milliseconds(), 10)}
+		h["X-Response-Time"] = []string{millis(time.Since(w.start).Milliseconds())}
 	}
 	if w.closeConn {
 		h["Connection"] = []string{"close"}
@@ -57,3 +57,19 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // Status is the status written so far, 0 before the header.
 func (w *responseWriter) Status() int { return w.status }
+
+// smallMillis holds the decimal strings of 0 to 999, so that the
+// X-Response-Time of nearly every answer costs no formatting.
+var smallMillis = func() (t [1000]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func millis(ms int64) string {
+	if ms >= 0 && ms < int64(len(smallMillis)) {
+		return smallMillis[ms]
+	}
+	return strconv.FormatInt(ms, 10)
+}

@@ -395,6 +395,10 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 // readHeader reads header lines up to the blank line.
 func readHeader(ls *lineSource) (http.Header, error) {
 	h := make(http.Header, 8)
+	var values []string // one backing array for single values, when the head is buffered
+	if ls.head != nil {
+		values = make([]string, bytes.Count(ls.head, []byte{'\n'}))
+	}
 	total := 0
 	for {
 		line, err := ls.next()
@@ -424,7 +428,14 @@ func readHeader(ls *lineSource) (http.Header, error) {
 		default:
 			k = canonicalKey(name)
 		}
-		h[k] = append(h[k], ls.str(v))
+		val := ls.str(v)
+		if vv, ok := h[k]; ok || len(values) == 0 {
+			h[k] = append(vv, val)
+			continue
+		}
+		values[0] = val
+		h[k] = values[:1:1]
+		values = values[1:]
 	}
 }
 

@@ -174,6 +174,7 @@ type conn struct {
 	buf        []byte // read buffer; buf[r:w] is read and unparsed
 	r, w       int
 	out        []byte // write buffer
+	resp       response
 	closeAfter bool
 	werr       error
 }
@@ -317,7 +318,8 @@ func (c *conn) serveRequest(h requestHead) bool {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
 	}
 	c.closeAfter = h.close
-	w := &response{c: c, req: req, header: make(http.Header, 8), contentLength: -1}
+	w := &c.resp // one per connection, as a handler must not keep it past its return
+	*w = response{c: c, req: req, header: make(http.Header, 8), contentLength: -1, pre: w.pre[:0]}
 	s.Handler.ServeHTTP(w, req)
 	w.finish()
 	if b != nil && b.remaining > 0 && !c.closeAfter {
