@@ -294,9 +294,9 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch {
-	case hasBody && req.ContentLength < 0:
+	case hasBody && req.ContentLength <= 0: // unknown length, as in net/http
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	case req.ContentLength > 0 || hasBody:
+	case req.ContentLength > 0:
 		_, _ = w.WriteString("Content-Length: ")
 		_, _ = w.WriteString(strconv.FormatInt(max(req.ContentLength, 0), 10))
 		_, _ = w.WriteString("\r\n")
@@ -320,6 +320,7 @@ func (e errBody) Error() string { return e.err.Error() }
 func (e errBody) Unwrap() error { return e.err }
 
 func (cc *clientConn) writeBody(req *http.Request) error {
+	chunked := req.ContentLength <= 0
 	defer req.Body.Close()
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -328,13 +329,13 @@ func (cc *clientConn) writeBody(req *http.Request) error {
 	for {
 		n, rerr := req.Body.Read(buf)
 		if n > 0 {
-			if req.ContentLength < 0 {
+			if chunked {
 				_, _ = fmt.Fprintf(cc.bw, "%x\r\n", n)
 			}
 			if _, err := cc.bw.Write(buf[:n]); err != nil {
 				return err
 			}
-			if req.ContentLength < 0 {
+			if chunked {
 				_, _ = cc.bw.WriteString("\r\n")
 			}
 			sent += int64(n)
@@ -346,7 +347,7 @@ func (cc *clientConn) writeBody(req *http.Request) error {
 			return errBody{rerr}
 		}
 	}
-	if req.ContentLength < 0 {
+	if chunked {
 		_, _ = cc.bw.WriteString("0\r\n\r\n")
 	} else if sent != req.ContentLength {
 		return errBody{fmt.Errorf("request body: %d bytes, announced %d", sent, req.ContentLength)}

@@ -294,3 +294,38 @@ func TestTransportClosesIdleConnections(t *testing.T) {
 		t.Errorf("%d connections still pooled", len(tr.idle))
 	}
 }
+
+func TestTransportUploads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, strings.Join(r.TransferEncoding, ",")+":"+string(b))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	tr := testTransport(ln.Addr().String())
+	for _, tt := range []struct {
+		name   string
+		length int64
+		want   string
+	}{
+		{"known length", 5, ":hello"},
+		{"unknown length (-1)", -1, "chunked:hello"},
+		{"unknown length (0 with a body)", 0, "chunked:hello"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+tr.Addr+"/", io.NopCloser(strings.NewReader("hello")))
+		req.ContentLength = tt.length
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(b) != tt.want {
+			t.Errorf("%s: target saw %q, want %q", tt.name, b, tt.want)
+		}
+	}
+}
