@@ -305,7 +305,7 @@ func TestTransportUploads(t *testing.T) {
 		_, _ = io.WriteString(w, strings.Join(r.TransferEncoding, ",")+":"+string(b))
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	tr := testTransport(ln.Addr().String())
 	for _, tt := range []struct {
 		name   string
