@@ -136,7 +136,7 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), "80")
 }
 
-// rawDialer dials with d and wraps each connection in a rawConn.
+// rawDialer dials with d and wraps each connection in h1.RawConn.
 func rawDialer(d *net.Dialer) func(context.Context, string, string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
