@@ -75,8 +75,9 @@ func TestProxyFraming(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		got, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(got) != sha(payload) || resp.Header.Get("X-Length") != fmt.Sprint(len(payload)) {
-			t.Fatalf("%d %s length %s", resp.StatusCode, got, resp.Header.Get("X-Length"))
+		if resp.StatusCode != 200 || string(got) != sha(payload) || resp.Header.Get("X-Length") != fmt.Sprint(len(payload)) ||
+			resp.Header.Get("X-Chunked") != "false" {
+			t.Fatalf("%d %s length %s chunked %s", resp.StatusCode, got, resp.Header.Get("X-Length"), resp.Header.Get("X-Chunked"))
 		}
 	})
 	t.Run("chunked body", func(t *testing.T) {
@@ -87,8 +88,9 @@ func TestProxyFraming(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		got, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(got) != sha(payload) {
-			t.Fatalf("%d %s", resp.StatusCode, got)
+		// The length is unknown all the way: the target gets it chunked.
+		if resp.StatusCode != 200 || string(got) != sha(payload) || resp.Header.Get("X-Chunked") != "true" {
+			t.Fatalf("%d %s chunked %s", resp.StatusCode, got, resp.Header.Get("X-Chunked"))
 		}
 	})
 	t.Run("streamed answer", func(t *testing.T) {

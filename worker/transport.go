@@ -124,14 +124,11 @@ func (tp *transportPool) retain(rt *runtime) {
 	}
 }
 
-// hostPort is the target's host and port, the scheme's default port
-// when it names none.
+// hostPort is a plain-HTTP target's host and port, port 80 when it
+// names none.
 func hostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host
-	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
 	}
 	return net.JoinHostPort(u.Hostname(), "80")
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -29,8 +30,6 @@ type Transport struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxConns bounds the connections open at once; 0 means no limit.
 	MaxConns int
-	// MaxIdle bounds the idle connections kept; 0 means 1024.
-	MaxIdle int
 	// ResponseHeaderTimeout bounds the wait for the answer's head after
 	// the request was written; 0 means no limit.
 	ResponseHeaderTimeout time.Duration
@@ -46,10 +45,7 @@ type Transport struct {
 
 func (t *Transport) init() {
 	t.once.Do(func() {
-		n := t.MaxIdle
-		if n <= 0 {
-			n = 1024
-		}
+		n := 1024 // idle connections kept
 		if t.MaxConns > 0 {
 			n = t.MaxConns
 			t.tokens = make(chan struct{}, t.MaxConns)
@@ -134,38 +130,33 @@ func retryable(req *http.Request, err error) bool {
 }
 
 // get returns a pooled connection that has not been idle too long, or
-// dials a new one.
+// dials a new one; at MaxConns it waits for either.
 func (t *Transport) get(ctx context.Context) (*clientConn, bool, error) {
 	for {
+		var cc *clientConn
 		select {
-		case cc := <-t.idle:
-			if cc.stale() {
-				cc.close()
-				continue
-			}
-			return cc, true, nil
+		case cc = <-t.idle:
 		default:
-		}
-		if t.tokens == nil {
-			cc, err := t.dial(ctx)
-			return cc, false, err
-		}
-		select {
-		case cc := <-t.idle:
-			if cc.stale() {
-				cc.close()
-				continue
+			if t.tokens == nil {
+				cc, err := t.dial(ctx)
+				return cc, false, err
 			}
+			select {
+			case cc = <-t.idle:
+			case t.tokens <- struct{}{}:
+				cc, err := t.dial(ctx)
+				if err != nil {
+					<-t.tokens
+				}
+				return cc, false, err
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+		}
+		if !cc.stale() {
 			return cc, true, nil
-		case t.tokens <- struct{}{}:
-			cc, err := t.dial(ctx)
-			if err != nil {
-				<-t.tokens
-			}
-			return cc, false, err
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
 		}
+		cc.close()
 	}
 }
 
@@ -398,7 +389,7 @@ func readHeader(ls *lineSource) (http.Header, error) {
 	h := make(http.Header, 8)
 	var values []string // one backing array for single values, when the head is buffered
 	if ls.head != nil {
-		values = make([]string, bytes.Count(ls.head, []byte{'\n'}))
+		values = make([]string, ls.count)
 	}
 	total := 0
 	for {
@@ -445,11 +436,12 @@ func readHeader(ls *lineSource) (http.Header, error) {
 // slices of the buffer and its strings pieces of one copy of the head;
 // otherwise it reads line by line.
 type lineSource struct {
-	cc   *clientConn
-	head []byte // the buffered head, or nil
-	all  string // one copy of head
-	pos  int
-	long []byte
+	cc    *clientConn
+	head  []byte // the buffered head, or nil
+	count int    // its lines
+	all   string // one copy of head
+	pos   int
+	long  []byte
 }
 
 func (cc *clientConn) lines() lineSource {
@@ -462,6 +454,7 @@ func (cc *clientConn) lines() lineSource {
 		}
 		line := buf[pos : pos+i]
 		pos += i + 1
+		ls.count++
 		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
 			ls.head = buf[:pos]
 			ls.all = string(ls.head)
@@ -537,15 +530,14 @@ func truncate(b []byte) []byte {
 }
 
 func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne) && (strings.Contains(ne.Err.Error(), "reset") || strings.Contains(ne.Err.Error(), "broken pipe"))
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // setBody chooses the framing of the answer's body (RFC 9112 §6.3).
 func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
 	h := resp.Header
-	keep := resp.ProtoMinor == 1 && !hasToken([]byte(strings.Join(h["Connection"], ",")), "close") ||
-		resp.ProtoMinor == 0 && hasToken([]byte(strings.Join(h["Connection"], ",")), "keep-alive")
+	keep := resp.ProtoMinor == 1 && !headerHasToken(h["Connection"], "close") ||
+		resp.ProtoMinor == 0 && headerHasToken(h["Connection"], "keep-alive")
 	resp.Close = !keep
 	if req.Method == http.MethodHead || resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		resp.ContentLength = -1

@@ -189,6 +189,17 @@ func hasToken(v []byte, token string) bool {
 	return false
 }
 
+// headerHasToken reports whether any value of a comma-separated header
+// holds token, compared without case.
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		if hasToken([]byte(v), token) {
+			return true
+		}
+	}
+	return false
+}
+
 // tokenChars marks the bytes of an RFC 9110 token.
 var tokenChars = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {

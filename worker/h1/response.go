@@ -174,7 +174,7 @@ func (w *response) commit(first []byte) {
 	}
 	c := w.c
 	if !c.closeAfter {
-		if v, ok := h["Connection"]; ok && hasToken([]byte(strings.Join(v, ",")), "close") {
+		if headerHasToken(h["Connection"], "close") {
 			c.closeAfter = true
 		}
 	} else if _, ok := h["Connection"]; !ok {
