@@ -274,6 +274,25 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// spread runs round, which sends perRound requests on new connections,
+// until at least two workers have served some, at most 10 times, and
+// returns how many rounds ran. Which worker accepts a connection from
+// the shared socket is the kernel's choice: sequential requests can all
+// land on one worker, and a test of what holds across workers must not
+// pass on that.
+func (in *instance) spread(perRound uint64, round func()) int {
+	in.t.Helper()
+	for n := 1; ; n++ {
+		round()
+		if busy := in.waitRequests(uint64(n) * perRound); busy >= 2 {
+			return n
+		}
+		if n == 10 {
+			in.t.Fatalf("after %d rounds of %d requests only one worker had served", n, perRound)
+		}
+	}
+}
+
 // waitRequests polls status until the workers have reported n requests in
 // all, and returns how many workers served some.
 func (in *instance) waitRequests(n uint64) (busy int) {
