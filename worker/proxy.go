@@ -70,6 +70,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	copyHeader(h, resp.Header)
 	removeHop(h)
+	if _, ok := h["Content-Type"]; !ok {
+		// The target sent no type; a nil value keeps the server from
+		// guessing one from the body.
+		h["Content-Type"] = nil
+	}
 	w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodHead {
 		return

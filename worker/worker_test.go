@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/ipc"
+	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
 func env(string) (string, bool) { return "", false }
@@ -32,7 +34,7 @@ func newTestWorker(t *testing.T, config, target string) (*Worker, *httptest.Serv
 	return w, srv
 }
 
-func (w *Worker) applyTOML(t *testing.T, rev uint64, config, target string) {
+func (w *Worker) applyTOML(t testing.TB, rev uint64, config, target string) {
 	t.Helper()
 	snap, err := configs.Parse([]byte(strings.ReplaceAll(config, "TARGET", target)), env)
 	if err != nil {
@@ -495,5 +497,39 @@ func TestRunLifecycle(t *testing.T) {
 	}
 	if _, err := http.Get(url); err == nil {
 		t.Fatal("the worker still accepts after draining")
+	}
+}
+
+// TestContentTypeIsTheTargets: an answer carries the target's
+// Content-Type, and none when the target sent none, on both servers a
+// worker runs (the h1 fast path and net/http behind it).
+func TestContentTypeIsTheTargets(t *testing.T) {
+	t.Parallel()
+	tg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/typed" {
+			w.Header().Set("Content-Type", "application/xml")
+		} else {
+			w.Header()["Content-Type"] = nil
+		}
+		_, _ = io.WriteString(w, "<hello/>")
+	}))
+	t.Cleanup(tg.Close)
+	w, viaNetHTTP := newTestWorker(t, routes, tg.URL)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := &h1.Server{Handler: w}
+	go func() { _ = fast.Serve(ln) }()
+	t.Cleanup(func() { _ = fast.Close() })
+
+	for _, base := range []string{viaNetHTTP.URL, "http://" + ln.Addr().String()} {
+		for path, want := range map[string][]string{"/hello/typed": {"application/xml"}, "/hello/untyped": nil} {
+			req, _ := http.NewRequest("GET", base+path, nil)
+			resp, body := do(t, req)
+			if got := resp.Header["Content-Type"]; resp.StatusCode != 200 || string(body) != "<hello/>" || !slices.Equal(got, want) {
+				t.Errorf("%s%s: %d %q, Content-Type %q, want %q", base, path, resp.StatusCode, body, got, want)
+			}
+		}
 	}
 }
