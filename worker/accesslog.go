@@ -6,8 +6,8 @@ import (
 )
 
 // accessLogBuffer is how many bytes of access log lines a worker gathers
-// before writing them out; the worker also writes them every recordFlush
-// and before it exits.
+// before writing them out; the worker also writes them within recordFlush
+// of the first line and before it exits.
 const accessLogBuffer = 32 << 10
 
 // lineBuffer gathers whole log lines and writes them in batches, as
@@ -15,13 +15,14 @@ const accessLogBuffer = 32 << 10
 // second, one write per line to a file shared by every worker costs more
 // than the rest of the log line.
 type lineBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	out io.Writer
+	mu      sync.Mutex
+	buf     []byte
+	out     io.Writer
+	pending chan<- struct{} // told when the buffer is no longer empty
 }
 
-func newLineBuffer(out io.Writer) *lineBuffer {
-	return &lineBuffer{out: out, buf: make([]byte, 0, accessLogBuffer)}
+func newLineBuffer(out io.Writer, pending chan<- struct{}) *lineBuffer {
+	return &lineBuffer{out: out, buf: make([]byte, 0, accessLogBuffer), pending: pending}
 }
 
 // Write takes one line; zerolog writes each event in one call.
@@ -30,6 +31,9 @@ func (b *lineBuffer) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	if len(b.buf)+len(p) > cap(b.buf) {
 		b.flushLocked()
+	}
+	if len(b.buf) == 0 {
+		signal(b.pending)
 	}
 	b.buf = append(b.buf, p...)
 	return len(p), nil

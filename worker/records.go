@@ -26,14 +26,26 @@ type recordSink struct {
 	// kick asks the worker's loop to send now: a request never writes to
 	// the channel itself, so a slow master never blocks one.
 	kick chan struct{}
+	// pending tells the worker's loop that the buffer is no longer
+	// empty, so that it sends within recordFlush; an idle worker has no
+	// timer running.
+	pending chan<- struct{}
 }
 
 // recordMaxBytes bounds what a worker holds when the master does not
 // read: past it, records are dropped (and counted) rather than held.
 const recordMaxBytes = 8 << 20
 
-func newRecordSink(conn *ipc.Conn) *recordSink {
-	return &recordSink{conn: conn, kick: make(chan struct{}, 1)}
+func newRecordSink(conn *ipc.Conn, pending chan<- struct{}) *recordSink {
+	return &recordSink{conn: conn, kick: make(chan struct{}, 1), pending: pending}
+}
+
+// signal sends on c without waiting: one signal pending is enough.
+func signal(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // Record implements plugins.RecordSink.
@@ -44,14 +56,15 @@ func (s *recordSink) Record(rec []byte) {
 		s.mu.Unlock()
 		return
 	}
+	first := len(s.buf) == 0
 	s.buf = append(append(s.buf, rec...), '\n')
 	full := len(s.buf) >= recordFlushBytes
 	s.mu.Unlock()
+	if first {
+		signal(s.pending)
+	}
 	if full {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+		signal(s.kick)
 	}
 }
 

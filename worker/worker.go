@@ -74,10 +74,13 @@ func Run(ctx context.Context, opts Options) error {
 		opts.StatsInterval = time.Second
 	}
 	w := &Worker{opts: opts, pool: newTransportPool(), metrics: newMetrics()}
+	// Records and access-log lines wait at most recordFlush; the timer
+	// runs only while some wait.
+	pending := make(chan struct{}, 1)
 	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
 	w.alog = w.log
 	if opts.LogOutput != nil {
-		w.abuf = newLineBuffer(opts.LogOutput)
+		w.abuf = newLineBuffer(opts.LogOutput, pending)
 		w.alog = w.log.Output(w.abuf)
 		defer w.abuf.flush()
 	}
@@ -91,7 +94,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer w.conn.Close()
 	w.keys = newKeyClient(w.conn, w.rt.Load)
-	w.sink = newRecordSink(w.conn)
+	w.sink = newRecordSink(w.conn, pending)
 	defer w.sink.flush() // the records of the last requests, before the channel closes
 	w.zone = opts.Zone
 	switch {
@@ -199,8 +202,10 @@ func Run(ctx context.Context, opts Options) error {
 
 	stats := time.NewTicker(opts.StatsInterval)
 	defer stats.Stop()
-	records := time.NewTicker(recordFlush)
-	defer records.Stop()
+	flush := time.NewTimer(recordFlush)
+	flush.Stop()
+	defer flush.Stop()
+	flushArmed := false
 	var last ipc.Stats
 	for {
 		select {
@@ -240,7 +245,13 @@ func Run(ctx context.Context, opts Options) error {
 			if !w.draining.Load() {
 				return fmt.Errorf("serving: %w", err)
 			}
-		case <-records.C:
+		case <-pending:
+			if !flushArmed {
+				flush.Reset(recordFlush)
+				flushArmed = true
+			}
+		case <-flush.C:
+			flushArmed = false
 			w.sink.flush()
 			if w.abuf != nil {
 				w.abuf.flush()
