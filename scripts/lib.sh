@@ -51,7 +51,11 @@ CONF
 	wait_port "$1"
 }
 
-# start_nginx_proxy PORT TARGET_PORT: nginx with two workers as a keep-alive reverse proxy.
+# start_nginx_proxy PORT TARGET_PORT: nginx with two workers as a keep-alive
+# reverse proxy doing the header work mgw does by default ([headers], SPEC
+# §15): X-Forwarded-For, -Host and Via appended to the client's,
+# X-Forwarded-Proto and X-Request-Id kept or set, the target's own Host,
+# and a response-time header on the answer.
 start_nginx_proxy() {
 	cat >"$WORK/nginx-proxy.conf" <<CONF
 worker_processes 2;
@@ -62,6 +66,10 @@ http {
 	access_log off;
 	keepalive_requests 1000000;
 	upstream target { server 127.0.0.1:$2; keepalive 128; }
+	map \$http_x_forwarded_host \$mgw_xfh { "" \$http_host; default "\$http_x_forwarded_host, \$http_host"; }
+	map \$http_x_forwarded_proto \$mgw_xfp { "" \$scheme; default \$http_x_forwarded_proto; }
+	map \$http_via \$mgw_via { "" "1.1 \$host"; default "\$http_via, 1.1 \$host"; }
+	map \$http_x_request_id \$mgw_rid { "" \$request_id; default \$http_x_request_id; }
 	server {
 		listen 127.0.0.1:$1;
 		location /api/ {
@@ -69,6 +77,11 @@ http {
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host \$mgw_xfh;
+			proxy_set_header X-Forwarded-Proto \$mgw_xfp;
+			proxy_set_header Via \$mgw_via;
+			proxy_set_header X-Request-Id \$mgw_rid;
+			add_header X-Response-Time \$request_time always;
 		}
 	}
 }
