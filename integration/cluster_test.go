@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -294,4 +295,69 @@ func TestControlSocketGarbage(t *testing.T) {
 	if code, _ := get(t, in.url("/echo/still")); code != 200 {
 		t.Fatalf("GET = %d", code)
 	}
+}
+
+// TestConnectionsSpreadOverWorkers: 64 keep-alive connections opened at
+// once end up spread over the 4 workers, none holding more than twice
+// its share. Without balancing, whichever worker runs first takes most
+// of such a burst from the shared socket.
+func TestConnectionsSpreadOverWorkers(t *testing.T) {
+	tgt := target(t)
+	in := newInstance(t, `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[[proxies]]
+name = "api"
+base_path = "/api"
+url = "`+tgt.URL+`"
+`)
+	in.start(4)
+	const conns = 64
+	errs := make(chan error, conns)
+	for range conns {
+		go func() {
+			c, err := net.DialTimeout("tcp", in.url("")[len("http://"):], 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(c, "GET /api/x HTTP/1.1\r\nHost: mgw\r\n\r\n"); err != nil {
+				errs <- err
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var active []int64
+	in.eventually(10*time.Second, "workers to report 64 open connections", func() bool {
+		st, _ := in.status()
+		active = active[:0]
+		var sum int64
+		for _, w := range st.Workers {
+			active = append(active, w.Active)
+			sum += w.Active
+		}
+		return sum == conns
+	})
+	for i, n := range active {
+		if n > 2*conns/4 {
+			t.Fatalf("worker %d holds %d of %d connections: %v", i, n, conns, active)
+		}
+	}
+	t.Logf("connections per worker: %v", active)
 }

@@ -14,6 +14,7 @@ const (
 	ListenerFD = 3 // the shared listening socket
 	ChannelFD  = 4 // the worker's end of the IPC socketpair
 	ZoneFD     = 5 // the instance's shared limit zone (plugins/zone)
+	BalanceFD  = 6 // the generation's connection counts (worker/balance)
 )
 
 // Conn sends and receives frames over a stream socket. Send is safe for

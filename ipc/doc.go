@@ -11,9 +11,10 @@
 // whether to ignore it. New messages are new kinds with their own payload
 // types: the framing never changes for them.
 //
-// A worker is started with three inherited descriptors: ListenerFD, the
+// A worker is started with four inherited descriptors: ListenerFD, the
 // shared listening socket, ChannelFD, its end of a socketpair made by Pair,
-// and ZoneFD, the file of the shared limit zone it maps. The master keeps
+// ZoneFD, the file of the shared limit zone it maps, and BalanceFD, the
+// generation's table of connections per worker (worker/balance). The master keeps
 // the other end of the socketpair. When the master dies the kernel closes its end
 // and the worker reads EOF, which it treats as the order to drain and exit.
 //

@@ -14,9 +14,10 @@
 //
 //  1. load and validate the configuration (in Edge mode: download from
 //     Edge, or start from the cache), Listen through tableflip, map the
-//     limit zone mgw.zone, spawn N workers (`mgw worker`) with the
-//     listener at fd 3, an IPC socketpair end at fd 4 and the zone at
-//     fd 5, push the snapshot to each;
+//     limit zone mgw.zone, create the generation's balance table, spawn
+//     N workers (`mgw worker`) with the listener at fd 3, an IPC
+//     socketpair end at fd 4, the zone at fd 5 and the balance table at
+//     fd 6, push the snapshot to each;
 //  2. when every worker reports ready: install mgw.sock (bound under a
 //     temporary name and renamed over the path, mode 0600), call
 //     tableflip's Ready (which writes mgw.pid and releases the previous

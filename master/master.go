@@ -23,6 +23,7 @@ import (
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/analytics"
 	"github.com/mgw-gateway/mgw/plugins/zone"
+	"github.com/mgw-gateway/mgw/worker/balance"
 )
 
 // Variables a master generation passes to the next one through the
@@ -220,7 +221,12 @@ func (m *Master) run(ctx context.Context) error {
 	}
 	defer func() { _ = z.Close() }()
 	args := append([]string{"--generation", strconv.Itoa(m.generation)}, m.opts.WorkerArgs...)
-	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, zone: z.File(), env: workerEnv(m.opts.Processes)}
+	bal, err := balance.Create(m.opts.Processes)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = bal.Close() }()
+	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, zone: z.File(), balance: bal, env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
 	m.sup.askKey = m.askKey
 	if err := m.startAnalytics(snap); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/ipc"
+	"github.com/mgw-gateway/mgw/worker/balance"
 )
 
 // Process is a running worker process.
@@ -43,12 +44,14 @@ func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
 
 // execSpawner starts workers as `<executable> worker --id N …`, each with
 // the listening socket at ipc.ListenerFD, its channel at ipc.ChannelFD and
-// the limit zone at ipc.ZoneFD.
+// the limit zone at ipc.ZoneFD and the generation's balance table at
+// ipc.BalanceFD.
 type execSpawner struct {
 	executable string
 	args       []string // after "worker --id N"
 	listener   *os.File
 	zone       *os.File
+	balance    *balance.Table
 	env        []string
 }
 
@@ -85,7 +88,7 @@ func (s *execSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, err
 	cmd.Env = s.env
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = []*os.File{s.listener, child, s.zone} // fds 3, 4 and 5
+	cmd.ExtraFiles = []*os.File{s.listener, child, s.zone, s.balance.File()} // fds 3 to 6
 	// Own process group: a Ctrl-C in the terminal reaches only the
 	// master, which drains the workers in order. A worker learns of its
 	// master's death from EOF on the channel, and drains.
@@ -94,7 +97,11 @@ func (s *execSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, err
 		conn.Close()
 		return nil, nil, fmt.Errorf("spawning worker %d: %w", id, err)
 	}
-	go func() { exited(cmd.Wait()) }()
+	go func() {
+		err := cmd.Wait()
+		s.balance.Leave(id) // the others stop leaving it connections
+		exited(err)
+	}()
 	return execProcess{cmd.Process}, conn, nil
 }
 

@@ -1,9 +1,11 @@
 // Package worker is the process that serves requests.
 //
 // The master starts N workers of the same binary (`mgw worker`), each with
-// three inherited descriptors: the shared listening socket, its end of an
-// IPC socketpair (see package ipc) and the shared limit zone. A worker
-// never reads a configuration file. Its life:
+// four inherited descriptors: the shared listening socket, its end of an
+// IPC socketpair (see package ipc), the shared limit zone and the
+// generation's balance table, in which it counts its open connections so
+// that a burst of new ones spreads over the workers (package balance). A
+// worker never reads a configuration file. Its life:
 //
 //  1. send Hello, wait for the first Config, compile it into a runtime
 //     (routes sorted for longest-prefix match, one plugin chain per proxy,

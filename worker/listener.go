@@ -3,47 +3,114 @@ package worker
 import (
 	"net"
 	"sync"
+	"time"
 
+	"github.com/mgw-gateway/mgw/worker/balance"
 	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
 // limitListener stops accepting while max connections are open, leaving
-// new connections in the shared backlog for the other workers. Zero max
-// means no limit.
+// new connections in the shared backlog for the other workers (zero max
+// means no limit). With a balance table it also leaves them the backlog
+// while this worker holds more than its share.
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	table *balance.Table
+	id    int
+	// pause sleeps for d, or returns false at once when the listener
+	// closes; tests replace it.
+	pause func(d time.Duration) bool
 }
+
+// A worker over its share waits balanceStep at a time, and at most
+// balanceWait, for the others to take the backlog; then it accepts
+// anyway, so a worker slow to run delays a connection by no more than that.
+const (
+	balanceStep = time.Millisecond
+	balanceWait = 10 * time.Millisecond
+)
 
 func newLimitListener(ln net.Listener, max int) *limitListener {
 	l := &limitListener{Listener: ln, done: make(chan struct{})}
 	if max > 0 {
 		l.sem = make(chan struct{}, max)
 	}
+	l.pause = l.sleep
 	return l
 }
 
+// balanceWith counts this worker's connections as worker id in t, from
+// now on, and balances against the others there.
+func (l *limitListener) balanceWith(t *balance.Table, id int) {
+	if t == nil {
+		return
+	}
+	l.table, l.id = t, id
+	t.Join(id)
+}
+
 func (l *limitListener) Accept() (net.Conn, error) {
-	if l.sem == nil {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+	if l.sem != nil {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
 		}
-		return h1.RawConn(c), nil
 	}
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
+	l.yield()
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
+		if l.sem != nil {
+			<-l.sem
+		}
 		return nil, err
 	}
-	return &limitConn{Conn: h1.RawConn(c), release: func() { <-l.sem }}, nil
+	rc := h1.RawConn(c)
+	if l.sem == nil && l.table == nil {
+		return rc, nil
+	}
+	if l.table != nil {
+		l.table.Add(l.id, 1)
+	}
+	return &limitConn{Conn: rc, l: l}, nil
+}
+
+// yield waits while this worker holds more than its share, for at most
+// balanceWait.
+func (l *limitListener) yield() {
+	if l.table == nil {
+		return
+	}
+	for waited := time.Duration(0); waited < balanceWait && l.table.Over(l.id); waited += balanceStep {
+		if !l.pause(balanceStep) {
+			return
+		}
+	}
+}
+
+func (l *limitListener) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// release gives back what an accepted connection held.
+func (l *limitListener) release() {
+	if l.sem != nil {
+		<-l.sem
+	}
+	if l.table != nil {
+		l.table.Add(l.id, -1)
+	}
 }
 
 func (l *limitListener) Close() error {
@@ -53,12 +120,12 @@ func (l *limitListener) Close() error {
 
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	once sync.Once
+	l    *limitListener
 }
 
 func (c *limitConn) Close() error {
-	c.once.Do(c.release)
+	c.once.Do(c.l.release)
 	return c.Conn.Close()
 }
 

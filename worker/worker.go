@@ -19,6 +19,7 @@ import (
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
+	"github.com/mgw-gateway/mgw/worker/balance"
 	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	// Zone is the shared limit zone. Defaults to the one inherited at
 	// ipc.ZoneFD when Conn is inherited too, else a private one.
 	Zone *zone.Zone
+	// Balance is the table that spreads connections over the workers.
+	// Defaults to the one inherited at ipc.BalanceFD when Conn is
+	// inherited too, else none.
+	Balance *balance.Table
 }
 
 // Worker serves HTTP on the shared socket with the configuration the
@@ -155,6 +160,12 @@ func Run(ctx context.Context, opts Options) error {
 
 	cfg := &w.rt.Load().snap.Config
 	w.ln = newLimitListener(ln, cfg.Edgemicro.MaxConnections)
+	if bal := opts.Balance; bal != nil || opts.Conn == nil {
+		if bal == nil {
+			bal = inheritedBalance(w.log)
+		}
+		w.ln.balanceWith(bal, opts.ID)
+	}
 	w.srv = &http.Server{
 		Handler:           w,
 		ReadHeaderTimeout: headersTimeout(&cfg.Edgemicro),
@@ -468,6 +479,22 @@ func inheritedZone() *zone.Zone {
 		return zone.New(zone.DefaultSlots)
 	}
 	return z
+}
+
+// inheritedBalance maps the table at ipc.BalanceFD, or returns nil (and
+// the worker accepts without balancing) when it cannot.
+func inheritedBalance(log zerolog.Logger) *balance.Table {
+	f := os.NewFile(ipc.BalanceFD, "balance")
+	if f == nil {
+		return nil
+	}
+	t, err := balance.Map(f)
+	if err != nil {
+		_ = f.Close()
+		log.Warn().Err(err).Msg("accepting without balancing")
+		return nil
+	}
+	return t
 }
 
 // zerologWriter sends a log.Logger's lines to the worker's logger at

@@ -1,0 +1,133 @@
+package worker
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mgw-gateway/mgw/worker/balance"
+)
+
+// listen returns a listener on 127.0.0.1 and a function that opens n
+// connections to it.
+func listen(t *testing.T) (net.Listener, func(n int)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln, func(n int) {
+		for range n {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}
+}
+
+// TestListenerYieldsItsShare: a worker holding more than its share waits
+// for the others in steps, stops waiting as soon as it no longer does,
+// waits no longer than balanceWait, and counts its connections until
+// they close.
+func TestListenerYieldsItsShare(t *testing.T) {
+	ln, dial := listen(t)
+	dial(4)
+	table := balance.New(2)
+	table.Join(1) // the other worker, with no connections
+	l := newLimitListener(ln, 0)
+	l.balanceWith(table, 0)
+	var pauses []time.Duration
+	l.pause = func(d time.Duration) bool {
+		pauses = append(pauses, d)
+		return true
+	}
+
+	var conns []net.Conn
+	accept := func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	accept() // 0 against 0: at once
+	accept() // 1 against 0
+	accept() // 2 against 0: within the slack
+	if len(pauses) != 0 || table.Count(0) != 3 {
+		t.Fatalf("first three: paused %v, count %d", pauses, table.Count(0))
+	}
+
+	// 3 against 0 is over: it waits, and the other worker taking two
+	// connections during the third step ends the wait.
+	l.pause = func(d time.Duration) bool {
+		pauses = append(pauses, d)
+		if len(pauses) == 3 {
+			table.Add(1, 2)
+		}
+		return true
+	}
+	accept()
+	if len(pauses) != 3 {
+		t.Fatalf("waited %d steps, want 3 (until the other worker caught up)", len(pauses))
+	}
+
+	// The other worker not taking any: it waits balanceWait in all, then accepts.
+	table.Add(1, -2)
+	pauses = nil
+	l.pause = func(d time.Duration) bool { pauses = append(pauses, d); return true }
+	dial(1)
+	accept()
+	var waited time.Duration
+	for _, d := range pauses {
+		waited += d
+	}
+	if waited != balanceWait {
+		t.Fatalf("waited %v in all, want %v", waited, balanceWait)
+	}
+
+	for _, c := range conns {
+		_ = c.Close()
+		_ = c.Close() // a second Close does not count twice
+	}
+	if got := table.Count(0); got != 0 {
+		t.Fatalf("after closing every connection the count is %d", got)
+	}
+}
+
+// TestListenerAloneNeverWaits: with no other worker present, or no
+// table, nothing waits.
+func TestListenerAloneNeverWaits(t *testing.T) {
+	ln, dial := listen(t)
+	dial(5)
+	table := balance.New(2)
+	l := newLimitListener(ln, 0)
+	l.balanceWith(table, 0)
+	l.pause = func(time.Duration) bool { t.Fatal("paused with no other worker present"); return false }
+	for range 5 {
+		if _, err := l.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if table.Count(0) != 5 {
+		t.Fatalf("count %d, want 5", table.Count(0))
+	}
+}
+
+// TestListenerCloseEndsTheWait: closing the listener ends a wait at once.
+func TestListenerCloseEndsTheWait(t *testing.T) {
+	ln, _ := listen(t)
+	table := balance.New(2)
+	table.Join(1)
+	l := newLimitListener(ln, 0)
+	l.balanceWith(table, 0)
+	table.Add(0, 10)
+	done := make(chan error)
+	go func() { _, err := l.Accept(); done <- err }()
+	_ = l.Close()
+	if err := <-done; err == nil {
+		t.Fatal("Accept on a closed listener returned a connection")
+	}
+}
