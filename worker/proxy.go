@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -139,7 +138,10 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 		host = clientHost
 	}
 
-	out := &http.Request{
+	// The request carries the client's context, so that the round trip
+	// ends when the client goes away; WithContext copies the literal,
+	// which stays on the stack.
+	out := (&http.Request{
 		Method:        r.Method,
 		URL:           &u,
 		Proto:         "HTTP/1.1",
@@ -148,17 +150,12 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 		Header:        h,
 		Host:          host,
 		ContentLength: r.ContentLength,
-	}
+	}).WithContext(r.Context())
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		out.Body = r.Body
 		if p.maxBody > 0 {
 			out.Body = http.MaxBytesReader(nil, r.Body, p.maxBody)
 		}
-	}
-	if ctx := r.Context(); ctx != context.Background() {
-		// net/http's requests carry the client's cancellation; the fast
-		// path's have none, and copying the request for nothing costs.
-		out = out.WithContext(ctx)
 	}
 	return out
 }

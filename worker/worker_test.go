@@ -533,3 +533,73 @@ func TestContentTypeIsTheTargets(t *testing.T) {
 		}
 	}
 }
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestClientGoneIs499: a client that goes away while the target is slow
+// to answer ends the target request and is logged with 499, as
+// edgemicro does, on both servers a worker runs.
+func TestClientGoneIs499(t *testing.T) {
+	t.Parallel()
+	saw := make(chan struct{}, 2)
+	canceled := make(chan struct{}, 2)
+	tg := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		saw <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			canceled <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(tg.Close)
+	w, viaNetHTTP := newTestWorker(t, "[edgemicro.logging]\naccess_log = true\n"+routes, tg.URL)
+	var logs lockedBuffer
+	w.alog = zerolog.New(&logs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := &h1.Server{Handler: w}
+	go func() { _ = fast.Serve(ln) }()
+	t.Cleanup(func() { _ = fast.Close() })
+
+	for i, addr := range []string{viaNetHTTP.Listener.Addr().String(), ln.Addr().String()} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /hello/wait HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		<-saw
+		_ = c.Close()
+		select {
+		case <-canceled:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("server %d: the target's request went on after the client left", i)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(logs.String(), `"status":499`) <= i {
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d: no 499 in the access log:\n%s", i, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -62,12 +63,20 @@ type clientConn struct {
 	bw       *bufio.Writer
 	idleAt   time.Time
 	deadline bool // a read deadline is set
+
+	// While an exchange runs: what ends it early (see watchCtx).
+	guard     *conn       // the fast-path client connection it runs for
+	stopAfter func() bool // or the context.AfterFunc that aborts it
+	aborted   atomic.Bool
 }
 
 // RoundTrip sends req and returns the target's answer, whose Body must
 // be read to its end or closed. A request without a body that fails on a
 // reused connection before any answer arrives is sent once more on a
-// new one, as net/http does for idempotent requests.
+// new one, as net/http does for idempotent requests. The exchange, body
+// included, ends at once when req's context is canceled; for a request
+// of this package's Server (or a context derived from one), when its
+// client goes away.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.init()
 	ctx := req.Context()
@@ -77,11 +86,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
+		cc.watchCtx(ctx)
 		resp, err := cc.roundTrip(req)
 		if err == nil {
-			return resp, nil
+			return resp, nil // the body ends the watch when it releases cc
 		}
+		aborted := cc.unwatchCtx()
 		cc.close()
+		if aborted {
+			closeBody(req)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, context.Canceled
+		}
 		if reused && attempt == 0 && retryable(req, err) {
 			continue
 		}
@@ -168,6 +186,52 @@ func (t *Transport) dial(ctx context.Context) (*clientConn, error) {
 	return &clientConn{t: t, nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
 }
 
+// watchCtx has cc's exchange aborted if ctx is canceled before
+// unwatchCtx. A fast-path request's context is watched through its
+// server connection, which costs no goroutine and no allocation; any
+// other cancelable context through context.AfterFunc.
+func (cc *clientConn) watchCtx(ctx context.Context) {
+	if sc := serverConn(ctx); sc != nil && sc.guard(cc) {
+		cc.guard = sc
+		return
+	}
+	if ctx.Done() != nil {
+		cc.stopAfter = context.AfterFunc(ctx, cc.abort)
+	}
+}
+
+// unwatchCtx ends watchCtx and reports whether the exchange was aborted;
+// an aborted connection must be closed, not pooled.
+func (cc *clientConn) unwatchCtx() bool {
+	if cc.guard != nil {
+		cc.guard.unguard(cc)
+		cc.guard = nil
+	}
+	if cc.stopAfter != nil {
+		if !cc.stopAfter() { // abort has run, or is running
+			cc.aborted.Store(true)
+		}
+		cc.stopAfter = nil
+	}
+	return cc.aborted.Load()
+}
+
+// abort ends the connection's pending and later reads and writes at once.
+func (cc *clientConn) abort() {
+	cc.aborted.Store(true)
+	_ = cc.nc.SetDeadline(aLongTimeAgo)
+}
+
+// setReadDeadline sets the read deadline, unless the exchange was
+// aborted: abort marks cc before it sets its deadline, so whichever of
+// the two comes last, an aborted exchange keeps a deadline in the past.
+func (cc *clientConn) setReadDeadline(t time.Time) {
+	_ = cc.nc.SetReadDeadline(t)
+	if cc.aborted.Load() {
+		_ = cc.nc.SetDeadline(aLongTimeAgo)
+	}
+}
+
 func (cc *clientConn) stale() bool {
 	return cc.t.IdleTimeout > 0 && time.Since(cc.idleAt) > cc.t.IdleTimeout
 }
@@ -245,7 +309,7 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errStale{err}
 	}
 	if d := cc.t.ResponseHeaderTimeout; d > 0 {
-		_ = cc.nc.SetReadDeadline(time.Now().Add(d))
+		cc.setReadDeadline(time.Now().Add(d))
 		cc.deadline = true
 	}
 	for {
@@ -611,7 +675,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if cc.deadline && (b.chunked || b.remaining < 0 || int64(cc.br.Buffered()) < b.remaining) {
 		// The header timeout ends with the header; a body that is not
 		// already here may take as long as the target takes.
-		_ = cc.nc.SetReadDeadline(time.Time{})
+		cc.setReadDeadline(time.Time{})
 		cc.deadline = false
 	}
 	var n int
@@ -702,6 +766,10 @@ func (b *clientBody) release(err error) {
 	b.done = true
 	if !errors.Is(err, io.EOF) {
 		b.err = err
+	}
+	if b.cc.unwatchCtx() {
+		b.cc.close()
+		return
 	}
 	if errors.Is(err, io.EOF) && b.keep && b.cc.br.Buffered() == 0 {
 		b.cc.put()

@@ -4,12 +4,21 @@
 //
 // net/http spends most of a small proxied request's CPU time outside
 // the proxy's own work: a goroutine per request watching the client
-// connection, a context per request, and two goroutines per target
-// connection that each request is handed through. Here one goroutine per
-// client connection parses the head in place, runs the handler, and the
-// proxy's RoundTrip writes the request and reads the answer on a pooled
-// target connection itself. Requests and answers are still net/http's
-// types, so plugins see nothing different.
+// connection, and two goroutines per target connection that each request
+// is handed through. Here one goroutine per client connection parses the
+// head in place, runs the handler, and the proxy's RoundTrip writes the
+// request and reads the answer on a pooled target connection itself.
+// Requests and answers are still net/http's types, so plugins see nothing
+// different.
+//
+// A request's context ends when its handler returns, as with net/http,
+// and when its client goes away, which the server watches for only once
+// the request has run for 100 ms: a timer per request, not a goroutine.
+// The client ends a round trip when its request's context is canceled;
+// for a context of this package's server it learns of it from the server
+// connection directly, without context.AfterFunc. So a client that gives
+// up on a slow target ends the target request too, and the proxy logs
+// 499, as edgemicro does.
 //
 // The server serves only what it parses exactly as net/http would: an
 // HTTP/1.1 request with a path, one Host, and either no body or a

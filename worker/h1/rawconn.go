@@ -23,6 +23,18 @@ import (
 type rawConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+
+	// The state of the one read and the one write that may run at once,
+	// kept here, with the functions bound once, so that a call allocates
+	// no closure.
+	rp      []byte
+	rn      uintptr
+	rerrno  syscall.Errno
+	readFn  func(fd uintptr) bool
+	wp      []byte
+	wdone   int
+	werrno  syscall.Errno
+	writeFn func(fd uintptr) bool
 }
 
 // RawConn wraps c when it is a TCP connection, and returns it
@@ -36,23 +48,19 @@ func RawConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &rawConn{TCPConn: tc, rc: rc}
+	r := &rawConn{TCPConn: tc, rc: rc}
+	r.readFn, r.writeFn = r.read, r.write
+	return r
 }
 
 func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n uintptr
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	})
+	c.rp, c.rn, c.rerrno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rn, c.rerrno
+	c.rp = nil
 	switch {
 	case err != nil:
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
@@ -64,26 +72,21 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	return int(n), nil
 }
 
-func (c *rawConn) Write(p []byte) (int, error) {
-	done := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			var n uintptr
-			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
-			switch errno {
-			case 0:
-				done += int(n)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				errno = 0
-				return false
-			default:
-				return true
-			}
+// read is one attempt of Read; false means "wait until readable".
+func (c *rawConn) read(fd uintptr) bool {
+	for {
+		c.rn, _, c.rerrno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
+		if c.rerrno != syscall.EINTR {
+			return c.rerrno != syscall.EAGAIN
 		}
-		return true
-	})
+	}
+}
+
+func (c *rawConn) Write(p []byte) (int, error) {
+	c.wp, c.wdone, c.werrno = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	done, errno := c.wdone, c.werrno
+	c.wp = nil
 	if err == nil && errno != 0 {
 		err = errno
 	}
@@ -91,4 +94,23 @@ func (c *rawConn) Write(p []byte) (int, error) {
 		return done, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	return done, nil
+}
+
+// write is one attempt of Write; false means "wait until writable".
+func (c *rawConn) write(fd uintptr) bool {
+	p := c.wp
+	for c.wdone < len(p) {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.wdone])), uintptr(len(p)-c.wdone))
+		switch errno {
+		case 0:
+			c.wdone += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werrno = errno
+			return true
+		}
+	}
+	return true
 }

@@ -17,15 +17,26 @@ import (
 // longer head goes to the fallback server, which answers 431 or serves it.
 const readBufferSize = 8 << 10
 
+// watchAfter is how long a request runs before the server starts
+// watching its connection for the client going away. net/http keeps a
+// read pending on every connection for that; this server does it only
+// for the requests slow enough for it to matter.
+const watchAfter = 100 * time.Millisecond
+
 // maxDrainBody is how much of a request body the handler left unread the
 // server reads and discards to keep the connection; beyond it, it closes.
 const maxDrainBody = 256 << 10
 
 // Server serves HTTP/1.1 connections with Handler. It does for the
 // common request what net/http's server does, without its per-request
-// goroutine, context and header rewriting, and passes each connection
-// whose next request it does not serve itself to Fallback, with the bytes
-// it has read, before answering anything on it.
+// goroutine and header rewriting, and passes each connection whose next
+// request it does not serve itself to Fallback, with the bytes it has
+// read, before answering anything on it.
+//
+// A request's context is canceled when its handler returns or, once the
+// request has run for watchAfter, when the client goes away; a round trip
+// of this package's Transport made with that context (or one derived from
+// it) then ends at once.
 type Server struct {
 	Handler http.Handler
 	// Fallback takes over a connection for the rest of its life; it is
@@ -177,6 +188,26 @@ type conn struct {
 	resp       response
 	closeAfter bool
 	werr       error
+
+	// Watching for the client going away while a handler runs: see watch.
+	base     context.Context // the connection's, under every request's
+	watchT   *time.Timer
+	bodyRead atomic.Bool // the running request's body has been read
+	wmu      sync.Mutex  // guards the fields below, and c.w while running
+	running  bool        // a handler runs
+	cancel   context.CancelFunc
+	watching chan struct{} // closed when the watch's read ends
+	gone     bool          // the client went away
+	guarded  *clientConn   // the round trip that ends if it does
+}
+
+// connKey finds the server connection under a request's context.
+type connKey struct{}
+
+// serverConn returns the connection a request context comes from, or nil.
+func serverConn(ctx context.Context) *conn {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	return c
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
@@ -186,8 +217,11 @@ func (c *conn) serve() {
 	ob := bufPool.Get().(*[]byte)
 	c.buf, c.out = *bp, (*ob)[:0]
 	c.remote = c.rwc.RemoteAddr().String()
+	c.base = context.WithValue(context.Background(), connKey{}, c)
 	handedOff := false
 	defer func() {
+		// After a panic the request's watch may be armed and its context live.
+		c.end()
 		if p := recover(); p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a panic value, as net/http compares it
 			// As net/http does: the panic ends this request and its
 			// connection, not the process.
@@ -294,7 +328,15 @@ func (c *conn) handOff() bool {
 func (c *conn) serveRequest(h requestHead) bool {
 	s := c.srv
 	c.r += h.size
-	req := &http.Request{
+	var b *body
+	if h.contentLength > 0 {
+		b = &body{c: c, remaining: h.contentLength}
+		_ = c.rwc.SetReadDeadline(time.Time{}) // a body takes as long as the handler reads it
+	}
+	c.bodyRead.Store(b == nil)
+	ctx := c.begin()
+	// WithContext copies the literal, which stays on the stack.
+	req := (&http.Request{
 		Method:        h.method,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -307,12 +349,9 @@ func (c *conn) serveRequest(h requestHead) bool {
 		Close:         h.close,
 		URL:           h.url,
 		Body:          http.NoBody,
-	}
-	var b *body
-	if h.contentLength > 0 {
-		b = &body{c: c, remaining: h.contentLength}
+	}).WithContext(ctx)
+	if b != nil {
 		req.Body = b
-		_ = c.rwc.SetReadDeadline(time.Time{}) // a body takes as long as the handler reads it
 	}
 	if s.WriteTimeout > 0 {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
@@ -321,11 +360,130 @@ func (c *conn) serveRequest(h requestHead) bool {
 	w := &c.resp // one per connection, as a handler must not keep it past its return
 	*w = response{c: c, req: req, header: make(http.Header, 8), contentLength: -1, pre: w.pre[:0]}
 	s.Handler.ServeHTTP(w, req)
+	if c.end() {
+		c.closeAfter = true
+	}
 	w.finish()
 	if b != nil && b.remaining > 0 && !c.closeAfter {
 		c.closeAfter = !b.discard()
 	}
 	return !c.closeAfter && c.werr == nil
+}
+
+// begin returns the context of the request about to run and arms the
+// watch for it.
+func (c *conn) begin() context.Context {
+	ctx, cancel := context.WithCancel(c.base)
+	c.wmu.Lock()
+	c.running, c.cancel = true, cancel
+	c.wmu.Unlock()
+	if c.watchT == nil {
+		c.watchT = time.AfterFunc(watchAfter, c.watch)
+	} else {
+		c.watchT.Reset(watchAfter)
+	}
+	return ctx
+}
+
+// end stops the watch of the request that ran, cancels its context and
+// reports whether its client went away.
+func (c *conn) end() bool {
+	gone := c.unwatch()
+	c.wmu.Lock()
+	cancel := c.cancel
+	c.cancel = nil
+	c.wmu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return gone
+}
+
+// unwatch disarms the watch and ends a read it has pending, and reports
+// whether the client went away.
+func (c *conn) unwatch() bool {
+	if c.watchT != nil {
+		c.watchT.Stop()
+	}
+	c.wmu.Lock()
+	c.running = false
+	pending := c.watching
+	if pending != nil {
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.wmu.Unlock()
+	if pending != nil {
+		<-pending
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.gone
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it ends a pending
+// read or write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watch runs on the timer's goroutine once a handler has run for
+// watchAfter. It reads from the client, which leaves its connection
+// silent while it waits for the answer. End of stream or an error means
+// the client went away: the request's context is canceled and the round
+// trip made for it is ended. Bytes that do arrive (a pipelined request)
+// stay in the buffer for the next head. The request's body must have been
+// read: until then the handler reads the connection.
+func (c *conn) watch() {
+	c.wmu.Lock()
+	if !c.running || c.watching != nil || c.gone || !c.bodyRead.Load() || c.w == len(c.buf) {
+		c.wmu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.watching = done
+	_ = c.rwc.SetReadDeadline(time.Time{}) // under the lock: unwatch's deadline comes after it
+	c.wmu.Unlock()
+
+	n, err := c.rwc.Read(c.buf[c.w:])
+	c.wmu.Lock()
+	c.w += n
+	var ne net.Error
+	if n == 0 && err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		c.gone = true
+		if c.cancel != nil {
+			c.cancel()
+		}
+		if c.guarded != nil {
+			c.guarded.abort()
+		}
+	}
+	c.watching = nil
+	c.wmu.Unlock()
+	close(done)
+}
+
+// guard has cc's round trip ended if the client goes away before
+// unguard. It reports false when another round trip holds the guard.
+func (c *conn) guard(cc *clientConn) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	switch {
+	case c.guarded != nil:
+		return false
+	case c.gone:
+		cc.abort()
+	default:
+		c.guarded = cc
+	}
+	return true
+}
+
+// unguard ends guard; after it, cc.aborted says whether the client's
+// going away ended the round trip.
+func (c *conn) unguard(cc *clientConn) {
+	c.wmu.Lock()
+	if c.guarded == cc {
+		c.guarded = nil
+	}
+	c.wmu.Unlock()
 }
 
 // write appends p to the write buffer, writing the buffer out when p
@@ -382,6 +540,7 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	b.remaining -= int64(n)
 	if b.remaining == 0 {
+		c.bodyRead.Store(true)
 		return n, io.EOF
 	}
 	return n, b.err

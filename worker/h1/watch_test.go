@@ -1,0 +1,129 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClientGoneEndsTheRoundTrip: a client that goes away while its
+// request waits on a slow target cancels the request's context, and the
+// round trip made with it ends and closes the target connection, so the
+// target's own request is canceled too (edgemicro aborts the target
+// request and logs 499).
+func TestClientGoneEndsTheRoundTrip(t *testing.T) {
+	targetSaw := make(chan struct{})
+	targetDone := make(chan error, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		close(targetSaw)
+		select {
+		case <-r.Context().Done():
+			targetDone <- nil
+		case <-time.After(10 * time.Second):
+			targetDone <- errors.New("the target's request was never canceled")
+		}
+	}))
+	defer target.Close()
+	tr := &Transport{Addr: target.Listener.Addr().String(), Dial: (&net.Dialer{}).DialContext}
+
+	proxyErr := make(chan error, 1)
+	_, addr := testServer(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		out := (&http.Request{
+			Method: "GET", URL: &url.URL{Scheme: "http", Host: tr.Addr, Path: "/"}, Host: tr.Addr,
+			Header: http.Header{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		}).WithContext(r.Context())
+		resp, err := tr.RoundTrip(out)
+		switch {
+		case err == nil:
+			resp.Body.Close()
+			proxyErr <- errors.New("the round trip succeeded")
+		case !errors.Is(err, context.Canceled) || r.Context().Err() == nil:
+			proxyErr <- fmt.Errorf("round trip: %v; request context: %v", err, r.Context().Err())
+		default:
+			proxyErr <- nil
+		}
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-targetSaw
+	_ = c.Close()
+	for _, ch := range []chan error{proxyErr, targetDone} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no outcome 10 s after the client went away")
+		}
+	}
+}
+
+// TestSlowRequestKeepsItsContext: a request that runs past watchAfter
+// with its client still waiting keeps a live context, and a request the
+// client pipelines while it runs (read by the watch) is served after it.
+func TestSlowRequestKeepsItsContext(t *testing.T) {
+	_, addr := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * watchAfter)
+		}
+		fmt.Fprintf(w, "%s ctx=%v", r.URL.Path, r.Context().Err())
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * watchAfter) // the watch is reading now
+	if _, err := io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/slow ctx=<nil>", "/next ctx=<nil>"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want || resp.Header.Get("X-Served-By") != "" {
+			t.Fatalf("answer %q (served by %q), want %q from the fast path", b, resp.Header.Get("X-Served-By"), want)
+		}
+	}
+}
+
+// TestContextEndsWithTheHandler: as with net/http, a request's context
+// is canceled once its handler has returned.
+func TestContextEndsWithTheHandler(t *testing.T) {
+	ctxs := make(chan context.Context, 1)
+	_, addr := testServer(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		ctxs <- r.Context()
+	}))
+	_, resps, _ := exchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1, "GET")
+	ctx := <-ctxs
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the context of a finished request is live")
+	}
+	if resps[0].StatusCode != 200 || !strings.Contains(fmt.Sprint(ctx.Err()), "canceled") {
+		t.Fatalf("status %d, context %v", resps[0].StatusCode, ctx.Err())
+	}
+}
