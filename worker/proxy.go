@@ -28,13 +28,6 @@ type proxy struct {
 	metrics    *proxyMetrics
 }
 
-// hopHeaders are removed in both directions (RFC 9110 §7.6.1), as are the
-// headers named by Connection.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -67,8 +60,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h := w.Header()
-	copyHeader(h, resp.Header)
-	removeHop(h)
+	copyEndToEnd(h, resp.Header)
 	if _, ok := h["Content-Type"]; !ok {
 		// The target sent no type; a nil value keeps the server from
 		// guessing one from the body.
@@ -98,8 +90,7 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 	u.RawQuery = r.URL.RawQuery
 
 	h := make(http.Header, len(r.Header)+6)
-	copyHeader(h, r.Header)
-	removeHop(h)
+	copyEndToEnd(h, r.Header)
 
 	clientHost := r.Host
 	// The values mgw adds share one backing array: one allocation, not one each.
@@ -213,24 +204,32 @@ func cleanRest(rest string, root bool) string {
 	return b.String()
 }
 
-func copyHeader(dst, src http.Header) {
+// copyEndToEnd copies src's headers into dst, except the hop-by-hop
+// ones (RFC 9110 §7.6.1) and those src's Connection header names, which
+// are removed from dst too.
+func copyEndToEnd(dst, src http.Header) {
 	for k, vv := range src {
-		dst[k] = vv
+		if !isHop(k) {
+			dst[k] = vv
+		}
 	}
-}
-
-// removeHop deletes hop-by-hop headers and those listed in Connection.
-func removeHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
+	for _, v := range src["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
+				dst.Del(name)
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+}
+
+// isHop reports whether a canonical header name is hop-by-hop.
+func isHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
 	}
+	return false
 }
 
 // joinList returns v after whatever the client sent in a comma-separated

@@ -603,3 +603,48 @@ func TestClientGoneIs499(t *testing.T) {
 		}
 	}
 }
+
+// TestHopByHopHeadersStay: hop-by-hop headers, and those a Connection
+// header names, are not passed on in either direction (SPEC §16); every
+// other header is.
+func TestHopByHopHeadersStay(t *testing.T) {
+	t.Parallel()
+	tg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "X-Hop-Answer")
+		w.Header().Set("X-Hop-Answer", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-End-Answer", "1")
+		_ = json.NewEncoder(w).Encode(r.Header)
+	}))
+	t.Cleanup(tg.Close)
+	_, srv := newTestWorker(t, routes, tg.URL)
+	req, _ := http.NewRequest("GET", srv.URL+"/hello/x", nil)
+	for k, v := range map[string]string{
+		"Connection": "X-Hop-Request", "X-Hop-Request": "1", "Keep-Alive": "timeout=5",
+		"Te": "trailers", "Proxy-Authorization": "Basic eA==", "Proxy-Connection": "keep-alive",
+		"Upgrade": "h2c", "X-End-Request": "1",
+	} {
+		req.Header.Set(k, v)
+	}
+	resp, body := do(t, req)
+	var saw http.Header
+	if err := json.Unmarshal(body, &saw); err != nil {
+		t.Fatalf("%d %s: %v", resp.StatusCode, body, err)
+	}
+	for _, k := range []string{"X-Hop-Request", "Keep-Alive", "Te", "Proxy-Authorization", "Proxy-Connection", "Upgrade"} {
+		if v, ok := saw[k]; ok {
+			t.Errorf("the target got %s: %q", k, v)
+		}
+	}
+	if saw.Get("X-End-Request") != "1" {
+		t.Errorf("the target did not get X-End-Request: %v", saw)
+	}
+	for _, k := range []string{"X-Hop-Answer", "Keep-Alive"} {
+		if v, ok := resp.Header[k]; ok {
+			t.Errorf("the client got %s: %q", k, v)
+		}
+	}
+	if resp.Header.Get("X-End-Answer") != "1" {
+		t.Errorf("the client did not get X-End-Answer: %v", resp.Header)
+	}
+}
