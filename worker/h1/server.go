@@ -357,8 +357,16 @@ func (c *conn) serveRequest(h requestHead) bool {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
 	}
 	c.closeAfter = h.close
-	w := &c.resp // one per connection, as a handler must not keep it past its return
-	*w = response{c: c, req: req, header: make(http.Header, 8), contentLength: -1, pre: w.pre[:0]}
+	// One writer and one header map per connection, as a handler must not
+	// keep either past its return.
+	w := &c.resp
+	hdr := w.header
+	if hdr == nil {
+		hdr = make(http.Header, 8)
+	} else {
+		clear(hdr)
+	}
+	*w = response{c: c, req: req, header: hdr, contentLength: -1, pre: w.pre[:0]}
 	s.Handler.ServeHTTP(w, req)
 	if c.end() {
 		c.closeAfter = true

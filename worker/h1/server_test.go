@@ -262,3 +262,21 @@ func TestServerSurvivesAPanic(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestServerHeaderDoesNotCarryOver: the header map a connection reuses
+// starts empty for each request.
+func TestServerHeaderDoesNotCarryOver(t *testing.T) {
+	_, addr := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-Only-First", "1")
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	_, resps, bodies := exchange(t, addr, "GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n", 2, "GET")
+	if resps[0].Header.Get("X-Only-First") != "1" || bodies[0] != "/first" {
+		t.Fatalf("first answer: %v %q", resps[0].Header, bodies[0])
+	}
+	if v, ok := resps[1].Header["X-Only-First"]; ok || bodies[1] != "/second" {
+		t.Fatalf("second answer carries X-Only-First %q (body %q)", v, bodies[1])
+	}
+}
