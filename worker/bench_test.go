@@ -1,14 +1,13 @@
 package worker
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/mgw-gateway/mgw/worker/h1"
+	"github.com/mgw-gateway/mgw/worker/h1/h1test"
 )
 
 // BenchmarkWorker is the whole no-plugin request path in one process:
@@ -56,42 +55,7 @@ url = "http://TARGET"
 			s := &h1.Server{Handler: w}
 			go func() { _ = s.Serve(ln) }()
 			defer func() { _ = s.Close() }()
-			benchClients(b, ln.Addr().String())
+			h1test.Clients(b, ln.Addr().String(), "/api/bench")
 		})
 	}
-}
-
-// benchClients sends GETs on keep-alive connections, one per parallel
-// goroutine, and reads each answer.
-func benchClients(b *testing.B, addr string) {
-	req := "GET /api/bench HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: bench\r\n\r\n"
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for pb.Next() {
-			if _, err := io.WriteString(c, req); err != nil {
-				b.Error(err)
-				return
-			}
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "hello") {
-				b.Errorf("answer %d %q", resp.StatusCode, body)
-				return
-			}
-		}
-	})
-	b.StopTimer()
 }

@@ -1,13 +1,13 @@
 package h1
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/worker/h1/h1test"
 )
 
 // BenchmarkProxy compares, in one run, a minimal proxy on this package's
@@ -53,14 +53,14 @@ func BenchmarkProxy(b *testing.B) {
 		s := &Server{Handler: proxyTo(&Transport{Addr: addr, Dial: d.DialContext})}
 		go func() { _ = s.Serve(ln) }()
 		defer func() { _ = s.Close() }()
-		benchClients(b, ln.Addr().String())
+		h1test.Clients(b, ln.Addr().String(), "/bench")
 	})
 	b.Run("net-http", func(b *testing.B) {
 		ln := benchListen(b)
 		s := &http.Server{Handler: proxyTo(&http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1024})}
 		go func() { _ = s.Serve(ln) }()
 		defer func() { _ = s.Close() }()
-		benchClients(b, ln.Addr().String())
+		h1test.Clients(b, ln.Addr().String(), "/bench")
 	})
 }
 
@@ -70,39 +70,4 @@ func benchListen(b *testing.B) net.Listener {
 		b.Fatal(err)
 	}
 	return ln
-}
-
-// benchClients sends GETs on keep-alive connections, one per parallel
-// goroutine, and reads each answer.
-func benchClients(b *testing.B, addr string) {
-	req := "GET /bench HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: bench\r\n\r\n"
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for pb.Next() {
-			if _, err := io.WriteString(c, req); err != nil {
-				b.Error(err)
-				return
-			}
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "hello") {
-				b.Errorf("answer %d %q", resp.StatusCode, body)
-				return
-			}
-		}
-	})
-	b.StopTimer()
 }
