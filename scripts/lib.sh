@@ -31,24 +31,31 @@ wait_port() { # wait_port PORT: until something answers HTTP there
 	exit 1
 }
 
-# start_target PORT: nginx with one worker answering every request with a small body.
-start_target() {
-	cat >"$WORK/nginx-target.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx-target.pid;
-error_log $WORK/nginx-target.err warn;
+# start_nginx NAME WORKERS PORT HTTP_BODY: nginx with WORKERS workers, its
+# files named $WORK/nginx-NAME.*, HTTP_BODY inside its http block after
+# the settings both nginx setups share.
+start_nginx() {
+	cat >"$WORK/nginx-$1.conf" <<CONF
+worker_processes $2;
+pid $WORK/nginx-$1.pid;
+error_log $WORK/nginx-$1.err warn;
 events { worker_connections 4096; }
 http {
 	access_log off;
 	keepalive_requests 1000000;
-	server {
-		listen 127.0.0.1:$1;
-		location / { default_type text/plain; return 200 "hello from the target\n"; }
-	}
+$4
 }
 CONF
-	nginx -c "$WORK/nginx-target.conf"
-	wait_port "$1"
+	nginx -c "$WORK/nginx-$1.conf"
+	wait_port "$3"
+}
+
+# start_target PORT: nginx with one worker answering every request with a small body.
+start_target() {
+	start_nginx target 1 "$1" "	server {
+		listen 127.0.0.1:$1;
+		location / { default_type text/plain; return 200 \"hello from the target\\n\"; }
+	}"
 }
 
 # start_nginx_proxy PORT TARGET_PORT: nginx with two workers as a keep-alive
@@ -57,25 +64,17 @@ CONF
 # X-Forwarded-Proto and X-Request-Id kept or set, the target's own Host,
 # and a response-time header on the answer.
 start_nginx_proxy() {
-	cat >"$WORK/nginx-proxy.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx-proxy.pid;
-error_log $WORK/nginx-proxy.err warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	upstream target { server 127.0.0.1:$2; keepalive 128; }
-	map \$http_x_forwarded_host \$mgw_xfh { "" \$http_host; default "\$http_x_forwarded_host, \$http_host"; }
-	map \$http_x_forwarded_proto \$mgw_xfp { "" \$scheme; default \$http_x_forwarded_proto; }
-	map \$http_via \$mgw_via { "" "1.1 \$host"; default "\$http_via, 1.1 \$host"; }
-	map \$http_x_request_id \$mgw_rid { "" \$request_id; default \$http_x_request_id; }
+	start_nginx proxy 2 "$1" "	upstream target { server 127.0.0.1:$2; keepalive 128; }
+	map \$http_x_forwarded_host \$mgw_xfh { \"\" \$http_host; default \"\$http_x_forwarded_host, \$http_host\"; }
+	map \$http_x_forwarded_proto \$mgw_xfp { \"\" \$scheme; default \$http_x_forwarded_proto; }
+	map \$http_via \$mgw_via { \"\" \"1.1 \$host\"; default \"\$http_via, 1.1 \$host\"; }
+	map \$http_x_request_id \$mgw_rid { \"\" \$request_id; default \$http_x_request_id; }
 	server {
 		listen 127.0.0.1:$1;
 		location /api/ {
 			proxy_pass http://target/;
 			proxy_http_version 1.1;
-			proxy_set_header Connection "";
+			proxy_set_header Connection \"\";
 			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
 			proxy_set_header X-Forwarded-Host \$mgw_xfh;
 			proxy_set_header X-Forwarded-Proto \$mgw_xfp;
@@ -83,11 +82,7 @@ http {
 			proxy_set_header X-Request-Id \$mgw_rid;
 			add_header X-Response-Time \$request_time always;
 		}
-	}
-}
-CONF
-	nginx -c "$WORK/nginx-proxy.conf"
-	wait_port "$1"
+	}"
 }
 
 # start_mgw PORT TARGET_PORT WORKERS [DIR [EXTRA_TOML]]: mgw with one proxy
