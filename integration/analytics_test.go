@@ -3,6 +3,8 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -141,5 +143,57 @@ func TestAnalyticsSpooledAcrossARestart(t *testing.T) {
 	in.eventually(10*time.Second, "the spooled records", func() bool { return len(fe.Records()) >= 20 })
 	if n := len(fe.Records()); n != 20 {
 		t.Fatalf("%d records, want exactly 20", n)
+	}
+}
+
+// TestAnalyticsTurnedOnByAnEdit: analytics turned on by a config edit,
+// with the same processes, record every request from then on (before,
+// the master had no queue and dropped what the workers sent).
+func TestAnalyticsTurnedOnByAnEdit(t *testing.T) {
+	t.Parallel()
+	tg := target(t)
+	cfg := proxyConfig(tg.URL)
+	in := newInstance(t, cfg)
+	in.start(2)
+	before := in.waitServing(2)
+	file := filepath.Join(t.TempDir(), "records.jsonl")
+	in.writeConfig(cfg + `
+[edgemicro.plugins]
+sequence = []
+[analytics]
+enabled = true
+flushInterval = 100
+file = "` + file + `"
+`)
+	in.eventually(10*time.Second, "every worker to serve the edit", func() bool {
+		st, ok := in.status()
+		if !ok || st.Config.Revision <= before.Config.Revision || st.Analytics == nil || len(st.Workers) != 2 {
+			return false
+		}
+		for _, w := range st.Workers {
+			if w.Revision != st.Config.Revision {
+				return false
+			}
+		}
+		return true
+	})
+	const n = 20
+	for range n {
+		if code, _ := get(t, in.url("/api/x")); code != 200 {
+			t.Fatalf("GET = %d", code)
+		}
+	}
+	var lines int
+	in.eventually(10*time.Second, fmt.Sprintf("%d records in %s", n, file), func() bool {
+		b, _ := os.ReadFile(file)
+		lines = strings.Count(string(b), "\n")
+		return lines >= n
+	})
+	if lines != n {
+		t.Fatalf("%d records for %d requests", lines, n)
+	}
+	after := in.waitServing(2)
+	if fmt.Sprint(pidsOf(after)) != fmt.Sprint(pidsOf(before)) {
+		t.Fatalf("workers changed: %v → %v", pidsOf(before), pidsOf(after))
 	}
 }

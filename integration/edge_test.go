@@ -479,3 +479,26 @@ func TestTokenAndVerifyCommands(t *testing.T) {
 		t.Fatalf("verify with a wrong secret: %d\n%s", code, out)
 	}
 }
+
+// TestEdgePollIntervalFollowsAnEdit: a config edit that shortens
+// config_change_poll_interval takes effect in the running master.
+func TestEdgePollIntervalFollowsAnEdit(t *testing.T) {
+	fe := startFakeEdge(t)
+	tgt, _ := countingTarget(t)
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	slow := strings.Replace(edgeConfigNoAuth(fe), "config_change_poll_interval = 1", "config_change_poll_interval = 3600", 1)
+	in := newInstance(t, slow)
+	in.start(1, edgeFlags(fe)...)
+	fe.SetProxies(
+		fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL},
+		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt.URL},
+	)
+	if st, _ := get(t, in.url("/open/x")); st != 404 {
+		t.Fatalf("/open before any poll: %d", st)
+	}
+	in.writeConfig(edgeConfigNoAuth(fe)) // every second
+	in.eventually(10*time.Second, "a poll at the new interval to bring /open", func() bool {
+		st, _ := get(t, in.url("/open/x"))
+		return st == 200
+	})
+}

@@ -15,9 +15,14 @@ import (
 // analyticsFlushTimeout bounds the upload of what is left at exit.
 const analyticsFlushTimeout = 10 * time.Second
 
-// startAnalytics starts the instance's analytics queue when analytics
-// are on. Its settings hold for the generation; a reload applies changes.
-func (m *Master) startAnalytics(snap *configs.Snapshot) error {
+// applyAnalytics follows a revision's analytics settings: it starts the
+// instance's queue when analytics turn on, and gives a running queue the
+// revision's settings, keeping the records it holds. A revision that
+// turns analytics off leaves the queue to upload what it holds. The
+// supervisor hands records to whatever queue there is at that moment, so
+// a queue started by a config push takes the records of workers that
+// were running already.
+func (m *Master) applyAnalytics(snap *configs.Snapshot) error {
 	cfg := &snap.Config
 	if !plugins.AnalyticsOn(cfg) {
 		return nil
@@ -38,21 +43,32 @@ func (m *Master) startAnalytics(snap *configs.Snapshot) error {
 		}
 		send = analytics.FileSender(file)
 	}
+	if q := m.analytics.Load(); q != nil {
+		q.Reconfigure(s, send)
+		return nil
+	}
 	// Records a generation cannot upload before it exits are spooled in
 	// the run dir, where the next generation finds them.
-	m.analytics = analytics.NewQueue(s, send, m.opts.RunDir, m.log.With().Str("component", "analytics").Logger())
+	q := analytics.NewQueue(s, send, m.opts.RunDir, m.log.With().Str("component", "analytics").Logger())
 	stop, done := make(chan struct{}), make(chan struct{})
-	q := m.analytics
 	go func() { defer close(done); q.Run(stop) }()
 	m.stopAnalytics = func() { close(stop); <-done }
-	m.sup.records = m.analytics.Add
+	m.analytics.Store(q)
 	return nil
+}
+
+// addRecords is the supervisor's hook for the records workers send.
+func (m *Master) addRecords(recs [][]byte) {
+	if q := m.analytics.Load(); q != nil {
+		q.Add(recs)
+	}
 }
 
 // flushAnalytics, once every worker has exited, reads their channels to
 // the end, uploads what is queued and spools the rest.
 func (m *Master) flushAnalytics() {
-	if m.analytics == nil {
+	q := m.analytics.Load()
+	if q == nil {
 		return
 	}
 	if !m.sup.waitReaders(5 * time.Second) {
@@ -65,17 +81,18 @@ func (m *Master) flushAnalytics() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	m.analytics.Flush(ctx)
-	q, d, s := m.analytics.Stats()
-	m.log.Info().Int("left", q).Uint64("dropped", d).Uint64("sent", s).Msg("analytics flushed")
-	m.analytics = nil
+	q.Flush(ctx)
+	n, d, s := q.Stats()
+	m.log.Info().Int("left", n).Uint64("dropped", d).Uint64("sent", s).Msg("analytics flushed")
+	m.analytics.Store(nil)
 }
 
 func (m *Master) analyticsStatus() *ipc.AnalyticsStatus {
-	if m.analytics == nil {
+	aq := m.analytics.Load()
+	if aq == nil {
 		return nil
 	}
-	q, d, s := m.analytics.Stats()
+	q, d, s := aq.Stats()
 	d += m.sup.retired.RecordsDropped // dropped in workers, before the master got them
 	for _, sl := range m.sup.slots {
 		if sl.metrics != nil {

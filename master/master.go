@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -118,9 +119,10 @@ type Master struct {
 	edge   edgeState
 	polled chan pollResult
 
-	analytics     *analytics.Queue
+	analytics     atomic.Pointer[analytics.Queue] // read by the workers' channel readers
 	stopAnalytics func()
 	stopQuotas    func()
+	quotas        *quotaSyncer // Edge mode: the edge quota backend's syncer
 	metricsReqs   chan metricsRequest
 	quitting      bool
 }
@@ -229,7 +231,8 @@ func (m *Master) run(ctx context.Context) error {
 	spawner := &execSpawner{executable: m.opts.Executable, args: args, listener: lnFile, zone: z.File(), balance: bal, env: workerEnv(m.opts.Processes)}
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
 	m.sup.askKey = m.askKey
-	if err := m.startAnalytics(snap); err != nil {
+	m.sup.records = m.addRecords
+	if err := m.applyAnalytics(snap); err != nil {
 		return err
 	}
 	m.startQuotaSync(snap, z)
@@ -258,11 +261,35 @@ func (m *Master) run(ctx context.Context) error {
 		defer t.Stop()
 		rotateTick = t.C
 	}
-	if d := pollInterval(&snap.Config); d > 0 {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		pollTick = t.C
+	// The Edge poll follows the serving revision's interval.
+	var (
+		poll      *time.Ticker
+		pollEvery time.Duration
+	)
+	setPoll := func(first bool) {
+		d := pollInterval(&m.snap.Config)
+		if d == pollEvery {
+			return
+		}
+		if poll != nil {
+			poll.Stop()
+			poll, pollTick = nil, nil
+		}
+		if d > 0 {
+			poll = time.NewTicker(d)
+			pollTick = poll.C
+		}
+		if !first {
+			m.log.Info().Dur("interval", d).Msg("Edge poll interval changed")
+		}
+		pollEvery = d
 	}
+	setPoll(true)
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
 	defer func() {
 		if watch != nil {
 			watch.close()
@@ -302,6 +329,7 @@ func (m *Master) run(ctx context.Context) error {
 
 		case <-fileChanged:
 			m.reloadFile()
+			setPoll(false)
 
 		case <-pollTick:
 			m.startPoll()
@@ -321,6 +349,7 @@ func (m *Master) run(ctx context.Context) error {
 
 		case r := <-m.polled:
 			m.onPoll(r)
+			setPoll(false)
 
 		case req := <-m.control:
 			m.onControl(req)
@@ -470,6 +499,17 @@ func (m *Master) reloadFile() {
 	if old.Port != n.Port || old.Address != n.Address || old.MaxConnections != n.MaxConnections ||
 		old.KeepAliveTimeout != n.KeepAliveTimeout || old.MaxHeaderBytes != n.MaxHeaderBytes {
 		m.log.Warn().Msg("port, address, max_connections, keep_alive_timeout and max_header_bytes change only on mgw reload")
+	}
+	// The master's own parts follow the revision before the workers do,
+	// so that a worker's first record finds a queue.
+	if err := m.applyAnalytics(snap); err != nil {
+		msg := err.Error()
+		m.lastError = &msg
+		m.log.Error().Err(err).Uint64("serving_revision", m.snap.Revision).Msg("config edit rejected; the last good config keeps serving")
+		return
+	}
+	if m.quotas != nil {
+		m.quotas.setURI(quotaApplyURI(&snap.Config, m.opts.Org, m.opts.Env))
 	}
 	snap.Revision = m.snap.Revision + 1
 	if err := m.sup.setConfig(snap); err != nil {

@@ -30,15 +30,22 @@ const quotaSyncInterval = time.Second
 // zone, where every worker reads it.
 type quotaSyncer struct {
 	zone   *zone.Zone
-	uri    string // …/v2/quotas/apply
 	key    string
 	secret string
 	client *http.Client
 	log    zerolog.Logger
 
 	mu   sync.Mutex
+	uri  string // …/v2/quotas/apply, from the serving revision
 	ids  map[string]ipc.QuotaWatch
 	kick chan struct{}
+}
+
+// setURI takes a new revision's quota URI.
+func (q *quotaSyncer) setURI(uri string) {
+	q.mu.Lock()
+	q.uri = uri
+	q.mu.Unlock()
 }
 
 // quotaApplyURI is edge_config.quotaUri with org and env filled in, or
@@ -90,16 +97,17 @@ func (q *quotaSyncer) syncAll() {
 	for _, w := range q.ids {
 		ws = append(ws, w)
 	}
+	uri := q.uri
 	q.mu.Unlock()
 	for _, w := range ws {
-		if err := q.sync(w); err != nil {
+		if err := q.sync(uri, w); err != nil {
 			q.log.Warn().Err(err).Str("identifier", w.Identifier).Msg("quota: Edge exchange failed; counting locally meanwhile")
 		}
 	}
 }
 
 // sync sends the pending weight of one identifier and keeps Edge's count.
-func (q *quotaSyncer) sync(w ipc.QuotaWatch) error {
+func (q *quotaSyncer) sync(uri string, w ipc.QuotaWatch) error {
 	pending, err := q.zone.Slot(w.Identifier + quota.PendingSuffix)
 	if err != nil {
 		return err
@@ -115,7 +123,7 @@ func (q *quotaSyncer) sync(w ipc.QuotaWatch) error {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, q.uri, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -161,4 +169,5 @@ func (m *Master) startQuotaSync(snap *configs.Snapshot, z *zone.Zone) {
 	go func() { defer close(done); q.run(stop) }()
 	m.stopQuotas = func() { close(stop); <-done }
 	m.sup.quotaWatch = q.watch
+	m.quotas = q
 }

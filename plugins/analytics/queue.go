@@ -31,12 +31,14 @@ type Sender func(ctx context.Context, batch [][]byte) (rejected int, err error)
 // Queue holds an instance's records until they are uploaded. It is safe
 // for concurrent use.
 type Queue struct {
-	s     Settings
-	send  Sender
 	spool string // the directory of spool files
 	log   zerolog.Logger
+	// changed tells Run that Reconfigure changed the settings.
+	changed chan struct{}
 
 	mu      sync.Mutex
+	s       Settings
+	send    Sender
 	buf     [][]byte // oldest first
 	dropped uint64
 	sent    uint64
@@ -46,7 +48,26 @@ type Queue struct {
 // NewQueue returns a queue uploading with send; what it cannot upload by
 // the end of Flush goes to a spool file in the directory spool ("": none).
 func NewQueue(s Settings, send Sender, spool string, log zerolog.Logger) *Queue {
-	return &Queue{s: s, send: send, spool: spool, log: log}
+	return &Queue{s: s, send: send, spool: spool, log: log, changed: make(chan struct{}, 1)}
+}
+
+// Reconfigure gives the queue a new revision's settings and sender: the
+// records it holds stay and go out with them.
+func (q *Queue) Reconfigure(s Settings, send Sender) {
+	q.mu.Lock()
+	q.s, q.send = s, send
+	q.trim()
+	q.mu.Unlock()
+	select {
+	case q.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) settings() (Settings, Sender) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s, q.send
 }
 
 // Add queues records, dropping the oldest when the buffer is full.
@@ -94,12 +115,13 @@ func (q *Queue) putBack(recs [][]byte) {
 
 // upload sends batches until the queue is empty or a send fails.
 func (q *Queue) upload(ctx context.Context) error {
+	_, send := q.settings()
 	for {
 		batch := q.take()
 		if len(batch) == 0 {
 			return nil
 		}
-		rejected, err := q.send(ctx, batch)
+		rejected, err := send(ctx, batch)
 		if errors.Is(err, ErrBadBatch) {
 			// Sending it again would fail again and hold up every later record.
 			q.mu.Lock()
@@ -128,7 +150,9 @@ func (q *Queue) upload(ctx context.Context) error {
 // spooled. An upload in progress when stop closes is finished, not
 // aborted, so that no batch is both received and sent again.
 func (q *Queue) Run(stop <-chan struct{}) {
-	t := time.NewTicker(time.Duration(q.s.FlushInterval) * time.Millisecond)
+	s, _ := q.settings()
+	every := time.Duration(s.FlushInterval) * time.Millisecond
+	t := time.NewTicker(every)
 	defer t.Stop()
 	ctx := context.Background()
 	skip := 0
@@ -136,6 +160,11 @@ func (q *Queue) Run(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
+		case <-q.changed:
+			s, _ = q.settings()
+			every = time.Duration(s.FlushInterval) * time.Millisecond
+			t.Reset(every)
+			continue
 		case <-t.C:
 		}
 		if skip > 0 {
@@ -145,7 +174,7 @@ func (q *Queue) Run(stop <-chan struct{}) {
 		q.adoptSpool()
 		if err := q.upload(ctx); err != nil {
 			q.failing++
-			skip = min(1<<min(q.failing, 7), int(30*time.Second/(time.Duration(q.s.FlushInterval)*time.Millisecond))) - 1
+			skip = min(1<<min(q.failing, 7), int(30*time.Second/every)) - 1
 			q.log.Warn().Err(err).Int("retry_in_ticks", skip+1).Msg("analytics upload failed")
 			continue
 		}

@@ -165,3 +165,34 @@ func FuzzRecordJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestQueueReconfigureKeepsWhatItHolds: new settings and a new sender
+// take over the records already queued: they go out with the new sender,
+// in the new batch size, and a smaller buffer drops the oldest.
+func TestQueueReconfigureKeepsWhatItHolds(t *testing.T) {
+	t.Parallel()
+	var old, got []string
+	collect := func(to *[]string) Sender {
+		return func(_ context.Context, b [][]byte) (int, error) {
+			*to = append(*to, fmt.Sprint(len(b)))
+			return 0, nil
+		}
+	}
+	q := NewQueue(settings(100, 10), collect(&old), "", zerolog.Nop())
+	q.Add(recs(1, 6))
+	q.Reconfigure(settings(5, 2), collect(&got))
+	if n, d, _ := q.Stats(); n != 5 || d != 1 {
+		t.Fatalf("after a smaller buffer: queued %d, dropped %d; want 5 and 1", n, d)
+	}
+	if err := q.upload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 0 || fmt.Sprint(got) != "[2 2 1]" {
+		t.Fatalf("old sender got batches %v, new one %v; want none, and [2 2 1]", old, got)
+	}
+	select {
+	case <-q.changed:
+	default:
+		t.Fatal("Run was not told of the new settings")
+	}
+}
