@@ -40,7 +40,7 @@ func TestQuotaSyncerFollowsTheURI(t *testing.T) {
 	if a.Load() != 1 || b.Load() != 1 {
 		t.Fatalf("calls: old URI %d, new URI %d; want 1 and 1", a.Load(), b.Load())
 	}
-	s, err := z.Slot("app.product"+quota.RemoteSuffix)
+	s, err := z.Slot("app.product" + quota.RemoteSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}

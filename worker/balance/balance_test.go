@@ -46,7 +46,7 @@ func TestSharedAcrossMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer master.Close()
+	defer func() { _ = master.Close() }()
 	dup, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(master.File().Fd())), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestSharedAcrossMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer worker.Close()
+	defer func() { _ = worker.Close() }()
 	if worker.Len() != 3 || master.Count(1) != -1 {
 		t.Fatalf("fresh table: len %d, count %d", worker.Len(), master.Count(1))
 	}

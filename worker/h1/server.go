@@ -454,7 +454,7 @@ func (c *conn) watch() {
 	c.wmu.Lock()
 	c.w += n
 	var ne net.Error
-	if n == 0 && err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+	if timeout := errors.As(err, &ne) && ne.Timeout(); n == 0 && err != nil && !timeout {
 		c.gone = true
 		if c.cancel != nil {
 			c.cancel()

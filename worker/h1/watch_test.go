@@ -47,7 +47,7 @@ func TestClientGoneEndsTheRoundTrip(t *testing.T) {
 			resp.Body.Close()
 			proxyErr <- errors.New("the round trip succeeded")
 		case !errors.Is(err, context.Canceled) || r.Context().Err() == nil:
-			proxyErr <- fmt.Errorf("round trip: %v; request context: %v", err, r.Context().Err())
+			proxyErr <- fmt.Errorf("round trip: %w; request context: %w", err, r.Context().Err())
 		default:
 			proxyErr <- nil
 		}

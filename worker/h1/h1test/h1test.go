@@ -36,6 +36,7 @@ func Clients(b *testing.B, addr, path string) {
 				return
 			}
 			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "hello") {
 				b.Errorf("answer %d %q", resp.StatusCode, body)
 				return
