@@ -422,6 +422,8 @@ func (c *conn) unwatch() bool {
 	c.wmu.Unlock()
 	if pending != nil {
 		<-pending
+		// Whatever reads next sets its own deadline, or has none.
+		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

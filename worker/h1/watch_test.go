@@ -127,3 +127,41 @@ func TestContextEndsWithTheHandler(t *testing.T) {
 		t.Fatalf("status %d, context %v", resps[0].StatusCode, ctx.Err())
 	}
 }
+
+// TestWatchLeavesNoDeadline: on a server with no timeouts, a connection
+// whose request was watched serves the next request too.
+func TestWatchLeavesNoDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(2 * watchAfter)
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/slow", "/next"} {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(b) != path {
+			t.Fatalf("%s: answer %q", path, b)
+		}
+	}
+}
