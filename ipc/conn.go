@@ -17,6 +17,12 @@ const (
 	BalanceFD  = 6 // the generation's connection counts (worker/balance)
 )
 
+// BalanceEnv names the variable by which a master tells its workers that
+// BalanceFD holds a balance table: a worker started by an older master
+// (a binary replaced on disk, a worker restarted before the reload) finds
+// some other descriptor there, or none.
+const BalanceEnv = "MGW_BALANCE_FD"
+
 // Conn sends and receives frames over a stream socket. Send is safe for
 // concurrent use; Recv must be called from one goroutine.
 type Conn struct {

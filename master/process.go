@@ -85,7 +85,7 @@ func (s *execSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, err
 	}
 	defer child.Close()
 	cmd := exec.Command(s.executable, append([]string{"worker", "--id", strconv.Itoa(id)}, s.args...)...)
-	cmd.Env = s.env
+	cmd.Env = append(s.env, ipc.BalanceEnv+"="+strconv.Itoa(ipc.BalanceFD))
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = []*os.File{s.listener, child, s.zone, s.balance.File()} // fds 3 to 6

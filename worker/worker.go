@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -481,13 +482,13 @@ func inheritedZone() *zone.Zone {
 	return z
 }
 
-// inheritedBalance maps the table at ipc.BalanceFD, or returns nil (and
-// the worker accepts without balancing) when it cannot.
+// inheritedBalance maps the table at ipc.BalanceFD when the master says
+// there is one, or returns nil, and the worker accepts without balancing.
 func inheritedBalance(log zerolog.Logger) *balance.Table {
-	f := os.NewFile(ipc.BalanceFD, "balance")
-	if f == nil {
+	if os.Getenv(ipc.BalanceEnv) != strconv.Itoa(ipc.BalanceFD) {
 		return nil
 	}
+	f := os.NewFile(ipc.BalanceFD, "balance")
 	t, err := balance.Map(f)
 	if err != nil {
 		_ = f.Close()
