@@ -2,9 +2,14 @@ package worker
 
 import (
 	"net"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/worker/balance"
 )
 
@@ -130,4 +135,33 @@ func TestListenerCloseEndsTheWait(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("Accept on a closed listener returned a connection")
 	}
+}
+
+// TestBalanceNeedsTheMastersWord: a worker maps its balance descriptor
+// only when MGW_BALANCE_FD names it, and otherwise leaves it alone: in a
+// worker an older master started, it may be anything.
+func TestBalanceNeedsTheMastersWord(t *testing.T) {
+	table, err := balance.Create(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = table.Close() }()
+	fd, err := syscall.Dup(int(table.File().Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(ipc.BalanceEnv, "")
+	if tb := inheritedBalance(zerolog.Nop(), fd); tb != nil {
+		t.Fatal("mapped a descriptor without the master's word")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		t.Fatalf("the descriptor was closed: %v", err)
+	}
+	t.Setenv(ipc.BalanceEnv, strconv.Itoa(fd))
+	tb := inheritedBalance(zerolog.Nop(), fd)
+	if tb == nil || tb.Len() != 2 {
+		t.Fatal("did not map the table the master named")
+	}
+	_ = tb.Close()
 }

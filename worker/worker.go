@@ -163,7 +163,7 @@ func Run(ctx context.Context, opts Options) error {
 	w.ln = newLimitListener(ln, cfg.Edgemicro.MaxConnections)
 	if bal := opts.Balance; bal != nil || opts.Conn == nil {
 		if bal == nil {
-			bal = inheritedBalance(w.log)
+			bal = inheritedBalance(w.log, ipc.BalanceFD)
 		}
 		w.ln.balanceWith(bal, opts.ID)
 	}
@@ -482,13 +482,14 @@ func inheritedZone() *zone.Zone {
 	return z
 }
 
-// inheritedBalance maps the table at ipc.BalanceFD when the master says
-// there is one, or returns nil, and the worker accepts without balancing.
-func inheritedBalance(log zerolog.Logger) *balance.Table {
-	if os.Getenv(ipc.BalanceEnv) != strconv.Itoa(ipc.BalanceFD) {
+// inheritedBalance maps the table at descriptor fd (ipc.BalanceFD) when
+// the master says there is one, or returns nil, and the worker accepts
+// without balancing.
+func inheritedBalance(log zerolog.Logger, fd int) *balance.Table {
+	if os.Getenv(ipc.BalanceEnv) != strconv.Itoa(fd) {
 		return nil
 	}
-	f := os.NewFile(ipc.BalanceFD, "balance")
+	f := os.NewFile(uintptr(fd), "balance")
 	t, err := balance.Map(f)
 	if err != nil {
 		_ = f.Close()
