@@ -59,22 +59,34 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 	if rt.serverTLS, err = snap.ServerTLS(); err != nil {
 		return nil, err
 	}
+	// Target TLS settings per host, built once per revision: an org with
+	// hundreds of proxies on a few hosts parses each certificate once.
+	type targetTLS struct {
+		tc *tls.Config
+		id string
+	}
+	byHost := map[string]targetTLS{}
 	for i := range cfg.Proxies {
 		p := &cfg.Proxies[i]
 		target, err := url.Parse(p.URL)
 		if err != nil {
 			return nil, fmt.Errorf("proxy %q: %w", p.Name, err)
 		}
-		tc, err := snap.TargetTLS(target.Host)
-		if err != nil {
-			return nil, fmt.Errorf("proxy %q: targets: %w", p.Name, err)
+		tt, ok := byHost[target.Host]
+		if !ok {
+			tc, err := snap.TargetTLS(target.Host)
+			if err != nil {
+				return nil, fmt.Errorf("proxy %q: targets: %w", p.Name, err)
+			}
+			tt = targetTLS{tc, tlsID(snap, target.Host)}
+			byHost[target.Host] = tt
 		}
 		px := &proxy{
 			basePath:   p.BasePath,
 			target:     target,
 			targetPath: strings.TrimSuffix(target.Path, "/"),
 			headers:    cfg.Headers,
-			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tc, tlsID(snap, target.Host), cfg.Edgemicro.Proxy),
+			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tt.tc, tt.id, cfg.Edgemicro.Proxy),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
 			metrics:    m.proxy(p.Name),
 		}
