@@ -194,10 +194,10 @@ func Run(ctx context.Context, opts Options) error {
 	} else {
 		// Plain HTTP: the hand-written server takes every connection and
 		// hands the ones it does not serve to net/http.
-		handoff := newHandoffListener(w.ln.Addr())
+		handoff := h1.NewFallbackListener(w.ln.Addr())
 		w.fast = &h1.Server{
 			Handler:           w,
-			Fallback:          handoff.give,
+			Fallback:          handoff.Give,
 			ReadHeaderTimeout: w.srv.ReadHeaderTimeout,
 			IdleTimeout:       w.srv.IdleTimeout,
 			WriteTimeout:      w.srv.WriteTimeout,

@@ -25,7 +25,8 @@
 // Content-Length. Anything else (HTTP/1.0, chunked or Expect bodies,
 // Upgrade, folded or malformed lines, a head longer than its buffer) is
 // handed, with the bytes already read, to a fallback server, net/http,
-// for the rest of that connection's life, before a byte is answered.
+// for the rest of that connection's life, before a byte is answered;
+// FallbackListener carries the connections over.
 //
 // RawConn makes a TCP connection's reads and writes raw system calls
 // through the netpoller; the worker wraps every client and target

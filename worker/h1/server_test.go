@@ -22,10 +22,10 @@ func testServer(t *testing.T, h http.Handler) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &chanListener{addr: ln.Addr(), c: make(chan net.Conn, 4), done: make(chan struct{})}
+	fb := NewFallbackListener(ln.Addr())
 	srv := &Server{
 		Handler:           h,
-		Fallback:          func(c net.Conn) { fb.c <- c },
+		Fallback:          fb.Give,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       5 * time.Second,
 	}
@@ -38,24 +38,6 @@ func testServer(t *testing.T, h http.Handler) (*Server, string) {
 	t.Cleanup(func() { _ = srv.Close(); _ = hs.Close() })
 	return srv, ln.Addr().String()
 }
-
-type chanListener struct {
-	addr net.Addr
-	c    chan net.Conn
-	once sync.Once
-	done chan struct{}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.c:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-func (l *chanListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
-func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // exchange writes raw to a new connection and reads n answers.
 func exchange(t *testing.T, addr, raw string, n int, method string) (net.Conn, []*http.Response, []string) {
