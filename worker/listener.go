@@ -22,16 +22,27 @@ type limitListener struct {
 	table *balance.Table
 	id    int
 	// pause sleeps for d, or returns false at once when the listener
-	// closes; tests replace it.
+	// closes; now is the clock. Tests replace both.
 	pause func(d time.Duration) bool
+	now   func() time.Time
+	// After balanceGiveUp whole waits in a row, this worker accepts
+	// without waiting until trustAfter.
+	wholeWaits int
+	trustAfter time.Time
 }
 
 // A worker over its share waits balanceStep at a time, and at most
 // balanceWait, for the others to take the backlog; then it accepts
-// anyway, so a worker slow to run delays a connection by no more than that.
+// anyway, so a worker slow to run delays a connection by no more than
+// that. When the others let balanceGiveUp whole waits in a row pass (a
+// worker that is stuck, not just slow), it stops waiting for
+// balanceRest, so that one stuck worker cannot hold the others to one
+// new connection per balanceWait.
 const (
-	balanceStep = time.Millisecond
-	balanceWait = 10 * time.Millisecond
+	balanceStep   = time.Millisecond
+	balanceWait   = 10 * time.Millisecond
+	balanceGiveUp = 3
+	balanceRest   = time.Second
 )
 
 func newLimitListener(ln net.Listener, max int) *limitListener {
@@ -39,7 +50,7 @@ func newLimitListener(ln net.Listener, max int) *limitListener {
 	if max > 0 {
 		l.sem = make(chan struct{}, max)
 	}
-	l.pause = l.sleep
+	l.pause, l.now = l.sleep, time.Now
 	return l
 }
 
@@ -82,13 +93,22 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // yield waits while this worker holds more than its share, for at most
 // balanceWait.
 func (l *limitListener) yield() {
-	if l.table == nil {
+	if l.table == nil || !l.table.Over(l.id) || l.now().Before(l.trustAfter) {
 		return
 	}
-	for waited := time.Duration(0); waited < balanceWait && l.table.Over(l.id); waited += balanceStep {
+	waited := time.Duration(0)
+	for ; waited < balanceWait && l.table.Over(l.id); waited += balanceStep {
 		if !l.pause(balanceStep) {
 			return
 		}
+	}
+	if waited < balanceWait {
+		l.wholeWaits = 0
+		return
+	}
+	if l.wholeWaits++; l.wholeWaits >= balanceGiveUp {
+		l.wholeWaits = 0
+		l.trustAfter = l.now().Add(balanceRest)
 	}
 }
 

@@ -35,8 +35,8 @@ func listen(t *testing.T) (net.Listener, func(n int)) {
 
 // TestListenerYieldsItsShare: a worker holding more than its share waits
 // for the others in steps, stops waiting as soon as it no longer does,
-// waits no longer than balanceWait, and counts its connections until
-// they close.
+// waits no longer than balanceWait, then not at all for balanceRest, and
+// counts its connections until they close.
 func TestListenerYieldsItsShare(t *testing.T) {
 	ln, dial := listen(t)
 	dial(4)
@@ -49,6 +49,8 @@ func TestListenerYieldsItsShare(t *testing.T) {
 		pauses = append(pauses, d)
 		return true
 	}
+	clock := time.Unix(1000, 0)
+	l.now = func() time.Time { return clock }
 
 	var conns []net.Conn
 	accept := func() {
@@ -91,6 +93,24 @@ func TestListenerYieldsItsShare(t *testing.T) {
 	}
 	if waited != balanceWait {
 		t.Fatalf("waited %v in all, want %v", waited, balanceWait)
+	}
+
+	// The other let balanceGiveUp whole waits in a row pass: no waiting
+	// for balanceRest.
+	dial(balanceGiveUp + 1)
+	for range balanceGiveUp - 1 {
+		accept()
+	}
+	pauses = nil
+	clock = clock.Add(balanceRest - time.Millisecond)
+	accept()
+	if len(pauses) != 0 {
+		t.Fatalf("waited %d steps within balanceRest of giving up", len(pauses))
+	}
+	clock = clock.Add(time.Millisecond)
+	accept()
+	if len(pauses) == 0 {
+		t.Fatal("did not wait again after balanceRest")
 	}
 
 	for _, c := range conns {

@@ -11,7 +11,9 @@
 // counts its open connections in it and, before accepting, yields the
 // backlog to the others for a few milliseconds while it holds more than
 // its share (Table.Over); after that it accepts anyway, so a worker that
-// is slow to run delays new connections by at most that long. The master
-// marks a worker's counter absent when it exits, so that the others do
-// not wait for a worker that is not there.
+// is slow to run delays new connections by at most that long, and after
+// three such waits in a row it stops waiting for a second, so that a
+// stuck worker costs the others little. The master marks a worker's
+// counter absent when it exits, so that the others do not wait for a
+// worker that is not there.
 package balance
