@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"strconv"
 
 	"golang.org/x/net/http/httpguts"
@@ -65,9 +66,12 @@ func parseRequestHead(b []byte) (requestHead, error) {
 	}
 	h.method = internMethod(method)
 	h.target = str(target)
-	u, err := url.ParseRequestURI(h.target)
-	if err != nil {
-		return h, errUnusual
+	u, ok := plainURL(h.target)
+	if !ok {
+		var err error
+		if u, err = url.ParseRequestURI(h.target); err != nil {
+			return h, errUnusual
+		}
 	}
 	h.url = u
 
@@ -228,6 +232,26 @@ func validToken(b []byte) bool {
 }
 
 // validTarget accepts the visible ASCII of an origin-form request target.
+// plainURL builds the URL of the common request target, a path of
+// unreserved characters and slashes with a non-empty query or none, as
+// url.ParseRequestURI would, without parsing; ok is false for any other
+// target. The target's bytes are already known to be printable.
+func plainURL(target string) (u *url.URL, ok bool) {
+	path, query, hasQuery := strings.Cut(target, "?")
+	if hasQuery && query == "" { // ForceQuery, left to net/url
+		return nil, false
+	}
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '/', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return nil, false
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query}, true
+}
+
 func validTarget(b []byte) bool {
 	for _, c := range b {
 		if c <= ' ' || c >= 0x7f {

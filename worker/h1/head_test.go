@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -115,6 +116,27 @@ func FuzzRequestHead(f *testing.F) {
 		}
 		if !reflect.DeepEqual(map[string][]string(r.Header), map[string][]string(h.header)) {
 			t.Fatalf("header differs:\nnet/http %v\nh1       %v", r.Header, h.header)
+		}
+	})
+}
+
+// FuzzPlainURL: every target plainURL builds a URL for is one that
+// url.ParseRequestURI parses into exactly that URL.
+func FuzzPlainURL(f *testing.F) {
+	for _, s := range []string{"/", "/api/bench", "/a/b?x=1&y=2", "/a?", "//x", "/a%20b", "/~u/._-", "/a?b?c", "/a?#f", "/A9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		if target == "" || target[0] != '/' || !validTarget([]byte(target)) {
+			return
+		}
+		u, ok := plainURL(target)
+		if !ok {
+			return
+		}
+		want, err := url.ParseRequestURI(target)
+		if err != nil || !reflect.DeepEqual(u, want) {
+			t.Fatalf("%q: plainURL %#v, net/url %#v (%v)", target, u, want, err)
 		}
 	})
 }
