@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"strings"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
