@@ -11,8 +11,9 @@ import (
 
 // limitListener stops accepting while max connections are open, leaving
 // new connections in the shared backlog for the other workers (zero max
-// means no limit). With a balance table it also leaves them the backlog
-// while this worker holds more than its share.
+// means no limit). With a balance table it also leaves them a backlog
+// (connections that arrived faster than one worker takes them) while
+// this worker holds more than its share.
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}
@@ -25,6 +26,9 @@ type limitListener struct {
 	// closes; now is the clock. Tests replace both.
 	pause func(d time.Duration) bool
 	now   func() time.Time
+	// backlog: the last Accept returned at once, so more connections
+	// may be waiting. Only then is there something to leave the others.
+	backlog bool
 	// After balanceGiveUp whole waits in a row, this worker accepts
 	// without waiting until trustAfter.
 	wholeWaits int
@@ -43,6 +47,9 @@ const (
 	balanceWait   = 10 * time.Millisecond
 	balanceGiveUp = 3
 	balanceRest   = time.Second
+	// acceptAtOnce is how soon an Accept returns when a connection was
+	// already waiting.
+	acceptAtOnce = time.Millisecond
 )
 
 func newLimitListener(ln net.Listener, max int) *limitListener {
@@ -72,8 +79,17 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	l.yield()
+	if l.backlog {
+		l.yield()
+	}
+	var start time.Time
+	if l.table != nil {
+		start = l.now()
+	}
 	c, err := l.Listener.Accept()
+	if l.table != nil {
+		l.backlog = l.now().Sub(start) < acceptAtOnce
+	}
 	if err != nil {
 		if l.sem != nil {
 			<-l.sem

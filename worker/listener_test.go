@@ -185,3 +185,26 @@ func TestBalanceNeedsTheMastersWord(t *testing.T) {
 	}
 	_ = tb.Close()
 }
+
+// TestListenerWaitsOnlyWithABacklog: a worker over its share whose
+// Accepts wait for each connection (no backlog) has nothing to leave the
+// others, and does not wait.
+func TestListenerWaitsOnlyWithABacklog(t *testing.T) {
+	ln, dial := listen(t)
+	dial(6)
+	table := balance.New(2)
+	table.Join(1)
+	l := newLimitListener(ln, 0)
+	l.balanceWith(table, 0)
+	clock := time.Unix(1000, 0)
+	l.now = func() time.Time { clock = clock.Add(5 * time.Millisecond); return clock } // every Accept seems to wait
+	l.pause = func(time.Duration) bool { t.Fatal("waited with no backlog"); return false }
+	for range 6 {
+		if _, err := l.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !table.Over(0) {
+		t.Fatal("the test never put the worker over its share")
+	}
+}

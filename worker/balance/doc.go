@@ -8,9 +8,10 @@
 //
 // The master creates a Table per generation: shared memory with one
 // counter per worker, passed to each worker as a descriptor. A worker
-// counts its open connections in it and, before accepting, yields the
-// backlog to the others for a few milliseconds while it holds more than
-// its share (Table.Over); after that it accepts anyway, so a worker that
+// counts its open connections in it and, when connections queue up
+// faster than it accepts them, yields the backlog to the others for a
+// few milliseconds while it holds more than its share (Table.Over);
+// after that it accepts anyway, so a worker that
 // is slow to run delays new connections by at most that long, and after
 // three such waits in a row it stops waiting for a second, so that a
 // stuck worker costs the others little. The master marks a worker's
