@@ -393,41 +393,30 @@ func (c *conn) begin() context.Context {
 	return ctx
 }
 
-// end stops the watch of the request that ran, cancels its context and
-// reports whether its client went away.
+// end stops the watch of the request that ran, ending a read it has
+// pending, cancels the request's context, and reports whether its client
+// went away. Without a pending read it takes the lock once.
 func (c *conn) end() bool {
-	gone := c.unwatch()
+	if c.watchT != nil {
+		c.watchT.Stop()
+	}
 	c.wmu.Lock()
-	cancel := c.cancel
+	c.running = false
+	if pending := c.watching; pending != nil {
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		c.wmu.Unlock()
+		<-pending
+		// Whatever reads next sets its own deadline, or has none.
+		_ = c.rwc.SetReadDeadline(time.Time{})
+		c.wmu.Lock()
+	}
+	cancel, gone := c.cancel, c.gone
 	c.cancel = nil
 	c.wmu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
 	return gone
-}
-
-// unwatch disarms the watch and ends a read it has pending, and reports
-// whether the client went away.
-func (c *conn) unwatch() bool {
-	if c.watchT != nil {
-		c.watchT.Stop()
-	}
-	c.wmu.Lock()
-	c.running = false
-	pending := c.watching
-	if pending != nil {
-		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
-	}
-	c.wmu.Unlock()
-	if pending != nil {
-		<-pending
-		// Whatever reads next sets its own deadline, or has none.
-		_ = c.rwc.SetReadDeadline(time.Time{})
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.gone
 }
 
 // aLongTimeAgo is a deadline that has passed: setting it ends a pending
@@ -449,7 +438,7 @@ func (c *conn) watch() {
 	}
 	done := make(chan struct{})
 	c.watching = done
-	_ = c.rwc.SetReadDeadline(time.Time{}) // under the lock: unwatch's deadline comes after it
+	_ = c.rwc.SetReadDeadline(time.Time{}) // under the lock: end's deadline comes after it
 	c.wmu.Unlock()
 
 	n, err := c.rwc.Read(c.buf[c.w:])
