@@ -189,8 +189,7 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 	mux.HandleFunc(s.handleMgmt("GET "+kvmPath+"/microgateway", false, func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 		s.mgmt.mu.Lock()
 		defer s.mgmt.mu.Unlock()
-		if s.mgmt.kvm == nil {
-			apigeeError(w, http.StatusNotFound, "keymanagement.service.kvm_does_not_exist", "KeyValueMap microgateway does not exist")
+		if s.noKVM(w) {
 			return
 		}
 		entries := []map[string]string{}
@@ -206,8 +205,7 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 		_ = json.Unmarshal(body, &kvm)
 		s.mgmt.mu.Lock()
 		defer s.mgmt.mu.Unlock()
-		if s.mgmt.kvm == nil {
-			apigeeError(w, http.StatusNotFound, "keymanagement.service.kvm_does_not_exist", "KeyValueMap microgateway does not exist")
+		if s.noKVM(w) {
 			return
 		}
 		for _, e := range kvm.Entry {
@@ -218,8 +216,7 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 	mux.HandleFunc(s.handleMgmt("DELETE "+kvmPath+"/microgateway", false, func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 		s.mgmt.mu.Lock()
 		defer s.mgmt.mu.Unlock()
-		if s.mgmt.kvm == nil {
-			apigeeError(w, http.StatusNotFound, "keymanagement.service.kvm_does_not_exist", "KeyValueMap microgateway does not exist")
+		if s.noKVM(w) {
 			return
 		}
 		s.mgmt.kvm = nil
@@ -277,8 +274,7 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 		}
 		s.mgmt.mu.Lock()
 		defer s.mgmt.mu.Unlock()
-		if s.mgmt.kvm == nil {
-			apigeeError(w, http.StatusNotFound, "keymanagement.service.kvm_does_not_exist", "KeyValueMap microgateway does not exist")
+		if s.noKVM(w) {
 			return
 		}
 		// The old key stays for the tokens it signed.
@@ -287,4 +283,14 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 		s.mgmt.kvm["private_key"], s.mgmt.kvm["public_key"], s.mgmt.kvm["private_key_kid"] = rk.PrivateKey, rk.PublicKey, rk.Kid
 		writeJSON(w, map[string]string{"kid": rk.Kid})
 	}))
+}
+
+// noKVM answers Apigee's 404 when the microgateway KVM does not exist, and
+// reports whether it did. Called with s.mgmt.mu held.
+func (s *Server) noKVM(w http.ResponseWriter) bool {
+	if s.mgmt.kvm != nil {
+		return false
+	}
+	apigeeError(w, http.StatusNotFound, "keymanagement.service.kvm_does_not_exist", "KeyValueMap microgateway does not exist")
+	return true
 }
