@@ -148,6 +148,20 @@ func Names() []string {
 	return names
 }
 
+// Sections returns the section of mgw.toml each registered plugin owns,
+// by plugin name; plugins without a section are left out.
+func Sections() map[string]string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := map[string]string{}
+	for n, s := range registry {
+		if s.Section != "" {
+			out[n] = s.Section
+		}
+	}
+	return out
+}
+
 func lookup(name string) (Spec, bool) {
 	mu.RLock()
 	defer mu.RUnlock()

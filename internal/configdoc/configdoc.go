@@ -1,0 +1,160 @@
+// Package configdoc keeps docs/CONFIG.md true: it reads which keys the
+// document describes under which section heading, walks the Go types
+// that decode mgw.toml for the keys that exist, and names every
+// difference together with the edit that removes it. The tests of
+// configs (the typed sections) and plugins/builtin (the plugins'
+// sections) use it, so a key added in code without a line in the
+// document fails a test that says what to write where.
+package configdoc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Path is where the configuration reference lives, from the module root.
+const Path = "docs/CONFIG.md"
+
+// Doc is what CONFIG.md describes: for each section (edgemicro.logging,
+// proxies, quotas …) the keys that have a row in its table.
+type Doc map[string]map[string]bool
+
+var (
+	// A section heading names the section in backticks: ## `[edgemicro]`
+	// or ## `[[proxies]]`, with any words around it.
+	headingRe = regexp.MustCompile("^#+\\s.*?`\\[\\[?([A-Za-z0-9_.-]+)\\]\\]?`")
+	// A key is the first backticked word of a table row: | `port` | …
+	rowRe = regexp.MustCompile("^\\|\\s*`([^`]+)`")
+)
+
+// Read parses the document at path. Rows before the first section
+// heading, and headings that name no section, belong to no section.
+func Read(path string) (Doc, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration reference: %w", err)
+	}
+	defer f.Close()
+	doc := Doc{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") {
+			section = ""
+			if m := headingRe.FindStringSubmatch(line); m != nil {
+				section = m[1]
+				if doc[section] == nil {
+					doc[section] = map[string]bool{}
+				}
+			}
+			continue
+		}
+		if m := rowRe.FindStringSubmatch(line); m != nil && section != "" {
+			doc[section][m[1]] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the configuration reference: %w", err)
+	}
+	return doc, nil
+}
+
+// Keys walks the struct type t, decoded with the struct tag tag ("toml"
+// or "json"), as the section named section, and adds to out every key
+// of it and of its sub-tables: out[section] lists the section's own
+// keys, and a struct-valued field (or a list of structs, an array of
+// tables) is the sub-section section.key. A section without keys of its
+// own (such as [targets.ssl]) still appears, with none.
+func Keys(t reflect.Type, tag, section string, out map[string][]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if _, ok := out[section]; !ok {
+		out[section] = nil
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get(tag), ",")
+		if name == "-" || name == "" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			sub := name
+			if section != "" {
+				sub = section + "." + name
+			}
+			Keys(ft, tag, sub, out)
+			continue
+		}
+		out[section] = append(out[section], name)
+	}
+}
+
+// Missing returns one message for every key of want that doc lacks,
+// each saying which row to add under which heading, sorted.
+func Missing(doc Doc, want map[string][]string) []string {
+	var msgs []string
+	for section, keys := range want {
+		if len(keys) == 0 {
+			continue
+		}
+		documented, ok := doc[section]
+		if !ok {
+			msgs = append(msgs, fmt.Sprintf("%s has no heading for [%s] (keys %s): add a heading that names it in backticks, such as \"## `[%s]`\", with a table of its keys, one row each beginning | `key` |",
+				Path, section, strings.Join(sorted(keys), ", "), section))
+			continue
+		}
+		for _, k := range keys {
+			if !documented[k] {
+				msgs = append(msgs, fmt.Sprintf("%s does not describe %s.%s: add a row beginning | `%s` | (type, default, unit, meaning, edgemicro's name, when it applies) to the table under the heading of `[%s]`",
+					Path, section, k, k, section))
+			}
+		}
+	}
+	sort.Strings(msgs)
+	return msgs
+}
+
+// Extra returns one message for every key doc describes in one of the
+// sections of want that want does not have: a row for a key mgw does
+// not read. allowed lists keys every one of those sections accepts
+// besides its own.
+func Extra(doc Doc, want map[string][]string, allowed ...string) []string {
+	var msgs []string
+	for section, keys := range want {
+		have := map[string]bool{}
+		for _, k := range append(keys, allowed...) {
+			have[k] = true
+		}
+		for k := range doc[section] {
+			if !have[k] {
+				msgs = append(msgs, fmt.Sprintf("%s describes %s.%s, which mgw does not read: remove its row under the heading of `[%s]`, or fix the key's spelling",
+					Path, section, k, section))
+			}
+		}
+	}
+	sort.Strings(msgs)
+	return msgs
+}
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
