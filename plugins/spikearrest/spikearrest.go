@@ -1,14 +1,24 @@
 // Package spikearrest smooths the traffic of a whole instance to allow
-// requests per timeUnit (second or minute), as Apigee's SpikeArrest
-// does, but for the instance rather than per worker, and with no
-// per-millisecond ceiling: one schedule (a GCRA theoretical arrival time)
-// in the shared limit zone admits a request every timeUnit/allow, with
-// a tenth of a timeUnit of slack for bursts. With bufferSize > 0 a request
-// that comes too early waits for its turn, up to bufferSize turns,
-// instead of being refused with 503.
+// requests per timeUnit (second or minute) with Apigee's SpikeArrest
+// rule: allow per timeUnit is smoothed into intervals of timeUnit/allow,
+// and a request is admitted only when a whole interval has passed since
+// the last one admitted; every other request gets 503 (with allow = 2
+// per second, a burst of 5 gets one 200 and four 503s, and the next 200
+// comes 500 ms after the first). Unlike edgemicro, which keeps one
+// schedule per worker on a millisecond clock, the schedule is one word
+// in the shared limit zone (a GCRA theoretical arrival time, kept in
+// nanoseconds), so the rule holds for the instance whatever the number
+// of workers, and allow = 100000 per second really admits 100,000.
+//
+// bufferSize > 0 makes a request that comes too early wait for its turn,
+// up to bufferSize turns ahead, instead of being refused. burst > 0 (an
+// mgw key; Apigee has none, and it defaults to none) admits up to burst
+// requests ahead of the schedule at once, for traffic whose requests
+// arrive in clumps.
 package spikearrest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,15 +37,21 @@ type Settings struct {
 	TimeUnit    string             `json:"timeUnit"`
 	Allow       int                `json:"allow"`
 	BufferSize  int                `json:"bufferSize"`
+	Burst       int                `json:"burst"`
 	ExcludeUrls configs.StringList `json:"excludeUrls"`
 }
 
 type plugin struct {
 	slot     zone.Slot
 	interval time.Duration
-	burst    time.Duration
-	maxWait  time.Duration
-	now      func() time.Time
+	// tolerance is how far ahead of the schedule a request is still
+	// admitted at once: burst intervals, none by default.
+	tolerance time.Duration
+	maxWait   time.Duration
+	now       func() time.Time
+	// wait holds a request admitted for later until its turn; false when
+	// the client went away first.
+	wait func(ctx context.Context, d time.Duration) bool
 }
 
 // New builds the plugin for a proxy.
@@ -59,6 +75,9 @@ func New(env plugins.Env, snap *configs.Snapshot, _ *configs.Proxy) (plugins.Plu
 	if s.BufferSize < 0 {
 		return nil, errors.New("[spikearrest] bufferSize must not be negative")
 	}
+	if s.Burst < 0 {
+		return nil, errors.New("[spikearrest] burst must not be negative")
+	}
 	z := env.Zone
 	if z == nil {
 		z = zone.New(8)
@@ -68,29 +87,39 @@ func New(env plugins.Env, snap *configs.Snapshot, _ *configs.Proxy) (plugins.Plu
 	if err != nil {
 		return nil, err
 	}
+	now := env.Now
+	if now == nil {
+		now = time.Now
+	}
 	interval := unit / time.Duration(s.Allow)
 	return &plugin{
 		slot: slot, interval: interval,
-		burst:   max(interval, unit/10),
-		maxWait: time.Duration(s.BufferSize) * interval,
-		now:     env.Now,
+		tolerance: time.Duration(s.Burst) * interval,
+		maxWait:   time.Duration(s.BufferSize) * interval,
+		now:       now,
+		wait:      sleep,
 	}, nil
 }
 
 func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	wait, ok := p.slot.Reserve(p.now(), p.interval, p.burst, p.maxWait)
+	wait, ok := p.slot.Reserve(p.now(), p.interval, p.tolerance, p.maxWait)
 	if !ok {
 		plugins.WriteError(w, http.StatusServiceUnavailable, "SpikeArrest engaged")
 		return
 	}
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if wait > 0 && !p.wait(r.Context(), wait) {
+		return
 	}
 	next.ServeHTTP(w, r)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
