@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // maxResponseHead bounds a target's status line and headers.
@@ -68,6 +69,14 @@ type clientConn struct {
 	guard     *conn       // the fast-path client connection it runs for
 	stopAfter func() bool // or the context.AfterFunc that aborts it
 	aborted   atomic.Bool
+
+	// The reuse check (see quiet): the socket, and its one peek, bound
+	// once so that a check allocates nothing.
+	sc      syscall.RawConn
+	peekFn  func(fd uintptr)
+	peekN   uintptr
+	peekErr syscall.Errno
+	peekBuf [1]byte
 }
 
 // RoundTrip sends req and returns the target's answer, whose Body must
@@ -171,7 +180,7 @@ func (t *Transport) get(ctx context.Context) (*clientConn, bool, error) {
 				return nil, false, ctx.Err()
 			}
 		}
-		if !cc.stale() {
+		if !cc.stale() && cc.quiet() {
 			return cc, true, nil
 		}
 		cc.close()
@@ -183,7 +192,48 @@ func (t *Transport) dial(ctx context.Context) (*clientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{t: t, nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
+	cc := &clientConn{t: t, nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}
+	if s, ok := nc.(syscall.Conn); ok {
+		if sc, err := s.SyscallConn(); err == nil {
+			cc.sc = sc
+			cc.peekFn = cc.peek
+		}
+	}
+	return cc, nil
+}
+
+// quiet reports whether nothing has arrived on the pooled connection
+// since its last answer ended: no byte the target sent past that
+// answer's framing (a body after the head of a HEAD, 204 or 304 answer,
+// bytes past its Content-Length, anything after it) and no end of
+// stream. Such bytes would otherwise be read as the answer to the next
+// request, from whichever client sends it, and every later answer on
+// the connection would go to the request after its own; a closed
+// connection would cost a failed attempt. It costs one non-blocking
+// recv(MSG_PEEK) per reuse, which is cheaper than keeping a read
+// pending on every idle connection as net/http does. A connection that
+// is not a socket is taken as quiet.
+func (cc *clientConn) quiet() bool {
+	if cc.sc == nil {
+		return true
+	}
+	cc.peekN, cc.peekErr = 0, 0
+	if err := cc.sc.Control(cc.peekFn); err != nil {
+		return false
+	}
+	return cc.peekErr == syscall.EAGAIN || cc.peekErr == syscall.EWOULDBLOCK
+}
+
+// peek looks, without waiting and without consuming, for one byte or the
+// end of stream on fd.
+func (cc *clientConn) peek(fd uintptr) {
+	for {
+		cc.peekN, _, cc.peekErr = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&cc.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if cc.peekErr != syscall.EINTR {
+			return
+		}
+	}
 }
 
 // watchCtx has cc's exchange aborted if ctx is canceled before
@@ -317,11 +367,28 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			if !asksUpgrade(req) {
+				return nil, ErrUnsolicitedSwitch
+			}
+			resp.Close = true // the connection is the new protocol's now
+			return resp, nil
+		}
+		if resp.StatusCode >= 200 {
 			return resp, nil
 		}
 		// 1xx: the final answer follows
 	}
+}
+
+// ErrUnsolicitedSwitch is a 101 Switching Protocols answer to a request
+// that asked for no upgrade. Relaying it would hand the client a
+// connection in a protocol it did not ask for; the connection is closed.
+var ErrUnsolicitedSwitch = errors.New("the target switched protocols (101) although the request asked for no upgrade")
+
+// asksUpgrade reports whether req asks the target to switch protocols.
+func asksUpgrade(req *http.Request) bool {
+	return len(req.Header["Upgrade"]) > 0 && headerHasToken(req.Header["Connection"], "upgrade")
 }
 
 func (cc *clientConn) writeRequest(req *http.Request) error {
@@ -602,6 +669,9 @@ func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
 	h := resp.Header
 	keep := resp.ProtoMinor == 1 && !headerHasToken(h["Connection"], "close") ||
 		resp.ProtoMinor == 0 && headerHasToken(h["Connection"], "keep-alive")
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		keep = false // what follows is not HTTP
+	}
 	resp.Close = !keep
 	if req.Method == http.MethodHead || resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		resp.ContentLength = -1
@@ -619,13 +689,13 @@ func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
 	te := h["Transfer-Encoding"]
 	delete(h, "Transfer-Encoding")
 	if len(te) > 0 && resp.ProtoMinor == 1 { // HTTP/1.0 has no transfer codings
+		// As net/http and nginx: chunked alone, or the answer is refused;
+		// anything else leaves the body's end unknown.
+		if len(te) > 1 || !strings.EqualFold(te[0], "chunked") {
+			return fmt.Errorf("unsupported Transfer-Encoding %q", truncate([]byte(strings.Join(te, ","))))
+		}
 		delete(h, "Content-Length")
 		resp.ContentLength = -1
-		if !strings.EqualFold(strings.TrimSpace(te[len(te)-1]), "chunked") || len(te) > 1 {
-			resp.Close = true
-			resp.Body = &clientBody{cc: cc, remaining: -1}
-			return nil
-		}
 		resp.TransferEncoding = chunkedValue
 		resp.Body = &clientBody{cc: cc, keep: keep, chunked: true}
 		return nil
@@ -659,6 +729,7 @@ type clientBody struct {
 	remaining int64 // -1: until EOF (unless chunked)
 	chunked   bool
 	chunkLeft int64 // bytes left in the current chunk
+	excess    int64 // chunk overhead beyond what the data allows
 	keep      bool
 	done      bool // cc was released
 	err       error
@@ -711,27 +782,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 func (b *clientBody) readChunked(p []byte) (int, error) {
 	cc := b.cc
 	if b.chunkLeft == 0 {
-		line, err := cc.readLine(nil)
+		size, err := b.chunkSize()
 		if err != nil {
-			return 0, unexpected(err)
-		}
-		if i := bytes.IndexByte(line, ';'); i >= 0 {
-			line = line[:i]
-		}
-		size, err := strconv.ParseInt(string(trimOWS(line)), 16, 64)
-		if err != nil || size < 0 {
-			return 0, errors.New("malformed chunk size")
+			return 0, err
 		}
 		if size == 0 {
-			for { // trailers, dropped
-				l, err := cc.readLine(nil)
-				if err != nil {
-					return 0, unexpected(err)
-				}
-				if len(l) == 0 {
-					return 0, io.EOF
-				}
-			}
+			return 0, b.readTrailer()
 		}
 		b.chunkLeft = size
 	}
@@ -744,11 +800,113 @@ func (b *clientBody) readChunked(p []byte) (int, error) {
 		return n, unexpected(err)
 	}
 	if b.chunkLeft == 0 {
-		if l, err := cc.readLine(nil); err != nil || len(l) != 0 {
-			return n, errors.New("malformed chunk end")
+		var end [2]byte
+		if _, err := io.ReadFull(cc.br, end[:]); err != nil {
+			return n, unexpected(err)
+		}
+		if end != [2]byte{'\r', '\n'} {
+			return n, &ChunkError{"a chunk does not end with CRLF"}
 		}
 	}
 	return n, nil
+}
+
+// ChunkError is a malformed chunked body: in an answer, the target's
+// fault; in a request, the client's.
+type ChunkError struct{ What string }
+
+func (e *ChunkError) Error() string { return "malformed chunked body: " + e.What }
+
+// maxChunkLine bounds a chunk-size line, extensions included, as net/http
+// does.
+const maxChunkLine = 4096
+
+// chunkSize reads a chunk-size line as strictly as net/http: CRLF only,
+// hex digits only (no sign, space or 0x before them; spaces and tabs
+// after them), at most 16 of them and within int64, extensions dropped,
+// and no more than 16 KiB of overhead beyond 16 bytes per chunk plus
+// twice the chunk's data.
+func (b *clientBody) chunkSize() (int64, error) {
+	line, err := b.cc.br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return 0, &ChunkError{"chunk-size line too long"}
+	case err != nil:
+		return 0, unexpected(err)
+	}
+	if i := bytes.IndexByte(line, '\r'); i != len(line)-2 {
+		return 0, &ChunkError{"chunk-size line does not end with CRLF"}
+	}
+	line = line[:len(line)-2]
+	if len(line) >= maxChunkLine {
+		return 0, &ChunkError{"chunk-size line too long"}
+	}
+	b.excess += int64(len(line)) + 2
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
+	}
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	size, ok := parseChunkSize(line)
+	if !ok {
+		return 0, &ChunkError{"bad chunk size"}
+	}
+	b.excess = max(b.excess-16-2*size, 0)
+	if b.excess > 16<<10 {
+		return 0, &ChunkError{"too much besides data"}
+	}
+	return size, nil
+}
+
+// parseChunkSize reads 1 to 16 hex digits whose value fits an int64.
+func parseChunkSize(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 16 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | uint64(c)
+	}
+	if n > 1<<63-1 {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// maxTrailer bounds the trailer section after the last chunk.
+const maxTrailer = 8 << 10
+
+// readTrailer reads the trailer section after the last chunk, checks
+// each field as a header's and drops it; it returns io.EOF at its end.
+func (b *clientBody) readTrailer() error {
+	total := 0
+	for {
+		line, err := b.cc.readLine(nil)
+		if err != nil {
+			return unexpected(err)
+		}
+		if len(line) == 0 {
+			return io.EOF
+		}
+		if total += len(line); total > maxTrailer {
+			return &ChunkError{"trailer too large"}
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) || !validValue(trimOWS(line[colon+1:])) {
+			return &ChunkError{"malformed trailer field"}
+		}
+	}
 }
 
 func unexpected(err error) error {
