@@ -664,60 +664,83 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// setBody chooses the framing of the answer's body (RFC 9112 §6.3).
+// setBody chooses the framing of the answer's body (RFC 9112 §6.3) as
+// net/http's ReadResponse does, refusing what it refuses: a
+// Transfer-Encoding other than chunked alone, Content-Length values that
+// differ or are not a number (whatever the status), a Trailer header
+// naming a framing field.
 func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
 	h := resp.Header
-	keep := resp.ProtoMinor == 1 && !headerHasToken(h["Connection"], "close") ||
-		resp.ProtoMinor == 0 && headerHasToken(h["Connection"], "keep-alive")
+	var keep bool
+	if conn := h["Connection"]; resp.ProtoMinor == 0 {
+		keep = headerHasToken(conn, "keep-alive") && !headerHasToken(conn, "close")
+	} else if keep = !headerHasToken(conn, "close"); !keep {
+		delete(h, "Connection")
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		keep = false // what follows is not HTTP
 	}
-	resp.Close = !keep
-	if req.Method == http.MethodHead || resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
-		resp.ContentLength = -1
-		if cl := h["Content-Length"]; len(cl) == 1 {
-			if n, ok := parseLength([]byte(cl[0])); ok {
-				resp.ContentLength = n
+	chunked := false
+	if te, ok := h["Transfer-Encoding"]; ok {
+		delete(h, "Transfer-Encoding")
+		if resp.ProtoMinor == 1 { // HTTP/1.0 has no transfer codings
+			// As net/http and nginx: chunked alone, or the answer is
+			// refused; anything else leaves the body's end unknown.
+			if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+				return errors.New("the answer has a Transfer-Encoding other than chunked")
 			}
+			chunked = true
+			resp.TransferEncoding = chunkedValue
 		}
-		if resp.StatusCode == http.StatusNoContent {
-			resp.ContentLength = 0
-		}
-		resp.Body = &clientBody{cc: cc, keep: keep}
-		return nil
 	}
-	te := h["Transfer-Encoding"]
-	delete(h, "Transfer-Encoding")
-	if len(te) > 0 && resp.ProtoMinor == 1 { // HTTP/1.0 has no transfer codings
-		// As net/http and nginx: chunked alone, or the answer is refused;
-		// anything else leaves the body's end unknown.
-		if len(te) > 1 || !strings.EqualFold(te[0], "chunked") {
-			return fmt.Errorf("unsupported Transfer-Encoding %q", truncate([]byte(strings.Join(te, ","))))
-		}
-		delete(h, "Content-Length")
-		resp.ContentLength = -1
-		resp.TransferEncoding = chunkedValue
-		resp.Body = &clientBody{cc: cc, keep: keep, chunked: true}
-		return nil
-	}
+	length := int64(-1)
 	if cl := h["Content-Length"]; len(cl) > 0 {
-		n, ok := parseLength([]byte(cl[0]))
 		for _, v := range cl[1:] {
 			if v != cl[0] {
-				ok = false
+				return errors.New("the answer has differing Content-Length values")
 			}
 		}
+		n, ok := parseLength([]byte(cl[0]))
 		if !ok {
-			return fmt.Errorf("malformed Content-Length %q", strings.Join(cl, ","))
+			return errors.New("the answer has a malformed Content-Length")
 		}
 		h["Content-Length"] = cl[:1]
-		resp.ContentLength = n
-		resp.Body = &clientBody{cc: cc, keep: keep, remaining: n}
+		length = n
+	}
+	noBody := req.Method == http.MethodHead || resp.StatusCode < 200 ||
+		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	if chunked && !noBody {
+		delete(h, "Content-Length")
+	}
+	if tr, ok := h["Trailer"]; ok && chunked {
+		delete(h, "Trailer")
+		for _, v := range tr {
+			if hasToken([]byte(v), "Transfer-Encoding") || hasToken([]byte(v), "Content-Length") || hasToken([]byte(v), "Trailer") {
+				return errors.New("the answer's Trailer header names a framing field")
+			}
+		}
+	}
+	resp.Close = !keep
+	switch {
+	case req.Method == http.MethodHead:
+		resp.ContentLength = length
+	case noBody:
+		resp.ContentLength = 0
+	case chunked:
+		resp.ContentLength = -1
+		resp.Body = &clientBody{cc: cc, keep: keep, chunked: true}
+		return nil
+	case length >= 0:
+		resp.ContentLength = length
+		resp.Body = &clientBody{cc: cc, keep: keep, remaining: length}
+		return nil
+	default:
+		resp.ContentLength = -1 // until the target closes
+		resp.Close = true
+		resp.Body = &clientBody{cc: cc, remaining: -1}
 		return nil
 	}
-	resp.ContentLength = -1 // until the target closes
-	resp.Close = true
-	resp.Body = &clientBody{cc: cc, remaining: -1}
+	resp.Body = &clientBody{cc: cc, keep: keep}
 	return nil
 }
 
@@ -834,7 +857,7 @@ func (b *clientBody) chunkSize() (int64, error) {
 	case err != nil:
 		return 0, unexpected(err)
 	}
-	if i := bytes.IndexByte(line, '\r'); i != len(line)-2 {
+	if i := bytes.IndexByte(line, '\r'); i < 0 || i != len(line)-2 {
 		return 0, &ChunkError{"chunk-size line does not end with CRLF"}
 	}
 	line = line[:len(line)-2]
