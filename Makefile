@@ -4,7 +4,7 @@ FUZZTIME ?= 30s
 BIN      := bin/mgw
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help build run test test-unit test-integration race bench cpu-per-request reload-under-load fuzz lint fmt vet ci
+.PHONY: help build run test test-unit test-integration race bench cpu-per-request reload-under-load fuzz lint fmt vet docs ci
 #? help: list the targets
 help:
 	@sed -n 's/^#?//p' $(MAKEFILE_LIST) | column -t -s ':'
@@ -60,6 +60,10 @@ vet:
 lint:
 	@test -x bin/golangci-lint || GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 	bin/golangci-lint run ./...
+
+#? docs: regenerate docs/CLI.md from the command definitions (docs/CONFIG.md is checked by the unit tests)
+docs:
+	$(GO) test -count=1 -run '^TestCLIReferenceIsCurrent$$' ./cmd/mgwcmd -update
 
 #? fmt: format the code
 fmt:
