@@ -10,5 +10,8 @@
 // KeyVerifier (the master's instance-wide cache in Edge mode, the apps of
 // mgw.toml in local mode) and then treated like a Bearer token. Access is
 // granted when a product of the token covers the proxy and the path,
-// exactly as edgemicro's validateResourcePath decides.
+// exactly as edgemicro's validateResourcePath decides. Each product's
+// resources are compiled once per revision and shared by every proxy's
+// plugin (resources.go), so start and memory grow with proxies +
+// products, not with their product.
 package oauth

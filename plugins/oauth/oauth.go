@@ -40,7 +40,7 @@ type plugin struct {
 	authKey string // canonical header key of the Authorization header
 	v       *verifier
 	keys    plugins.KeyVerifier
-	rules   map[string]*productRule
+	rules   *proxyRules
 	// keyTimeout bounds an API key's verification.
 	keyTimeout time.Duration
 	// local holds the verified claims of local-mode keys.
@@ -92,7 +92,8 @@ func newPlugin(mode Mode, env plugins.Env, snap *configs.Snapshot, proxy *config
 		return nil, fmt.Errorf("[%s] %w", name, err)
 	}
 	p.v = v.(*verifier)
-	p.rules = compileRules(c.Products, proxy, p.cfg.ProductOnly)
+	set, _ := env.Shared.Get("oauth-rules", func() (any, error) { return newRuleSet(c.Products), nil })
+	p.rules = newProxyRules(set.(*ruleSet), proxy, p.cfg.ProductOnly)
 	return p, nil
 }
 
@@ -192,7 +193,7 @@ func (p *plugin) authorize(w http.ResponseWriter, r *http.Request, next http.Han
 	list, _ := t.claims["api_product_list"].([]any)
 	for _, item := range list {
 		name, _ := item.(string)
-		if rule := p.rules[name]; rule != nil && rule.allows(r.URL.Path) {
+		if p.rules.allows(name, r.URL.Path) {
 			product = name
 			break
 		}
