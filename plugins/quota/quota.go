@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -107,28 +106,76 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 	if s.IsHTTPStatusTooManyRequestEnabled {
 		p.status = http.StatusTooManyRequests
 	}
-	for _, pr := range snap.Config.Products {
-		if pr.Quota <= 0 || !slices.Contains(pr.Proxies, proxy.Name) {
-			continue
+	var idx *index
+	if env.Shared != nil {
+		v, _ := env.Shared.Get("quota-index", func() (any, error) { return newIndex(snap.Config.Products), nil })
+		idx = v.(*index)
+	} else { // a plugin built alone, in tests
+		idx = newIndex(snap.Config.Products)
+	}
+	for _, q := range idx.byProxy[proxy.Name] {
+		if q.err != nil {
+			return nil, q.err
 		}
-		n := max(pr.QuotaInterval, 1)
-		var end func(time.Time) time.Time
-		switch pr.QuotaTimeUnit {
-		case "minute", "hour", "day", "week":
-			d := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour}[pr.QuotaTimeUnit]
-			end = func(t time.Time) time.Time { return t.Add(time.Duration(n) * d) }
-		case "month":
-			end = func(t time.Time) time.Time { return t.AddDate(0, n, 0) }
-		default:
-			return nil, fmt.Errorf("product %q: quotaTimeUnit %q is not minute, hour, day, week or month", pr.Name, pr.QuotaTimeUnit)
-		}
-		allow := uint32(min(pr.Quota, 1<<32-1))
-		p.limits[pr.Name] = &limit{product: pr.Name, interval: n, unit: pr.QuotaTimeUnit, allow: allow, header: []string{strconv.FormatUint(uint64(allow), 10)}, end: end}
+		l := q.limit // each proxy's plugin caches its own zone slots
+		p.limits[l.product] = &limit{product: l.product, interval: l.interval, unit: l.unit, allow: l.allow, header: l.header, end: l.end}
 	}
 	if len(p.limits) == 0 {
 		return nil, nil
 	}
 	return p, nil
+}
+
+// index is, for each proxy, the quotas of the products that list it,
+// built once per revision: looking every product up for every proxy
+// cost proxies × products.
+type index struct {
+	byProxy map[string][]quotaOf
+}
+
+// quotaOf is one product's quota, or why it is wrong.
+type quotaOf struct {
+	limit *limit // a template: no slot is cached in it
+	err   error
+}
+
+// newIndex lists each product with a quota under every proxy it names,
+// in product order (so a later product of the same name wins, and the
+// first wrong one is the error, as when each proxy scanned the products).
+func newIndex(products []configs.Product) *index {
+	x := &index{byProxy: map[string][]quotaOf{}}
+	for i := range products {
+		pr := &products[i]
+		if pr.Quota <= 0 {
+			continue
+		}
+		q := newQuota(pr)
+		seen := make(map[string]bool, len(pr.Proxies))
+		for _, px := range pr.Proxies {
+			if !seen[px] { // a proxy listed twice has the quota once
+				seen[px] = true
+				x.byProxy[px] = append(x.byProxy[px], q)
+			}
+		}
+	}
+	return x
+}
+
+// newQuota reads one product's quota settings.
+func newQuota(pr *configs.Product) quotaOf {
+	n := max(pr.QuotaInterval, 1)
+	var end func(time.Time) time.Time
+	switch pr.QuotaTimeUnit {
+	case "minute", "hour", "day", "week":
+		d := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour}[pr.QuotaTimeUnit]
+		end = func(t time.Time) time.Time { return t.Add(time.Duration(n) * d) }
+	case "month":
+		end = func(t time.Time) time.Time { return t.AddDate(0, n, 0) }
+	default:
+		return quotaOf{err: fmt.Errorf("product %q: quotaTimeUnit %q is not minute, hour, day, week or month", pr.Name, pr.QuotaTimeUnit)}
+	}
+	allow := uint32(min(pr.Quota, 1<<32-1))
+	return quotaOf{limit: &limit{product: pr.Name, interval: n, unit: pr.QuotaTimeUnit, allow: allow, header: []string{strconv.FormatUint(uint64(allow), 10)}, end: end}}
 }
 
 // take counts the request in app's window on l.
