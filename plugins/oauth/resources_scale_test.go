@@ -188,4 +188,3 @@ func BenchmarkAllows(b *testing.B) {
 		}
 	}
 }
-
