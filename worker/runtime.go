@@ -21,6 +21,7 @@ import (
 type runtime struct {
 	snap   *configs.Snapshot
 	routes []*route // longest base path first
+	router *router  // routes indexed by path chunk
 	// apps maps a local-mode API key to its app's claims.
 	apps map[string]map[string]any
 	// issuer serves the local-mode token service, or is nil.
@@ -100,6 +101,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 	sort.SliceStable(rt.routes, func(i, j int) bool {
 		return len(rt.routes[i].proxy.basePath) > len(rt.routes[j].proxy.basePath)
 	})
+	rt.router = newRouter(rt.routes)
 	return rt, nil
 }
 
@@ -119,16 +121,7 @@ func tlsID(snap *configs.Snapshot, host string) string {
 
 // match returns the route whose base path is the longest prefix of path
 // on a segment boundary: /hello matches /hello, /hello/ and /hello/x, not
-// /helloworld.
+// /helloworld. The router finds it without scanning the routes.
 func (rt *runtime) match(path string) *route {
-	for _, r := range rt.routes {
-		bp := r.proxy.basePath
-		if bp == "/" {
-			return r
-		}
-		if strings.HasPrefix(path, bp) && (len(path) == len(bp) || path[len(bp)] == '/') {
-			return r
-		}
-	}
-	return nil
+	return rt.router.match(path)
 }
