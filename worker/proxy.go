@@ -22,6 +22,7 @@ type proxy struct {
 	basePath   string
 	target     *url.URL
 	targetPath string // target.Path without a trailing slash
+	targetEsc  string // target's escaped path without a trailing slash
 	headers    configs.Headers
 	transport  http.RoundTripper
 	maxBody    int64
@@ -81,12 +82,24 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // outgoing builds the request to the target.
 func (p *proxy) outgoing(r *http.Request) *http.Request {
+	// The path is the normal form the worker made (see normalizePath):
+	// the target gets exactly what routing and the plugins matched, after
+	// the target's own path.
 	u := *p.target
-	u.Path = p.targetPath + cleanRest(r.URL.Path[min(len(p.basePath), len(r.URL.Path)):], p.basePath == "/")
-	if u.Path == "" {
-		u.Path = "/"
+	cut := min(len(p.basePath), len(r.URL.Path))
+	if p.basePath == "/" {
+		cut = 0 // the rest keeps its leading slash
 	}
+	rest := r.URL.Path[cut:]
+	u.Path = p.targetPath + rest
 	u.RawPath = ""
+	if r.URL.RawPath != "" || p.targetEsc != p.targetPath {
+		esc := escapedPath(r.URL)
+		u.RawPath = p.targetEsc + esc[escapedLen(esc, cut):]
+	}
+	if u.Path == "" {
+		u.Path, u.RawPath = "/", ""
+	}
 	u.RawQuery = r.URL.RawQuery
 
 	h := make(http.Header, len(r.Header)+6)
@@ -183,25 +196,6 @@ func targetErrorMessage(err error) string {
 		return oe.Op + " " + oe.Err.Error()
 	}
 	return err.Error()
-}
-
-// cleanRest collapses runs of "/" in the part of the path after the base path.
-func cleanRest(rest string, root bool) string {
-	if root && !strings.HasPrefix(rest, "/") {
-		rest = "/" + rest
-	}
-	if !strings.Contains(rest, "//") {
-		return rest
-	}
-	var b strings.Builder
-	b.Grow(len(rest))
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '/' && i > 0 && rest[i-1] == '/' {
-			continue
-		}
-		b.WriteByte(rest[i])
-	}
-	return b.String()
 }
 
 // copyEndToEnd copies src's headers into dst, except the hop-by-hop

@@ -83,6 +83,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 			byHost[target.Host] = tt
 		}
 		px := &proxy{
+			targetEsc:  strings.TrimSuffix(target.EscapedPath(), "/"),
 			basePath:   p.BasePath,
 			target:     target,
 			targetPath: strings.TrimSuffix(target.Path, "/"),

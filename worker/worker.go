@@ -67,6 +67,9 @@ type Worker struct {
 	sink    *recordSink
 	metrics *metrics
 
+	// noProxyMetrics counts the requests that reach no proxy.
+	noProxyMetrics atomic.Pointer[proxyMetrics]
+
 	draining atomic.Bool
 	requests atomic.Uint64
 	conns    atomic.Int64
@@ -349,12 +352,31 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		plugins.WriteError(wr, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
 		return
 	}
+	// Claims reach a target only from mgw's own oauth plugin.
+	delete(r.Header, "X-Authorization-Claims")
+	// One normal form of the path, before anything reads it: routing,
+	// excludeUrls, the plugins and the target all see this one.
+	cp, err := normalizePath(requestPath(r))
+	if err == nil {
+		r = withCleanPath(r, cp)
+		if cp.climbed {
+			if r0 := rt.match(cp.within); r0 != nil && cp.low < segments(r0.proxy.basePath) {
+				err = errPathAboveRoot
+			}
+		}
+	}
+	if err != nil {
+		plugins.WriteError(wr, http.StatusBadRequest, err.Error())
+		w.unmatched(r, cfg, wr)
+		return
+	}
 	if rt.issuer != nil && rt.issuer.serve(wr, r) {
 		return
 	}
-	route := rt.match(r.URL.Path)
+	route := rt.match(cp.path)
 	if route == nil {
 		plugins.WriteError(wr, http.StatusNotFound, "no match found")
+		w.unmatched(r, cfg, wr)
 		return
 	}
 	var x *plugins.Exchange
@@ -375,6 +397,30 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if x != nil && x.Plugin != "" && status >= 400 {
 		w.metrics.rejected(x.Plugin)
 	}
+}
+
+// NoProxy is the proxy name under which the access log and the metrics
+// count the requests that reach no proxy: refused paths (400) and paths
+// no base path matches (404).
+const NoProxy = "(none)"
+
+// unmatched counts and logs a request that reached no proxy.
+func (w *Worker) unmatched(r *http.Request, cfg *configs.Config, wr *responseWriter) {
+	took := time.Since(wr.start)
+	w.metrics.observe(w.noProxy(), wr.status, took)
+	if cfg.Edgemicro.Logging.AccessLog {
+		w.accessLog(r, NoProxy, wr.status, took, nil)
+	}
+}
+
+// noProxy returns the counters of NoProxy, made once.
+func (w *Worker) noProxy() *proxyMetrics {
+	if p := w.noProxyMetrics.Load(); p != nil {
+		return p
+	}
+	p := w.metrics.proxy(NoProxy)
+	w.noProxyMetrics.Store(p)
+	return p
 }
 
 // headersTimeout is edgemicro's headers_timeout, by default the

@@ -56,7 +56,7 @@ func echoTarget(t *testing.T) *httptest.Server {
 		}
 		h := r.Header.Clone()
 		h.Set("Host", r.Host)
-		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "query": r.URL.RawQuery, "headers": h})
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "uri": r.RequestURI, "query": r.URL.RawQuery, "headers": h})
 	}))
 	t.Cleanup(s.Close)
 	return s
@@ -80,6 +80,7 @@ timeout = 100
 
 type seen struct {
 	Path    string      `json:"path"`
+	URI     string      `json:"uri"`
 	Query   string      `json:"query"`
 	Headers http.Header `json:"headers"`
 }
