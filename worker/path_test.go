@@ -167,7 +167,7 @@ url = "TARGET/r%20oot/"
 	}{
 		{path: "/hello/a/%2e%2e/b", wantURI: "/v1/b", wantStatus: 200},
 		{path: "/hello/a/../../hello/b", wantStatus: 400}, // climbed out of /hello, even if back in
-		{path: "/hello/deep/../x", wantStatus: 400}, // out of /hello/deep
+		{path: "/hello/deep/../x", wantStatus: 400},       // out of /hello/deep
 		{path: "/hello/a/b/./../c/", wantURI: "/v1/a/c/", wantStatus: 200},
 		{path: "/hello/%7euser/a%20b%3b?q=%2e", wantURI: "/v1/~user/a%20b%3B?q=%2e", wantStatus: 200},
 		{path: "/hello/a!b;c=d", wantURI: "/v1/a!b;c=d", wantStatus: 200},
