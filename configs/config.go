@@ -183,6 +183,12 @@ type Edgemicro struct {
 	// WriteTimeout bounds, in seconds, the writing of one answer; 0 (the
 	// default) means none, so long downloads are not cut.
 	WriteTimeout int `toml:"write_timeout" json:"write_timeout,omitempty"`
+	// TrustedProxies lists the addresses and CIDRs of the proxies in
+	// front of mgw. Only a request whose connection comes from one of
+	// them has its X-Forwarded-For believed: the client is then the
+	// right-most address in it that is not a trusted proxy. Empty (the
+	// default): the client is always the connection's peer.
+	TrustedProxies []string `toml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 }
 
 // OutboundProxy is [edgemicro.proxy]: an HTTP proxy for calls to targets.

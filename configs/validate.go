@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -32,6 +33,11 @@ func (c *Config) Validate() error {
 	} {
 		if v < 0 {
 			bad("%s: %d must not be negative", key, v)
+		}
+	}
+	for _, tp := range e.TrustedProxies {
+		if !validAddrOrPrefix(tp) {
+			bad("edgemicro.trusted_proxies: %q is not an address or a CIDR (such as 10.0.0.0/8)", tp)
 		}
 	}
 	if e.MaxBodyBytes < 0 {
@@ -210,3 +216,13 @@ func CheckTargetURL(raw string) error {
 // MockScheme is the URL scheme of mgw's built-in mock target:
 // mock://echo answers every request with a JSON echo of it.
 const MockScheme = "mock"
+
+// validAddrOrPrefix reports whether s is an IP address or a CIDR prefix.
+func validAddrOrPrefix(s string) bool {
+	s = strings.TrimSpace(s)
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}

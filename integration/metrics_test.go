@@ -21,6 +21,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 [edgemicro]
 port = ${PORT}
 address = "127.0.0.1"
+trusted_proxies = ["127.0.0.1"] # the tests' X-Forwarded-For is believed
 max_body_bytes = 100
 [edgemicro.plugins]
 sequence = ["accesscontrol"]

@@ -14,6 +14,7 @@ func TestCustomPluginExample(t *testing.T) {
 [edgemicro]
 port = ${PORT}
 address = "127.0.0.1"
+trusted_proxies = ["127.0.0.1"] # the tests' X-Forwarded-For is believed
 [edgemicro.plugins]
 sequence = ["accesscontrol", "healthcheck", "cors", "header-uppercase"]
 [accesscontrol]

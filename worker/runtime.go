@@ -28,6 +28,8 @@ type runtime struct {
 	issuer *issuer
 	// serverTLS is the northbound TLS configuration, or nil.
 	serverTLS *tls.Config
+	// trusted are the proxies whose X-Forwarded-For is believed.
+	trusted trustedProxies
 }
 
 // route is one proxy, compiled.
@@ -57,6 +59,9 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 		return nil, err
 	}
 	rt.issuer = is
+	if rt.trusted, err = parseTrustedProxies(cfg.Edgemicro.TrustedProxies); err != nil {
+		return nil, err
+	}
 	if rt.serverTLS, err = snap.ServerTLS(); err != nil {
 		return nil, err
 	}

@@ -354,6 +354,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// Claims reach a target only from mgw's own oauth plugin.
 	delete(r.Header, "X-Authorization-Claims")
+	rt.trusted.resolveClient(r)
 	// One normal form of the path, before anything reads it: routing,
 	// excludeUrls, the plugins and the target all see this one.
 	cp, err := normalizePath(requestPath(r))

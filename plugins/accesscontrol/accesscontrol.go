@@ -1,6 +1,10 @@
-// Package accesscontrol admits or refuses a request by its client IP: the
-// first address of X-Forwarded-For when present, else the connection's.
-// Patterns are IPv4 addresses whose octets may be *; an address on the
+// Package accesscontrol admits or refuses a request by its client IP:
+// the connection's peer, or, when the peer is one of [edgemicro]
+// trusted_proxies, the address the worker found in X-Forwarded-For (the
+// right-most one that is not a trusted proxy); the worker puts it in
+// the request's RemoteAddr. Unlike edgemicro, which takes the first
+// address of X-Forwarded-For from anyone, a client cannot choose its
+// address by sending that header. Patterns are IPv4 addresses whose octets may be *; an address on the
 // allow list is admitted, else one on the deny list is refused with 403
 // {"code":403,"message":"Forbidden"} as edgemicro answers, else
 // noRuleMatchAction decides (allow by default).
@@ -85,11 +89,8 @@ func matches(list [][4]string, ip []string) bool {
 	return false
 }
 
+// clientIP is the request's client address, as the worker decided it.
 func clientIP(r *http.Request) string {
-	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-		first, _, _ := strings.Cut(xff, ",")
-		return strings.TrimSpace(first)
-	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

@@ -91,11 +91,19 @@ func TestBundledPlugins(t *testing.T) {
 				}
 				return ""
 			}},
-		{"accesscontrol denies by X-Forwarded-For",
-			"[edgemicro.plugins]\nsequence = [\"accesscontrol\"]\n[accesscontrol]\ndeny = [\"10.*.*.*\"]\n", "GET", "/p/x", map[string]string{"X-Forwarded-For": "10.1.2.3, 192.168.1.20"},
+		{"accesscontrol denies by the client address",
+			"[edgemicro.plugins]\nsequence = [\"accesscontrol\"]\n[accesscontrol]\ndeny = [\"192.168.*.*\"]\n", "GET", "/p/x", map[string]string{"X-Forwarded-For": "10.1.2.3"},
 			func(r *httptest.ResponseRecorder) string {
 				if r.Code != 403 || r.Body.String() != `{"code":403,"message":"Forbidden"}` {
 					return "got " + r.Body.String()
+				}
+				return ""
+			}},
+		{"accesscontrol does not believe X-Forwarded-For",
+			"[edgemicro.plugins]\nsequence = [\"accesscontrol\"]\n[accesscontrol]\ndeny = [\"10.*.*.*\"]\n", "GET", "/p/x", map[string]string{"X-Forwarded-For": "10.1.2.3"},
+			func(r *httptest.ResponseRecorder) string {
+				if r.Code != 200 {
+					return "refused by a forged X-Forwarded-For"
 				}
 				return ""
 			}},
