@@ -67,8 +67,18 @@ func (k *keyClient) ask(ctx context.Context, key string) (string, error) {
 		delete(k.pending, id)
 		k.mu.Unlock()
 	}()
-	if err := k.conn.Send(ipc.KindKeyAsk, ipc.KeyAsk{ID: id, Key: key}); err != nil {
-		return "", fmt.Errorf("asking the master: %w", err)
+	// The question goes from a goroutine of its own, so that a master
+	// that does not read (its socket buffer full) holds this request no
+	// longer than its context; requests with a cached key never get here.
+	sent := make(chan error, 1)
+	go func() { sent <- k.conn.Send(ipc.KindKeyAsk, ipc.KeyAsk{ID: id, Key: key}) }()
+	select {
+	case err := <-sent:
+		if err != nil {
+			return "", fmt.Errorf("asking the master: %w", err)
+		}
+	case <-ctx.Done():
+		return "", fmt.Errorf("asking the master: %w", ctx.Err())
 	}
 	select {
 	case t := <-ch:

@@ -104,7 +104,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer w.conn.Close()
 	w.keys = newKeyClient(w.conn, w.rt.Load)
 	w.sink = newRecordSink(w.conn, pending)
-	defer w.sink.flush() // the records of the last requests, before the channel closes
+	defer w.sink.close() // the records of the last requests, before the channel closes
 	w.zone = opts.Zone
 	switch {
 	case w.zone != nil:
@@ -509,9 +509,13 @@ func (w *Worker) drain(grace, timeout time.Duration) {
 	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
 }
 
-// watchQuota asks the master to keep a quota identifier in step with Edge.
+// watchQuota asks the master to keep a quota identifier in step with
+// Edge. A request calls it (once per identifier), so the message goes
+// from a goroutine of its own: a stalled master never holds the request.
 func (w *Worker) watchQuota(id string, allow uint32, interval int, unit string) {
-	_ = w.conn.Send(ipc.KindQuota, ipc.QuotaWatch{Identifier: id, Allow: allow, Interval: interval, TimeUnit: unit})
+	go func() {
+		_ = w.conn.Send(ipc.KindQuota, ipc.QuotaWatch{Identifier: id, Allow: allow, Interval: interval, TimeUnit: unit})
+	}()
 }
 
 // inheritedZone maps the zone at ipc.ZoneFD; a worker started without
