@@ -81,6 +81,10 @@ func TestDefaultServesTheEchoDemo(t *testing.T) {
 	if s.Config.Edgemicro.Port != 8000 {
 		t.Fatalf("default port = %d, want 8000", s.Config.Edgemicro.Port)
 	}
+	// The demo's key is published: it serves this machine only.
+	if s.Config.Edgemicro.Address != "127.0.0.1" {
+		t.Fatalf("default address = %q, want 127.0.0.1", s.Config.Edgemicro.Address)
+	}
 }
 
 func TestSubstitute(t *testing.T) {
@@ -191,5 +195,18 @@ func TestDefaultHasTheDocumentedDemoApp(t *testing.T) {
 	}
 	if len(s.Config.Apps) != 1 || s.Config.Apps[0].Key != "mgw-demo-key" || s.Config.Apps[0].Products[0] != "demo-product" {
 		t.Fatalf("default apps = %+v", s.Config.Apps)
+	}
+}
+
+func TestEmptyFileIsAnError(t *testing.T) {
+	t.Parallel()
+	for _, src := range []string{"", "\n  \n", "# only a comment\n\n   # another\n"} {
+		path := filepath.Join(t.TempDir(), "mgw.toml")
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path, testEnv); err == nil || !strings.Contains(err.Error(), path+" is empty") {
+			t.Errorf("Load(%q) = %v, want an error naming the empty file", src, err)
+		}
 	}
 }

@@ -12,7 +12,10 @@
 // receive Snapshots as JSON over IPC, so what the master validated is
 // exactly what the workers run.
 //
-// When no file exists, mgw runs on Default, the embedded default.toml: one
-// demo proxy to the built-in mock target (URL scheme "mock"), which answers
-// every request with a JSON echo of it.
+// When the user named no config (no --config, no --config-dir, no org or
+// env) and ~/.mgw/mgw.toml does not exist, mgw runs on Default, the
+// embedded default.toml: on 127.0.0.1 only, one demo proxy to the built-in
+// mock target (URL scheme "mock"), which answers every request with a JSON
+// echo of it. Anything named and missing is an error, never the demo. A
+// file with nothing but comments is an error too.
 package configs

@@ -68,12 +68,26 @@ func Load(path string, env LookupEnv) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
+	if empty(src) {
+		return nil, fmt.Errorf("config %s is empty (nothing but blanks and comments): write the settings into it, or take the commented file `mgw init` writes", path)
+	}
 	s, err := Parse(src, env)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	s.Source = path
 	return s, nil
+}
+
+// empty reports whether src holds nothing but blanks and comments.
+func empty(src []byte) bool {
+	for _, line := range bytes.Split(src, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // Default parses the embedded default configuration.

@@ -209,7 +209,7 @@ func TestStartAfterKill9(t *testing.T) {
 	if code, _ := get(t, in.url("/echo/again")); code != 200 {
 		t.Fatalf("GET after restart = %d", code)
 	}
-	if out, code := in.mgw("start", "--port", fmt.Sprint(in.port)); code != 1 || !strings.Contains(out, "already running") {
+	if out, code := in.mgwRaw("start", "--port", fmt.Sprint(in.port)); code != 1 || !strings.Contains(out, "already running") {
 		t.Fatalf("a second start exited %d: %s", code, out)
 	}
 }

@@ -90,7 +90,13 @@ func freePort(t *testing.T) int {
 // PORT set to a free port.
 func newInstance(t *testing.T, config string) *instance {
 	t.Helper()
-	in := &instance{t: t, dir: t.TempDir(), port: freePort(t), logs: &syncBuffer{}, pids: map[int]bool{}}
+	// The config dir is HOME/.mgw, so that an instance with no config
+	// file starts as a user who named nothing: on the embedded default.
+	dir := filepath.Join(t.TempDir(), ".mgw")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{t: t, dir: dir, port: freePort(t), logs: &syncBuffer{}, pids: map[int]bool{}}
 	if config != "" {
 		in.writeConfig(config)
 	}
@@ -115,13 +121,19 @@ func (in *instance) url(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", in.port, path)
 }
 
-// start runs `mgw start` and waits until status reports every worker serving.
+// start runs `mgw start` and waits until status reports every worker
+// serving. With no config file in the config dir, it names no config dir
+// (the dir is HOME/.mgw), so the instance runs on the embedded default.
 func (in *instance) start(workers int, extra ...string) {
 	in.t.Helper()
-	args := append([]string{"start", "--config-dir", in.dir, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)}, extra...)
+	args := []string{"start", "--config-dir", in.dir}
+	if tomls, _ := filepath.Glob(filepath.Join(in.dir, "*.toml")); len(tomls) == 0 {
+		args = []string{"start"}
+	}
+	args = append(append(args, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)), extra...)
 	cmd := exec.Command(mgwBin, args...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
-	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
 	if err := cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
@@ -161,7 +173,7 @@ func (in *instance) mgw(args ...string) (string, int) {
 func (in *instance) mgwRaw(args ...string) (string, int) {
 	in.t.Helper()
 	cmd := exec.Command(mgwBin, args...)
-	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if err != nil {

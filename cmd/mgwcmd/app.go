@@ -105,6 +105,10 @@ type paths struct {
 	config    string // "" means the embedded default
 }
 
+// resolvePaths finds the config dir and run dir, and the config file the
+// lookup would take when there is one. Commands that talk to a running
+// master (stop, reload, status) need no more; the commands that read a
+// configuration use resolveConfig, which is strict about what is missing.
 func resolvePaths(c *cli.Context) (paths, error) {
 	var p paths
 	p.configDir = c.String(flagConfigDir)
@@ -120,24 +124,83 @@ func resolvePaths(c *cli.Context) (paths, error) {
 		p.runDir = p.configDir
 	}
 	if f := c.String(flagConfig); f != "" {
-		if _, err := os.Stat(f); err != nil {
-			return p, fmt.Errorf("config file: %w", err)
-		}
 		p.config = f
 		return p, nil
 	}
-	var candidates []string
-	if org, env := c.String(flagOrg), c.String(flagEnv); org != "" && env != "" {
-		candidates = append(candidates, filepath.Join(p.configDir, org+"-"+env+"-config.toml"))
-	}
-	candidates = append(candidates, filepath.Join(p.configDir, "mgw.toml"))
-	for _, f := range candidates {
+	for _, f := range p.candidates(c) {
 		if _, err := os.Stat(f); err == nil {
 			p.config = f
 			break
 		}
 	}
 	return p, nil
+}
+
+// candidates are the files the lookup tries in the config dir, in order.
+func (p paths) candidates(c *cli.Context) []string {
+	var out []string
+	if org, env := c.String(flagOrg), c.String(flagEnv); org != "" && env != "" {
+		out = append(out, filepath.Join(p.configDir, org+"-"+env+"-config.toml"))
+	}
+	return append(out, filepath.Join(p.configDir, initConfigName))
+}
+
+// whatToDo names the commands that write a config file.
+func whatToDo(dir string) string {
+	return fmt.Sprintf("write one with `mgw init --config-dir %s` (local mode), `mgw configure -o ORG -e ENV --config-dir %s` (an Apigee org) or `mgw config import ORG-ENV-config.yaml --output FILE` (an edgemicro file)", dir, dir)
+}
+
+// resolveConfig is resolvePaths for the commands that read the
+// configuration (start, verify, config show, token). The lookup is
+// --config; else {org}-{env}-config.toml in the config dir when org and
+// env are given; else mgw.toml there. The embedded default (p.config "")
+// serves only when the user named nothing: no --config, no --config-dir
+// (nor their environment variables), no org or env. Anything named that
+// is not found is an error that names the paths looked for and what to
+// do, never a silent fall-back to the demo.
+func resolveConfig(c *cli.Context) (paths, error) {
+	p, err := resolvePaths(c)
+	if err != nil {
+		return p, err
+	}
+	if f := c.String(flagConfig); f != "" {
+		st, err := os.Stat(f)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return p, fmt.Errorf("config file %s does not exist: %s", f, whatToDo(filepath.Dir(f)))
+		case err != nil:
+			return p, fmt.Errorf("config file: %w", err)
+		case st.IsDir():
+			return p, fmt.Errorf("config file %s is a directory (for a config dir, give --config-dir)", f)
+		}
+		return p, nil
+	}
+	dirNamed := c.String(flagConfigDir) != ""
+	org, env := c.String(flagOrg), c.String(flagEnv)
+	if !dirNamed && org == "" && env == "" {
+		return p, nil // the embedded default when ~/.mgw/mgw.toml does not exist
+	}
+	if p.config != "" {
+		return p, nil
+	}
+	if dirNamed {
+		if st, err := os.Stat(p.configDir); errors.Is(err, os.ErrNotExist) {
+			return p, fmt.Errorf("config dir %s does not exist: %s", p.configDir, whatToDo(p.configDir))
+		} else if err != nil {
+			return p, fmt.Errorf("config dir: %w", err)
+		} else if !st.IsDir() {
+			return p, fmt.Errorf("config dir %s is not a directory (for a config file, give --config)", p.configDir)
+		}
+	}
+	looked := strings.Join(p.candidates(c), " nor ")
+	if (org == "") != (env == "") {
+		return p, fmt.Errorf("no config file: %s does not exist, and {org}-{env}-config.toml needs both -o/--org and -e/--env (one was given); %s", looked, whatToDo(p.configDir))
+	}
+	if org != "" {
+		return p, fmt.Errorf("no config for org %s env %s: %s does not exist; run `mgw configure -o %s -e %s --config-dir %s`, or convert an edgemicro file with `mgw config import %s-%s-config.yaml --output %s`",
+			org, env, looked, org, env, p.configDir, org, env, p.candidates(c)[0])
+	}
+	return p, fmt.Errorf("no config file: %s does not exist; %s", looked, whatToDo(p.configDir))
 }
 
 func (p paths) controlSocket() string { return filepath.Join(p.runDir, "mgw.sock") }

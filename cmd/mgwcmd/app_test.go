@@ -72,6 +72,75 @@ func TestConfigLookup(t *testing.T) {
 	}
 }
 
+// TestConfigLookupNamesWhatIsMissing: the embedded default only when
+// nothing is named; anything named and missing is an error naming the
+// path looked for.
+func TestConfigLookupNamesWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for _, v := range []string{"MGW_CONFIG", "MGW_CONFIG_DIR", "EDGEMICRO_CONFIG_DIR", "EDGEMICRO_ORG", "EDGEMICRO_ENV"} {
+		t.Setenv(v, "")
+	}
+	_ = os.WriteFile(filepath.Join(dir, "mgw.toml"), []byte("[edgemicro]\nport = 1\n"), 0o644)
+	empty := t.TempDir()
+	resolve := func(args ...string) (paths, error) {
+		t.Helper()
+		var got paths
+		var gotErr error
+		app := newApp()
+		for _, c := range app.Commands {
+			if c.Name == "verify" {
+				c.Action = func(c *cli.Context) error {
+					got, gotErr = resolveConfig(c)
+					return nil
+				}
+			}
+		}
+		if err := app.Run(append([]string{"mgw", "verify"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		return got, gotErr
+	}
+	tests := []struct {
+		desc string
+		args []string
+		want string // the config file, or "" for the embedded default
+		err  string // a part of the error
+	}{
+		{desc: "nothing named", want: ""},
+		{desc: "config dir", args: []string{"--config-dir", dir}, want: filepath.Join(dir, "mgw.toml")},
+		{desc: "org and env fall back to mgw.toml", args: []string{"--config-dir", dir, "-o", "o", "-e", "e"}, want: filepath.Join(dir, "mgw.toml")},
+		{desc: "missing config file", args: []string{"--config", filepath.Join(dir, "nope.toml")}, err: filepath.Join(dir, "nope.toml") + " does not exist"},
+		{desc: "config file is a dir", args: []string{"--config", dir}, err: "is a directory"},
+		{desc: "missing config dir", args: []string{"--config-dir", filepath.Join(dir, "nope")}, err: filepath.Join(dir, "nope") + " does not exist: write one with `mgw init"},
+		{desc: "config dir without a file", args: []string{"--config-dir", empty}, err: filepath.Join(empty, "mgw.toml") + " does not exist"},
+		{desc: "org and env without a file", args: []string{"-o", "myorg", "-e", "test"}, err: filepath.Join(home, ".mgw", "myorg-test-config.toml") + " nor "},
+		{desc: "org and env name what to run", args: []string{"--config-dir", empty, "-o", "myorg", "-e", "test"}, err: "mgw config import myorg-test-config.yaml --output " + filepath.Join(empty, "myorg-test-config.toml")},
+		{desc: "org alone", args: []string{"--config-dir", empty, "-o", "myorg"}, err: "needs both"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			p, err := resolve(tc.args...)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || p.config != tc.want {
+				t.Fatalf("config = %q, %v; want %q", p.config, err, tc.want)
+			}
+		})
+	}
+	t.Run("environment counts as naming", func(t *testing.T) {
+		t.Setenv("MGW_CONFIG_DIR", empty)
+		if _, err := resolve(); err == nil {
+			t.Fatal("MGW_CONFIG_DIR naming a dir without a config fell back to the default")
+		}
+	})
+}
+
 func TestFormatURI(t *testing.T) {
 	t.Parallel()
 	for tmpl, want := range map[string]string{

@@ -26,7 +26,7 @@ func startCommand() *cli.Command {
 		Usage: "start the master and its workers in the foreground",
 		Flags: commonFlags(),
 		Action: func(c *cli.Context) error {
-			p, err := resolvePaths(c)
+			p, err := resolveConfig(c)
 			if err != nil {
 				return cli.Exit(err, 1)
 			}

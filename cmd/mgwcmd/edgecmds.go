@@ -28,7 +28,7 @@ import (
 // loadFileConfig parses the command's config file (or the embedded
 // default) without contacting Edge.
 func loadFileConfig(c *cli.Context) (paths, *configs.Snapshot, error) {
-	p, err := resolvePaths(c)
+	p, err := resolveConfig(c)
 	if err != nil {
 		return p, nil, err
 	}
