@@ -20,7 +20,11 @@ const exitNotRunning = 3 // `mgw status` when nothing runs, like systemctl statu
 // Main runs the command line and returns the process's exit status.
 func Main(args []string) int {
 	app := newApp()
-	if err := app.Run(args); err != nil {
+	err := unknownCommand(app, args)
+	if err == nil {
+		err = app.Run(flagsFirst(app, args))
+	}
+	if err != nil {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {

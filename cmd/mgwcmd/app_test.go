@@ -211,3 +211,42 @@ func TestMaskedLogs(t *testing.T) {
 		t.Fatal("a secret too short to be one masked every line")
 	}
 }
+
+func TestFlagsFirst(t *testing.T) {
+	t.Parallel()
+	app := newApp()
+	tests := []struct{ in, want string }{
+		{"mgw config import a.yaml --output b.toml", "mgw config import --output b.toml a.yaml"},
+		{"mgw config import --output b.toml a.yaml", "mgw config import --output b.toml a.yaml"},
+		{"mgw config import a.yaml --output=b.toml --force", "mgw config import --output=b.toml --force a.yaml"},
+		{"mgw token decode TOKEN -f x", "mgw token decode -f x TOKEN"},
+		{"mgw token verify TOKEN --config-dir d -o org", "mgw token verify --config-dir d -o org TOKEN"},
+		{"mgw start -p 2", "mgw start -p 2"},
+		{"mgw token decode -- -x", "mgw token decode -- -x"},
+		{"mgw nosuch a -b", "mgw nosuch a -b"},
+		{"mgw --help", "mgw --help"},
+	}
+	for _, tc := range tests {
+		if got := strings.Join(flagsFirst(app, strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("flagsFirst(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
+	app := newApp()
+	for in, bad := range map[string]bool{
+		"mgw nosuch": true, "mgw token nosuch": true, "mgw config nosuch x": true,
+		"mgw start": false, "mgw token get -i x": false, "mgw --version": false, "mgw help start": false,
+		"mgw config import x.yaml": false,
+	} {
+		err := unknownCommand(app, strings.Fields(in))
+		if (err != nil) != bad {
+			t.Errorf("unknownCommand(%q) = %v, want an error: %v", in, err, bad)
+		}
+		if ec, ok := err.(cli.ExitCoder); ok && ec.ExitCode() != 1 {
+			t.Errorf("unknownCommand(%q) exits %d, want 1", in, ec.ExitCode())
+		}
+	}
+}
