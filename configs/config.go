@@ -171,6 +171,10 @@ type Edgemicro struct {
 	// Connection: close) before it closes them. Defaults to 1000.
 	DrainGrace int `toml:"drain_grace" json:"drain_grace"`
 
+	// Proxies, in Edge mode, keeps only the Edge proxies of these names
+	// (after proxyPattern); empty keeps every one.
+	Proxies []string `toml:"proxies" json:"proxies,omitempty"`
+
 	Logging Logging `toml:"logging" json:"logging"`
 	Plugins Plugins `toml:"plugins" json:"plugins"`
 	// SSL, when present, serves HTTPS.

@@ -130,6 +130,9 @@ func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
 		return nil, err
 	}
 	cfg.normalize()
+	if !cfg.EdgeMode() && len(cfg.Edgemicro.Proxies) > 0 {
+		return nil, errors.New("edgemicro.proxies keeps Edge proxies by name and is for Edge mode ([edge_config]); in local mode list the [[proxies]] to serve")
+	}
 	if cfg.EdgeMode() && (len(cfg.Proxies) > 0 || len(cfg.Products) > 0) {
 		return nil, errors.New("[[proxies]] and [[products]] are for local mode; with [edge_config] they come from Edge")
 	}

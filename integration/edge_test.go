@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -411,23 +412,34 @@ func TestConfigImportStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The [[targets]] client certificate is carried, so its files must be real.
+	ca := newCA(t)
+	clientCert, clientKey := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
+	writeFile(t, in.dir, "client.crt", clientCert)
+	writeFile(t, in.dir, "client.key", clientKey)
+	writeFile(t, in.dir, "ca.pem", ca.pem)
 	yaml := strings.NewReplacer(
 		"https://edgemicroservices-us-east-1.apigee.net", fe.URL,
 		"https://myorg-test.apigee.net", fe.URL,
 		"dir: /var/tmp", "to_console: true",
+		"/opt/apigee/certs/", in.dir+"/",
 	).Replace(string(src))
 	yamlPath := filepath.Join(in.dir, "myorg-test-config.yaml")
 	if err := os.WriteFile(yamlPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, code := in.mgwRaw("config", "import", "--output", filepath.Join(in.dir, "myorg-test-config.toml"), yamlPath)
+	// The flags after the file, as README writes it.
+	out, code := in.mgwRaw("config", "import", yamlPath, "--output", filepath.Join(in.dir, "myorg-test-config.toml"))
 	if code != 0 {
 		t.Fatalf("config import: %d %s", code, out)
 	}
-	for _, want := range []string{"dropped targets", "dropped edgemicro.plugins.dir"} {
+	for _, want := range []string{"dropped edgemicro.plugins.dir", "spikearrest.allow: edgemicro counted 6000 per worker"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("import output does not say %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "targets") {
+		t.Errorf("import dropped [[targets]]:\n%s", out)
 	}
 	in.start(2, edgeFlags(fe)...) // finds myorg-test-config.toml by -o and -e
 	key := fe.Apps()[0].Key

@@ -59,3 +59,37 @@ func TestNoSilentFallbackToTheDemo(t *testing.T) {
 		t.Fatalf("the default does not listen on 127.0.0.1 only:\n%s", in.logs.String())
 	}
 }
+
+// TestConfigImportRefusesToWeaken: a setting that protects the gateway
+// and cannot be carried makes the import exit 1 and write nothing; with
+// --force (after the file, as README writes flags) it writes the rest.
+func TestConfigImportRefusesToWeaken(t *testing.T) {
+	dir := t.TempDir()
+	yamlPath := filepath.Join(dir, "org-env-config.yaml")
+	if err := os.WriteFile(yamlPath, []byte(`
+edgemicro:
+  port: 8443
+  ssl: {pfx: /etc/certs/server.pfx, passphrase: secret}
+  plugins: {sequence: [accesscontrol]}
+accesscontrol: {allow: [10.1.*.*], noRuleMatchAction: deny}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := newInstance(t, "")
+	outPath := filepath.Join(dir, "out.toml")
+	out, code := in.mgwRaw("config", "import", yamlPath, "--output", outPath)
+	if code != 1 || !strings.Contains(out, "LOST    edgemicro.ssl.pfx") || !strings.Contains(out, "--force") {
+		t.Fatalf("import of a pfx certificate: exit %d, want 1 naming the lost key and --force:\n%s", code, out)
+	}
+	if _, err := os.Stat(outPath); err == nil {
+		t.Fatal("a refused import wrote its output")
+	}
+	out, code = in.mgwRaw("config", "import", yamlPath, "--output", outPath, "--force")
+	if code != 0 {
+		t.Fatalf("import --force: exit %d:\n%s", code, out)
+	}
+	b, err := os.ReadFile(outPath)
+	if err != nil || !strings.Contains(string(b), `noRuleMatchAction = "deny"`) {
+		t.Fatalf("the forced import lost [accesscontrol]: %v\n%s", err, b)
+	}
+}

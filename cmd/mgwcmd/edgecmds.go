@@ -291,39 +291,63 @@ func configCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "config",
 		Usage: "work with configuration files",
-		Subcommands: []*cli.Command{{
-			Name:      "import",
-			Usage:     "convert an Edge Microgateway {org}-{env}-config.yaml into mgw TOML",
-			ArgsUsage: "edgemicro.yaml",
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "output", Aliases: []string{"out"}, Usage: "write the TOML to `FILE` (default: standard output)"},
-			},
-			Action: func(c *cli.Context) error {
-				if c.Args().Len() != 1 {
-					return cli.Exit("config import: give one edgemicro YAML file", 1)
-				}
-				src, err := os.ReadFile(c.Args().First())
-				if err != nil {
+		Subcommands: []*cli.Command{
+			configImportCommand(),
+		},
+	}
+}
+
+func configImportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "convert an Edge Microgateway {org}-{env}-config.yaml into mgw TOML",
+		ArgsUsage: "edgemicro.yaml",
+		Description: "Every key with a meaning in mgw is carried; every other one is named on stderr. " +
+			"A key whose loss weakens the gateway (TLS, address lists, mutual TLS, a plugin or its settings) " +
+			"makes the import fail unless --force. Where a meaning changes (spike arrests and quotas counted " +
+			"per worker in edgemicro, per instance in mgw) a note gives the value that keeps the old effect.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"out"}, Usage: "write the TOML to `FILE` (default: standard output)"},
+			&cli.BoolFlag{Name: "force", Usage: "write the TOML even when settings that protect the gateway cannot be carried"},
+			&cli.IntFlag{Name: "edgemicro-processes", Usage: "the `N` workers edgemicro ran (its -p): spikearrest.allow is multiplied by it to keep the effective limit"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return cli.Exit("config import: give one edgemicro YAML file", 1)
+			}
+			if n := c.Int("edgemicro-processes"); n < 0 {
+				return cli.Exit(fmt.Sprintf("config import: --edgemicro-processes %d is not a number of workers", n), 1)
+			}
+			src, err := os.ReadFile(c.Args().First())
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			known := func(name string) bool { return slices.Contains(plugins.Names(), name) }
+			out, rep, err := configs.Import(src, configs.ImportOptions{KnownPlugin: known, Processes: c.Int("edgemicro-processes")})
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			for _, d := range rep.Dropped {
+				fmt.Fprintln(os.Stderr, "dropped "+d)
+			}
+			for _, n := range rep.Notes {
+				fmt.Fprintln(os.Stderr, "note    "+n)
+			}
+			for _, l := range rep.Lost {
+				fmt.Fprintln(os.Stderr, "LOST    "+l)
+			}
+			if len(rep.Lost) > 0 && !c.Bool("force") {
+				return cli.Exit(fmt.Sprintf("config import: %d setting(s) that protect the gateway cannot be carried (LOST above): change them in the YAML, or give --force to write the TOML without them; nothing was written", len(rep.Lost)), 1)
+			}
+			if f := c.String("output"); f != "" {
+				if err := os.WriteFile(f, out, 0o600); err != nil {
 					return cli.Exit(err, 1)
 				}
-				known := func(name string) bool { return slices.Contains(plugins.Names(), name) }
-				out, dropped, err := configs.Import(src, known)
-				if err != nil {
-					return cli.Exit(err, 1)
-				}
-				for _, d := range dropped {
-					fmt.Fprintln(os.Stderr, "dropped "+d)
-				}
-				if f := c.String("output"); f != "" {
-					if err := os.WriteFile(f, out, 0o600); err != nil {
-						return cli.Exit(err, 1)
-					}
-					fmt.Fprintf(os.Stderr, "wrote %s\n", f)
-					return nil
-				}
-				_, err = os.Stdout.Write(out)
-				return err
-			},
-		}},
+				fmt.Fprintf(os.Stderr, "wrote %s\n", f)
+				return nil
+			}
+			_, err = os.Stdout.Write(out)
+			return err
+		},
 	}
 }

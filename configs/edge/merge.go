@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,6 +122,9 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 	for _, ap := range p.boot.APIProxies {
 		if !Wildcard(pattern, ap.APIProxyName) {
 			continue
+		}
+		if only := cfg.Edgemicro.Proxies; len(only) > 0 && !slices.Contains(only, ap.APIProxyName) {
+			continue // not in edgemicro.proxies
 		}
 		px := configs.Proxy{
 			Name:           ap.APIProxyName,
