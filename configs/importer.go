@@ -222,6 +222,9 @@ func Import(src []byte, o ImportOptions) ([]byte, Report, error) {
 		}
 	}
 	importLimits(out, o.Processes, &rep)
+	if em, ok := doc["edgemicro"].(map[string]any); ok && em["maxHttpHeaderSize"] != nil {
+		rep.Notes = append(rep.Notes, "edgemicro.maxHttpHeaderSize: written as max_header_bytes, which bounds the raw request line and headers (431 above it); edgemicro measured the headers as JSON (400 above it)")
+	}
 	var buf bytes.Buffer
 	buf.WriteString("# Imported from an Edge Microgateway config by `mgw config import`.\n")
 	if err := toml.NewEncoder(&buf).Encode(out); err != nil {
