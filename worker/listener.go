@@ -52,10 +52,10 @@ const (
 	acceptAtOnce = time.Millisecond
 )
 
-func newLimitListener(ln net.Listener, max int) *limitListener {
+func newLimitListener(ln net.Listener, maxConns int) *limitListener {
 	l := &limitListener{Listener: ln, done: make(chan struct{})}
-	if max > 0 {
-		l.sem = make(chan struct{}, max)
+	if maxConns > 0 {
+		l.sem = make(chan struct{}, maxConns)
 	}
 	l.pause, l.now = l.sleep, time.Now
 	return l

@@ -347,7 +347,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writerPool.Put(wr)
 	}()
 
-	if max := cfg.Edgemicro.MaxHeaderBytes; max > 0 && headerBytes(r) > max {
+	if limit := cfg.Edgemicro.MaxHeaderBytes; limit > 0 && headerBytes(r) > limit {
 		wr.closeConn = true
 		plugins.WriteError(wr, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
 		return

@@ -90,17 +90,17 @@ func (k *KeyCache) fill(ctx context.Context, key string, e *keyEntry) {
 // evict drops expired entries when the cache is full, then arbitrary
 // ones. Called with mu held.
 func (k *KeyCache) evict(now time.Time) {
-	max := k.Max
-	if max <= 0 {
-		max = 100000
+	limit := k.Max
+	if limit <= 0 {
+		limit = 100000
 	}
-	if len(k.m) < max {
+	if len(k.m) < limit {
 		return
 	}
 	for key, e := range k.m {
 		select {
 		case <-e.done:
-			if now.After(e.expires) || len(k.m) >= max {
+			if now.After(e.expires) || len(k.m) >= limit {
 				delete(k.m, key)
 			}
 		default:

@@ -221,9 +221,9 @@ func (s Slot) Add(delta uint64) uint64 { return atomic.AddUint64(s.state, delta)
 // Store sets the state word.
 func (s Slot) Store(v uint64) { atomic.StoreUint64(s.state, v) }
 
-// CompareAndSwap sets the word to new if it is old.
-func (s Slot) CompareAndSwap(old, new uint64) bool {
-	return atomic.CompareAndSwapUint64(s.state, old, new)
+// CompareAndSwap sets the word to next if it is old.
+func (s Slot) CompareAndSwap(old, next uint64) bool {
+	return atomic.CompareAndSwapUint64(s.state, old, next)
 }
 
 // PackCount packs a count and an absolute time (whole seconds) into one
