@@ -34,7 +34,7 @@ type Config struct {
 }
 
 // EdgeConfig is the [edge_config] section: where an Apigee org serves
-// what a gateway needs (SPEC §4).
+// what a gateway needs (docs/COMPATIBILITY.md).
 type EdgeConfig struct {
 	Bootstrap     string `toml:"bootstrap" json:"bootstrap"`
 	JWTPublicKey  string `toml:"jwt_public_key" json:"jwt_public_key"`

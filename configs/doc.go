@@ -1,7 +1,7 @@
 // Package configs reads, checks and freezes mgw's configuration.
 //
 // A configuration is one TOML file whose sections follow Edge
-// Microgateway's YAML (SPEC §3). Parse substitutes ${VAR} references from
+// Microgateway's YAML (docs/CONFIG.md). Parse substitutes ${VAR} references from
 // the environment, decodes strictly (an unknown key is an error naming the
 // key and its line), fills defaults, and validates, collecting every problem
 // into one error a user can act on. The result is wrapped in a Snapshot with

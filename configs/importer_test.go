@@ -8,7 +8,7 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// TestImportEdgemicroExample converts EDGEMICRO.md §c's realistic file:
+// TestImportEdgemicroExample converts a realistic edgemicro file (testdata):
 // the result parses as an Edge-mode mgw.toml, and every key left out is
 // named.
 func TestImportEdgemicroExample(t *testing.T) {

@@ -110,7 +110,7 @@ func edgeToken(t *testing.T, fe *fakeedge.Server, app fakeedge.App) string {
 	return out.Token
 }
 
-// TestEdgeAuth runs every auth row of SPEC §5 and the bad-token table of
+// TestEdgeAuth runs every auth row of docs/COMPATIBILITY.md and the bad-token table of
 // issue 3 through the real binary against the fake org.
 func TestEdgeAuth(t *testing.T) {
 	fe := startFakeEdge(t)
@@ -401,7 +401,7 @@ products = ["hello-product"]
 }
 
 // TestConfigImportStarts: `mgw config import` on the realistic edgemicro
-// file of EDGEMICRO.md §c (pointed at the fake org) gives a config that
+// file testdata/edgemicro.yaml (pointed at the fake org) gives a config that
 // mgw starts with and that authorizes like the original.
 func TestConfigImportStarts(t *testing.T) {
 	fe := startFakeEdge(t)

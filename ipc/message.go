@@ -153,7 +153,7 @@ type Status struct {
 	Mode       string         `json:"mode"`
 	Config     ConfigStatus   `json:"config"`
 	Workers    []WorkerStatus `json:"workers"`
-	// Analytics is present when analytics are on (an addition to SPEC §8.3).
+	// Analytics is present when analytics are on (beyond the fields edgemicro-era scripts read).
 	Analytics *AnalyticsStatus `json:"analytics,omitempty"`
 }
 

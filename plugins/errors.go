@@ -11,7 +11,7 @@ type errorBody struct {
 	Status  int    `json:"status"`
 }
 
-// WriteError answers with one of SPEC §5's JSON error bodies,
+// WriteError answers with one of the JSON error bodies of docs/COMPATIBILITY.md,
 // {"message":…,"status":…}, always with Content-Type application/json.
 func WriteError(w http.ResponseWriter, status int, message string) {
 	b, _ := json.Marshal(errorBody{Message: message, Status: status})

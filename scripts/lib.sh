@@ -59,8 +59,8 @@ start_target() {
 }
 
 # start_nginx_proxy PORT TARGET_PORT: nginx with two workers as a keep-alive
-# reverse proxy doing the header work mgw does by default ([headers], SPEC
-# §15): X-Forwarded-For, -Host and Via appended to the client's,
+# reverse proxy doing the header work mgw does by default ([headers],
+# docs/COMPATIBILITY.md): X-Forwarded-For, -Host and Via appended to the client's,
 # X-Forwarded-Proto and X-Request-Id kept or set, the target's own Host,
 # and a response-time header on the answer.
 start_nginx_proxy() {

@@ -606,7 +606,7 @@ func TestClientGoneIs499(t *testing.T) {
 }
 
 // TestHopByHopHeadersStay: hop-by-hop headers, and those a Connection
-// header names, are not passed on in either direction (SPEC §16); every
+// header names, are not passed on in either direction (docs/COMPATIBILITY.md); every
 // other header is.
 func TestHopByHopHeadersStay(t *testing.T) {
 	t.Parallel()

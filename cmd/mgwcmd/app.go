@@ -72,7 +72,7 @@ func newApp() *cli.App {
 	}
 }
 
-// Flag names shared by the commands (SPEC §1). Every command accepts all
+// Flag names shared by the commands (docs/CLI.md). Every command accepts all
 // of them after its name, so ops scripts may pass the same set everywhere.
 const (
 	flagConfig    = "config"

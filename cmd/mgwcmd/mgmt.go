@@ -487,7 +487,7 @@ func configureCommand() *cli.Command {
 }
 
 // configTOML is the mgw.toml that configure writes, with the URLs of
-// SPEC §4 for the org and env.
+// the Edge endpoints (docs/COMPATIBILITY.md) for the org and env.
 func (e *mgmtEnv) configTOML(bootstrap string) string {
 	auth := e.authURL()
 	q := strconv.Quote

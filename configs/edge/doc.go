@@ -1,5 +1,5 @@
 // Package edge talks to an Apigee org the way Edge Microgateway does
-// (SPEC §4). A Client downloads the bootstrap (proxies), the products and
+// (docs/COMPATIBILITY.md). A Client downloads the bootstrap (proxies), the products and
 // the JWT public keys in one Download; Merge turns a Download into the
 // proxies, products and keys of a configs.Snapshot, dropping what a
 // gateway cannot serve with a log line. After every good download the

@@ -1,5 +1,5 @@
 // Package fakeedge is mgw's stand-in for an Apigee org: an HTTP server on
-// 127.0.0.1 that serves the endpoints of SPEC §4 with the shapes a real
+// 127.0.0.1 that serves the Edge endpoints of docs/COMPATIBILITY.md with the shapes a real
 // org sends (bootstrap, products with string quotas, a PEM certificate
 // and a JWKS, verifyApiKey and token signed RS256, analytics), with hooks
 // for tests: change the proxies, count calls, fail on demand.

@@ -1,5 +1,5 @@
 // Package analytics makes one record per request that matched a proxy,
-// with edgemicro's fields (EDGEMICRO.md §d.6), rejected requests included,
+// with edgemicro's fields (docs/COMPATIBILITY.md), rejected requests included,
 // and gets the records to Edge from one place per instance.
 //
 // The plugin always runs first: it sees the request before any other

@@ -1,6 +1,6 @@
 // Package oauth holds the auth plugins of Edge Microgateway, with the
-// same configuration keys, status codes and JSON bodies (SPEC §5,
-// EDGEMICRO.md §e): oauth (Bearer JWT or API key), apikeys (API key only)
+// same configuration keys, status codes and JSON bodies (docs/COMPATIBILITY.md):
+// oauth (Bearer JWT or API key), apikeys (API key only)
 // and oauthv2 (Bearer JWT only).
 //
 // A token is verified once per revision and worker: RS256 only, with the

@@ -155,8 +155,8 @@ const (
 	notInProduct = `{"error":"access_denied","error_description":"access_denied"}`
 )
 
-// TestAuthTable checks every auth row of SPEC §5 and the precise points
-// of SPEC §8.13 through the oauth plugin.
+// TestAuthTable checks every auth row of docs/COMPATIBILITY.md and its
+// rule that Authorization decides before an API key, through the oauth plugin.
 func TestAuthTable(t *testing.T) {
 	t.Parallel()
 	_, h := newFixture(t, ModeOAuth, nil)

@@ -6,8 +6,8 @@ import (
 	"github.com/mgw-gateway/mgw/configs"
 )
 
-// TestResourceRules follows EDGEMICRO.md §e rule 7, including the net
-// effects checked there against edgemicro's own function.
+// TestResourceRules follows edgemicro's apiResources rules, including the net
+// effects seen when edgemicro's own function was run (docs/COMPATIBILITY.md).
 func TestResourceRules(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
