@@ -54,3 +54,34 @@ func TestDocsCiteOnlyTheRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// mdLink matches a markdown link's target: [text](target).
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// TestDocLinksResolve fails on every relative link of README.md and
+// docs/*.md whose file does not exist in the repository.
+func TestDocLinksResolve(t *testing.T) {
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../../README.md")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
+				target, _, _ := strings.Cut(m[1], "#")
+				if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(filepath.Dir(f), target)); err != nil {
+					rel, _ := filepath.Rel("../..", f)
+					t.Errorf("%s:%d links to %s, which does not exist: fix the link or add the file", rel, i+1, m[1])
+				}
+			}
+		}
+	}
+}
