@@ -102,6 +102,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		aborted := cc.unwatchCtx()
 		cc.close()
+		var be errBody
+		if errors.As(err, &be) {
+			// The client's body failed, which may also have ended its
+			// context; the body's error says why.
+			closeBody(req)
+			return nil, err
+		}
 		if aborted {
 			closeBody(req)
 			if err := ctx.Err(); err != nil {

@@ -135,6 +135,62 @@ func parseRequestHead(b []byte) (requestHead, error) {
 	return h, nil
 }
 
+// errBothLengths is a request head with both Content-Length and
+// Transfer-Encoding (RFC 9112 §6.1): a smuggling attempt or a broken
+// client, refused with 400 and the connection closed.
+var errBothLengths = errors.New("h1: request has both Content-Length and Transfer-Encoding")
+
+// errConnect is a CONNECT request: mgw is no tunnel; refused with 405.
+var errConnect = errors.New("h1: CONNECT is not served")
+
+// headEnd returns the length of the head at the start of b, up to and
+// including the empty line that ends it, as net/http finds it (a bare
+// LF ends a line too), or -1 when b holds no whole head.
+func headEnd(b []byte) int {
+	for pos := 0; ; {
+		i := bytes.IndexByte(b[pos:], '\n')
+		if i < 0 {
+			return -1
+		}
+		line := b[pos : pos+i]
+		pos += i + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return pos
+		}
+	}
+}
+
+// screenHead refuses, in a whole request head of any form, what no
+// server here serves: CONNECT (errConnect), and a message with both
+// Content-Length and Transfer-Encoding (errBothLengths), which net/http
+// would take as chunked and keep the connection. It looks at each line
+// as net/http would split it; a continuation line (obs-fold) names no
+// field.
+func screenHead(head []byte) error {
+	line, rest, _ := bytes.Cut(head, []byte("\n"))
+	if m, _, ok := bytes.Cut(line, []byte(" ")); ok && string(m) == http.MethodConnect {
+		return errConnect
+	}
+	var cl, te bool
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			cl = true
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			te = true
+		}
+	}
+	if cl && te {
+		return errBothLengths
+	}
+	return nil
+}
+
 var (
 	crlf          = []byte("\r\n")
 	crlfcrlf      = []byte("\r\n\r\n")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"reflect"
 	"strings"
@@ -137,6 +138,53 @@ func FuzzPlainURL(f *testing.F) {
 		want, err := url.ParseRequestURI(target)
 		if err != nil || !reflect.DeepEqual(u, want) {
 			t.Fatalf("%q: plainURL %#v, net/url %#v (%v)", target, u, want, err)
+		}
+	})
+}
+
+// FuzzScreenHead: screenHead finds where net/http's reader ends a head,
+// and refuses it exactly when the fields net/http's reader reads from it
+// hold both Content-Length and Transfer-Encoding, or its method is
+// CONNECT.
+func FuzzScreenHead(f *testing.F) {
+	for _, s := range []string{
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\nhost: h\ncontent-length: 3\ntransfer-encoding: chunked\n\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nX: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+		"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end := headEnd(b)
+		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(b)))
+		line, err := tp.ReadLine()
+		if err != nil {
+			return
+		}
+		hdr, err := tp.ReadMIMEHeader()
+		if err != nil {
+			return
+		}
+		if end < 0 {
+			t.Fatalf("net/http read a whole head, headEnd found none: %q", b)
+		}
+		method, _, spaced := strings.Cut(line, " ")
+		_, cl := hdr["Content-Length"]
+		_, te := hdr["Transfer-Encoding"]
+		got := screenHead(b[:end])
+		switch {
+		case spaced && method == http.MethodConnect:
+			if !errors.Is(got, errConnect) {
+				t.Fatalf("CONNECT not refused: %v", got)
+			}
+		case cl && te:
+			if !errors.Is(got, errBothLengths) {
+				t.Fatalf("both lengths not refused (%v): %q", got, b[:end])
+			}
+		case got != nil:
+			t.Fatalf("refused (%v) a head net/http reads as %s %v", got, line, hdr)
 		}
 	})
 }

@@ -47,6 +47,26 @@ type Server struct {
 	// kept-alive connection; WriteTimeout bounds the writing of each
 	// answer. Zero means no limit.
 	ReadHeaderTimeout, IdleTimeout, WriteTimeout time.Duration
+	// MaxHeaderBytes bounds a request head the server hands to Fallback:
+	// one that has not ended after this many bytes (and its blank line)
+	// gets 431 from the server itself, with a lingering close. Zero
+	// leaves every head that does not fit the fast path's buffer to
+	// Fallback, however long.
+	MaxHeaderBytes int
+	// BodyIdleTimeout bounds the wait for each read of a request body,
+	// BodyTimeout the reading of the whole body, from the end of its
+	// head; zero means no limit. A body read that runs out of either
+	// fails with a *RequestBodyError whose Timeout is true, and the
+	// connection is closed after the answer. nginx's client_body_timeout
+	// (60 s between reads) is a good BodyIdleTimeout; a BodyTimeout
+	// bounds how long a client that trickles its body holds a target
+	// connection (a few minutes suits most uploads).
+	BodyIdleTimeout, BodyTimeout time.Duration
+	// ErrorResponse writes the answers the server gives itself, before
+	// any handler runs: 400 for a request with both Content-Length and
+	// Transfer-Encoding, 405 for CONNECT, 431 for a head over
+	// MaxHeaderBytes. Nil means a text/plain answer.
+	ErrorResponse func(w http.ResponseWriter, code int, message string)
 	// ConnState is told about each connection's state changes.
 	ConnState func(net.Conn, http.ConnState)
 	// ErrorLog receives the panics of handlers; nil means the log
@@ -184,9 +204,11 @@ type conn struct {
 
 	buf        []byte // read buffer; buf[r:w] is read and unparsed
 	r, w       int
+	long       []byte // a head longer than buf, read before buf[r:w]
 	out        []byte // write buffer
 	resp       response
 	closeAfter bool
+	linger     bool // close with lingerClose: the client may still be sending
 	werr       error
 
 	// Watching for the client going away while a handler runs: see watch.
@@ -241,15 +263,24 @@ func (c *conn) serve() {
 
 	for first := true; ; first = false {
 		head, err := c.readHead(first)
-		if errors.Is(err, errUnusual) || errors.Is(err, errIncomplete) {
+		var rf *refusal
+		switch {
+		case errors.Is(err, errUnusual) || errors.Is(err, errIncomplete):
 			handedOff = c.handOff()
 			return
-		}
-		if err != nil {
+		case errors.As(err, &rf):
+			c.srv.setState(c, http.StateActive)
+			c.reject(rf.code, rf.msg)
+			c.lingerClose()
+			return
+		case err != nil:
 			return
 		}
 		c.srv.setState(c, http.StateActive)
 		if !c.serveRequest(head) || c.srv.shutdown.Load() {
+			if c.linger && c.werr == nil {
+				c.lingerClose()
+			}
 			return
 		}
 		c.reading.Store(c.r < c.w) // before Idle: Shutdown must not close a pipelined request
@@ -257,12 +288,14 @@ func (c *conn) serve() {
 	}
 }
 
-// readHead waits for a whole request head in the buffer. A head that
-// does not fit, or that the fast path does not serve, is returned with
-// errIncomplete or errUnusual and left unconsumed. It sets one read
-// deadline in the common case: IdleTimeout while a kept-alive connection
-// waits, ReadHeaderTimeout for a first request or a head that arrives in
-// pieces.
+// readHead waits for a whole request head in the buffer. A head the
+// fast path does not serve is returned with errUnusual, or with
+// errIncomplete when it does not fit the buffer; either is left
+// unconsumed (a longer one in c.long) for the fallback. A head the
+// server refuses (see screenHead, MaxHeaderBytes) is a *refusal. It sets
+// one read deadline in the common case: IdleTimeout while a kept-alive
+// connection waits, ReadHeaderTimeout for a first request or a head that
+// arrives in pieces.
 func (c *conn) readHead(first bool) (requestHead, error) {
 	s := c.srv
 	if c.r == c.w {
@@ -277,16 +310,31 @@ func (c *conn) readHead(first bool) (requestHead, error) {
 	}
 	for {
 		if c.w > c.r {
-			h, err := parseRequestHead(c.buf[c.r:c.w])
-			if !errors.Is(err, errIncomplete) {
-				return h, err
+			b := c.buf[c.r:c.w]
+			h, err := parseRequestHead(b)
+			switch {
+			case err == nil && h.method == http.MethodConnect:
+				return h, refused(errConnect)
+			case err == nil:
+				return h, nil
+			case errors.Is(err, errUnusual):
+				if err := refused(screenHead(b[:headEnd(b)])); err != nil {
+					return h, err
+				}
+				return h, errUnusual
+			}
+			if end := headEnd(b); end >= 0 { // ends with bare LFs: net/http's to judge
+				if err := refused(screenHead(b[:end])); err != nil {
+					return h, err
+				}
+				return h, errUnusual
 			}
 			if c.r > 0 { // make room at the end
 				c.w = copy(c.buf, c.buf[c.r:c.w])
 				c.r = 0
 			}
 			if c.w == len(c.buf) {
-				return h, errIncomplete
+				return h, c.readLongHead()
 			}
 			if idle { // the head came in pieces: from now on, the header timeout
 				idle = false
@@ -308,6 +356,117 @@ func (c *conn) readHead(first bool) (requestHead, error) {
 	}
 }
 
+// readLongHead goes on reading a head that filled the buffer, into
+// c.long, until it ends or passes MaxHeaderBytes. A head that ends is
+// screened and left to the fallback (errIncomplete); one that does not
+// is refused with 431, so that a client gets the same answer at every
+// size (net/http's own, above its limit, is text/plain).
+func (c *conn) readLongHead() error {
+	limit := c.srv.MaxHeaderBytes
+	if limit <= 0 {
+		return errIncomplete
+	}
+	limit += 4 // the blank line after the fields
+	c.long = append(make([]byte, 0, max(2*len(c.buf), min(limit, 64<<10))), c.buf[c.r:c.w]...)
+	c.r, c.w = 0, 0
+	for {
+		if end := headEnd(c.long); end >= 0 {
+			if err := refused(screenHead(c.long[:end])); err != nil {
+				return err
+			}
+			return errIncomplete
+		}
+		if len(c.long) >= limit {
+			return &refusal{http.StatusRequestHeaderFieldsTooLarge, "request header fields too large"}
+		}
+		if len(c.long) == cap(c.long) {
+			c.long = append(c.long, 0)[:len(c.long)]
+		}
+		n, err := c.rwc.Read(c.long[len(c.long):min(cap(c.long), limit)])
+		c.long = c.long[:len(c.long)+n]
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// refusal is a request the server answers itself, with code.
+type refusal struct {
+	code int
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+// refused turns screenHead's verdict into a refusal; nil stays nil.
+func refused(err error) error {
+	switch {
+	case errors.Is(err, errConnect):
+		return &refusal{http.StatusMethodNotAllowed, "CONNECT is not supported"}
+	case errors.Is(err, errBothLengths):
+		return &refusal{http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding"}
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
+// reject answers the request at hand with code through ErrorResponse,
+// and marks the connection to be closed.
+func (c *conn) reject(code int, msg string) {
+	s := c.srv
+	if s.WriteTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	}
+	c.closeAfter = true
+	w := &c.resp
+	req := &http.Request{Method: http.MethodGet, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}}
+	*w = response{c: c, req: req, header: make(http.Header, 4), contentLength: -1}
+	if s.ErrorResponse != nil {
+		s.ErrorResponse(w, code, msg)
+	} else {
+		w.header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(msg + "\n"))
+	}
+	w.finish()
+}
+
+// Lingering close: before closing a connection whose client may still be
+// sending (a request refused before its body was read), the server stops
+// writing and reads and discards for a while, so that the client, which
+// may send its whole request before reading, reads the answer instead of
+// a reset. As nginx's lingering_close, bounded in time and bytes.
+const (
+	lingerTime    = 5 * time.Second
+	lingerTimeout = time.Second // between reads
+	lingerBytes   = 64 << 20
+)
+
+// lingerClose half-closes the connection and discards what the client
+// still sends, within the bounds above; serve's deferred Close follows.
+func (c *conn) lingerClose() {
+	c.flush()
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	end := time.Now().Add(lingerTime)
+	buf := c.buf
+	for n := 0; n < lingerBytes; {
+		d := time.Now().Add(lingerTimeout)
+		if d.After(end) {
+			d = end
+		}
+		_ = c.rwc.SetReadDeadline(d)
+		m, err := c.rwc.Read(buf)
+		n += m
+		if err != nil {
+			return
+		}
+	}
+}
+
 // handOff passes the connection, with the bytes read and not served, to
 // the fallback server. It reports whether the fallback took it.
 func (c *conn) handOff() bool {
@@ -315,7 +474,8 @@ func (c *conn) handOff() bool {
 	if s.Fallback == nil {
 		return false
 	}
-	prefix := append([]byte(nil), c.buf[c.r:c.w]...)
+	prefix := append(c.long, c.buf[c.r:c.w]...)
+	c.long = nil
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	s.track(c, false)
 	s.setState(c, http.StateHijacked)
@@ -331,7 +491,14 @@ func (c *conn) serveRequest(h requestHead) bool {
 	var b *body
 	if h.contentLength > 0 {
 		b = &body{c: c, remaining: h.contentLength}
-		_ = c.rwc.SetReadDeadline(time.Time{}) // a body takes as long as the handler reads it
+		if s.BodyIdleTimeout > 0 || s.BodyTimeout > 0 {
+			b.timed = true
+			if s.BodyTimeout > 0 {
+				b.end = time.Now().Add(s.BodyTimeout)
+			}
+		} else {
+			_ = c.rwc.SetReadDeadline(time.Time{}) // a body takes as long as the handler reads it
+		}
 	}
 	c.bodyRead.Store(b == nil)
 	ctx := c.begin()
@@ -372,8 +539,16 @@ func (c *conn) serveRequest(h requestHead) bool {
 		c.closeAfter = true
 	}
 	w.finish()
-	if b != nil && b.remaining > 0 && !c.closeAfter {
-		c.closeAfter = !b.discard()
+	if b != nil && b.remaining > 0 && b.err == nil {
+		// Unread body: read it to keep the connection, if it is short;
+		// else close, lingering so that the client reads the answer.
+		if c.closeAfter || !b.discard() {
+			c.closeAfter = true
+			c.linger = b.err == nil
+		}
+	}
+	if b != nil && b.err != nil {
+		c.closeAfter = true
 	}
 	return !c.closeAfter && c.werr == nil
 }
@@ -509,12 +684,33 @@ func (c *conn) flush() {
 }
 
 // body reads a request body of known length from the connection's
-// buffer, then from the connection.
+// buffer, then from the connection, within the server's body timeouts.
 type body struct {
 	c         *conn
 	remaining int64
 	err       error
+	timed     bool      // BodyIdleTimeout or BodyTimeout is set
+	end       time.Time // BodyTimeout's deadline, or zero
 }
+
+// RequestBodyError is a failure to read a request's body: the client's
+// doing (a body cut short, malformed, or too slow), not the target's.
+// Timeout reports that the body ran out of the server's BodyIdleTimeout
+// or BodyTimeout; such an error is not a net.Error, so that no caller
+// takes it for a target's timeout.
+type RequestBodyError struct {
+	Timeout bool
+	Err     error
+}
+
+func (e *RequestBodyError) Error() string {
+	if e.Timeout {
+		return "reading the request body: timed out"
+	}
+	return "reading the request body: " + e.Err.Error()
+}
+
+func (e *RequestBodyError) Unwrap() error { return e.Err }
 
 func (b *body) Read(p []byte) (int, error) {
 	if b.remaining <= 0 {
@@ -532,9 +728,13 @@ func (b *body) Read(p []byte) (int, error) {
 		n = copy(p, c.buf[c.r:c.w])
 		c.r += n
 	} else {
-		n, b.err = c.rwc.Read(p)
-		if errors.Is(b.err, io.EOF) {
-			b.err = io.ErrUnexpectedEOF
+		if b.timed {
+			b.setDeadline()
+		}
+		var err error
+		n, err = c.rwc.Read(p)
+		if err != nil {
+			b.fail(err)
 		}
 	}
 	b.remaining -= int64(n)
@@ -543,6 +743,35 @@ func (b *body) Read(p []byte) (int, error) {
 		return n, io.EOF
 	}
 	return n, b.err
+}
+
+// setDeadline sets the read deadline of the next body read: the idle
+// timeout from now, or the whole body's deadline if that comes first.
+func (b *body) setDeadline() {
+	s := b.c.srv
+	var d time.Time
+	if s.BodyIdleTimeout > 0 {
+		d = time.Now().Add(s.BodyIdleTimeout)
+	}
+	if !b.end.IsZero() && (d.IsZero() || b.end.Before(d)) {
+		d = b.end
+	}
+	_ = b.c.rwc.SetReadDeadline(d)
+}
+
+// fail records a read error as the body's; serveRequest closes the
+// connection after the answer. (A handler may read the body on another
+// goroutine, so fail touches nothing else.)
+func (b *body) fail(err error) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		b.err = &RequestBodyError{Timeout: true, Err: err}
+	case errors.Is(err, io.EOF):
+		b.err = &RequestBodyError{Err: io.ErrUnexpectedEOF}
+	default:
+		b.err = &RequestBodyError{Err: err}
+	}
 }
 
 func (b *body) Close() error { return nil }
