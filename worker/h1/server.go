@@ -244,7 +244,13 @@ func (c *conn) serve() {
 	defer func() {
 		// After a panic the request's watch may be armed and its context live.
 		c.end()
-		if p := recover(); p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a panic value, as net/http compares it
+		p := recover()
+		if p == http.ErrAbortHandler { //nolint:errorlint // a panic value, as net/http compares it
+			// The handler gave up on its answer: what it wrote goes out,
+			// without the end of its framing, and the connection closes.
+			c.flush()
+		}
+		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a panic value, as net/http compares it
 			// As net/http does: the panic ends this request and its
 			// connection, not the process.
 			buf := make([]byte, 64<<10)
