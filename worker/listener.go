@@ -164,3 +164,12 @@ func (c *limitConn) Close() error {
 	c.once.Do(c.l.release)
 	return c.Conn.Close()
 }
+
+// CloseWrite half-closes the connection, for the servers' lingering
+// close, which ends in Close.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

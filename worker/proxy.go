@@ -12,8 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/worker/h1"
 )
 
 // proxy forwards a request to one target and copies the answer back.
@@ -27,6 +30,7 @@ type proxy struct {
 	transport  http.RoundTripper
 	maxBody    int64
 	metrics    *proxyMetrics
+	log        zerolog.Logger // tagged with the proxy's name
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -74,10 +78,39 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	if resp.ContentLength == -1 {
-		copyFlushing(w, resp.Body, *bp)
-		return
+		err = copyFlushing(w, resp.Body, *bp)
+	} else {
+		err = copyBody(w, resp.Body, *bp)
 	}
-	_, _ = io.CopyBuffer(w, resp.Body, *bp)
+	if err != nil {
+		// The target's answer broke off (it died, or sent a bad chunk):
+		// end the client's connection without the end of the body, so
+		// that the client sees the cut, as net/http and nginx do. The
+		// server recovers this panic without logging it.
+		p.metrics.errors.Add(1)
+		p.log.Warn().Err(err).Str("path", r.URL.Path).Msg("the target's answer broke off; aborting the client connection")
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// copyBody copies an answer of known length and returns the error of
+// reading the target's body, if any; a client that stops reading is not
+// an error here.
+func copyBody(w io.Writer, body io.Reader, buf []byte) error {
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // outgoing builds the request to the target.
@@ -168,9 +201,19 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ne net.Error
 	var mbe *http.MaxBytesError
+	var rbe *h1.RequestBodyError
 	switch {
 	case errors.As(err, &mbe):
 		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
+	case errors.As(err, &rbe):
+		// The client's body failed, not the target: 408 or 400, and the
+		// connection closes, as its framing is lost.
+		w.Header()["Connection"] = []string{"close"}
+		if rbe.Timeout {
+			plugins.WriteError(w, http.StatusRequestTimeout, "request body timed out")
+		} else {
+			plugins.WriteError(w, http.StatusBadRequest, "malformed or incomplete request body")
+		}
 	case r.Context().Err() != nil:
 		// The client went away; there is nobody to answer. 499 is what
 		// edgemicro logs for it.
@@ -255,19 +298,23 @@ func newRequestID() string {
 }
 
 // copyFlushing copies a response of unknown length, flushing after each
-// read so that streams reach the client as they come.
-func copyFlushing(w http.ResponseWriter, body io.Reader, buf []byte) {
+// read so that streams reach the client as they come. It returns the
+// error of reading the target's body, as copyBody.
+func copyFlushing(w http.ResponseWriter, body io.Reader, buf []byte) error {
 	rc := http.NewResponseController(w)
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+				return nil
 			}
 			_ = rc.Flush()
 		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			return
+			return err
 		}
 	}
 }

@@ -96,6 +96,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tt.tc, tt.id, cfg.Edgemicro.Proxy),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
 			metrics:    m.proxy(p.Name),
+			log:        env.Logger.With().Str("proxy", p.Name).Logger(),
 		}
 		h, err := plugins.Chain(env, snap, p, px)
 		if err != nil {
