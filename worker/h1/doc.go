@@ -26,7 +26,20 @@
 // Upgrade, folded or malformed lines, a head longer than its buffer) is
 // handed, with the bytes already read, to a fallback server, net/http,
 // for the rest of that connection's life, before a byte is answered;
-// FallbackListener carries the connections over.
+// FallbackListener carries the connections over. Before handing a head
+// over, the server reads it whole and refuses, itself, what neither
+// server should serve: CONNECT (405), both Content-Length and
+// Transfer-Encoding (400), a head past MaxHeaderBytes (431). It closes
+// such a connection, and one whose handler left a large body unread,
+// with a lingering close, so that a client still sending reads the
+// answer instead of a reset. Request bodies are read within
+// BodyIdleTimeout and BodyTimeout (GuardBodies does the same for
+// net/http); a body that fails is a *RequestBodyError.
+//
+// The client reuses a pooled connection only if nothing arrived on it
+// while it was idle (a non-blocking peek at the socket), frames answers
+// exactly as net/http's ReadResponse (differential fuzz target
+// FuzzResponse), and refuses a 101 the request did not ask for.
 //
 // RawConn makes a TCP connection's reads and writes raw system calls
 // through the netpoller; the worker wraps every client and target
