@@ -44,6 +44,8 @@ type EdgeConfig struct {
 	// ProxyPattern keeps the Edge proxies whose name matches it (* is a
 	// wildcard). Defaults to edgemicro_*.
 	ProxyPattern string `toml:"proxyPattern" json:"proxyPattern"`
+	// MaxDownloadMB bounds each answer of Edge, in MiB; 0 means 32.
+	MaxDownloadMB int `toml:"max_download_mb" json:"max_download_mb,omitempty"`
 	// Used by the command line only, kept so edgemicro files import as is.
 	ManagementURI    string `toml:"managementUri" json:"managementUri,omitempty"`
 	AuthURI          string `toml:"authUri" json:"authUri,omitempty"`

@@ -119,6 +119,9 @@ func (c *Config) validateEdge(bad func(string, ...any)) {
 	if err := checkEdgeURL(e.JWKPublicKeys, false); err != nil {
 		bad("edge_config.jwk_public_keys: %w", err)
 	}
+	if e.MaxDownloadMB < 0 || e.MaxDownloadMB > 4096 {
+		bad("edge_config.max_download_mb: %d is not between 1 and 4096 (MiB; leave it out for 32)", e.MaxDownloadMB)
+	}
 	if len(c.Apps) > 0 {
 		bad("[[apps]] are for local mode; in Edge mode apps live in the org")
 	}

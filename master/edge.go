@@ -79,7 +79,7 @@ func (m *Master) mergeEdge(snap *configs.Snapshot) error {
 	m.edge.keyTarget.Store(&keyTarget{client: c, url: edge.VerifyAPIKeyURL(&snap.Config)})
 	if m.edge.download == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), downloadTimeout)
-		d, err := c.Download(ctx)
+		d, err := c.Download(ctx, nil)
 		cancel()
 		if err == nil {
 			now := time.Now()
@@ -96,12 +96,25 @@ func (m *Master) mergeEdge(snap *configs.Snapshot) error {
 			msg := err.Error()
 			m.lastError = &msg
 			m.log.Warn().Err(err).Str("cache", m.cachePath()).Time("downloaded_at", cached.Time).
-				Msg("Edge unreachable: starting from the cache")
+				Msg(downloadFailure(err) + ": starting from the cache")
 			d = cached
 		}
 		m.edge.download = d
 	}
 	return edge.Merge(snap, m.edge.download, m.log)
+}
+
+// downloadFailure says what went wrong with a download in a few words:
+// a network failure is not the only one.
+func downloadFailure(err error) string {
+	switch {
+	case errors.Is(err, edge.ErrTooLarge):
+		return "Edge's answer is too large"
+	case errors.Is(err, edge.ErrIncomplete):
+		return "Edge's answer is incomplete"
+	default:
+		return "cannot reach Edge"
+	}
 }
 
 func (m *Master) saveCache(d *edge.Download) {
@@ -121,11 +134,11 @@ func (m *Master) startPoll() {
 		return
 	}
 	m.edge.polling = true
-	c := m.edge.client
+	c, last := m.edge.client, m.edge.download
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), downloadTimeout)
 		defer cancel()
-		d, err := c.Download(ctx)
+		d, err := c.Download(ctx, last)
 		select {
 		case m.polled <- pollResult{d, err}:
 		case <-m.done:
@@ -133,8 +146,11 @@ func (m *Master) startPoll() {
 	}()
 }
 
-// onPoll pushes a changed download to the workers; a failed one keeps
-// the last good config.
+// onPoll pushes a changed download to the workers; a failed one (Edge
+// unreachable, an error status, an answer that is not Edge's or lacks
+// what Edge always sends) keeps the last good config and cache file. A
+// download that changes nothing is neither pushed nor written: when its
+// bytes are the last ones it was not even parsed.
 func (m *Master) onPoll(r pollResult) {
 	m.edge.polling = false
 	if r.err != nil {
@@ -145,11 +161,18 @@ func (m *Master) onPoll(r pollResult) {
 	}
 	now := time.Now()
 	m.edge.lastPoll = &now // the last successful poll
-	m.saveCache(r.d)
-	if r.d.Checksum() == m.edge.download.Checksum() {
-		m.lastError = nil
+	m.lastError = nil
+	if r.d.Unchanged {
 		return
 	}
+	if r.d.Checksum() == m.edge.download.Checksum() {
+		// The same content in other bytes (the download came from the
+		// cache file, or Edge spaced it anew): keep these bytes so that
+		// the next poll compares before parsing.
+		m.edge.download = r.d
+		return
+	}
+	m.saveCache(r.d)
 	m.edge.download = r.d
 	m.reloadFile()
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
@@ -39,15 +40,31 @@ func (c Credentials) Check() error {
 	return nil
 }
 
-// maxBody bounds what is read from any Edge answer.
-const maxBody = 32 << 20
+// DefaultMaxDownloadMB bounds what is read from any Edge answer, in MiB,
+// unless edge_config.max_download_mb says otherwise.
+const DefaultMaxDownloadMB = 32
 
 // Client calls one org's Edge endpoints.
 type Client struct {
-	cfg  configs.EdgeConfig
-	cred Credentials
-	http *http.Client
+	cfg     configs.EdgeConfig
+	cred    Credentials
+	http    *http.Client
+	maxBody int64 // bytes
+
+	mu sync.Mutex
+	// tagged is the last answer of each URL that came with an ETag, sent
+	// back as If-None-Match: a 304 then costs no download.
+	tagged map[string]taggedBody
 }
+
+// taggedBody is an answer and its ETag.
+type taggedBody struct {
+	etag string
+	body []byte
+}
+
+// ErrTooLarge is an Edge answer larger than edge_config.max_download_mb.
+var ErrTooLarge = errors.New("answer too large")
 
 // NewClient builds a client for cfg, with the TLS settings of
 // [edge_config.tls].
@@ -59,7 +76,12 @@ func NewClient(cfg configs.EdgeConfig, cred Credentials) (*Client, error) {
 	}
 	tr.TLSClientConfig = tc
 	tr.MaxIdleConnsPerHost = 16
-	return &Client{cfg: cfg, cred: cred, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+	mb := cfg.MaxDownloadMB
+	if mb <= 0 {
+		mb = DefaultMaxDownloadMB
+	}
+	return &Client{cfg: cfg, cred: cred, http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		maxBody: int64(mb) << 20, tagged: map[string]taggedBody{}}, nil
 }
 
 func tlsConfig(t configs.EdgeTLS) (*tls.Config, error) {
@@ -100,19 +122,50 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// get fetches url, with Basic key:secret when auth is set.
+// get fetches url, with Basic key:secret when auth is set. When the last
+// answer of url had an ETag it asks with If-None-Match, and a 304 gives
+// that answer again.
 func (c *Client) get(ctx context.Context, url string, auth bool) ([]byte, error) {
-	return c.do(ctx, http.MethodGet, url, auth, nil, nil)
+	c.mu.Lock()
+	last, ok := c.tagged[url]
+	c.mu.Unlock()
+	var hdr http.Header
+	if ok {
+		hdr = http.Header{"If-None-Match": {last.etag}}
+	}
+	b, etag, err := c.fetch(ctx, http.MethodGet, url, auth, hdr, nil)
+	var se *StatusError
+	if ok && errors.As(err, &se) && se.Status == http.StatusNotModified {
+		return last.body, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if etag != "" {
+		c.tagged[url] = taggedBody{etag, b}
+	} else {
+		delete(c.tagged, url)
+	}
+	c.mu.Unlock()
+	return b, nil
 }
 
 func (c *Client) do(ctx context.Context, method, url string, auth bool, hdr http.Header, body []byte) ([]byte, error) {
+	b, _, err := c.fetch(ctx, method, url, auth, hdr, body)
+	return b, err
+}
+
+// fetch calls url and returns a 200's body and ETag. An answer larger than
+// maxBody is an error that names the setting.
+func (c *Client) fetch(ctx context.Context, method, url string, auth bool, hdr http.Header, body []byte) ([]byte, string, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return nil, fmt.Errorf("edge request: %w", err)
+		return nil, "", fmt.Errorf("edge request: %w", err)
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -122,17 +175,20 @@ func (c *Client) do(ctx context.Context, method, url string, auth bool, hdr http
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("calling edge: %w", err)
+		return nil, "", fmt.Errorf("calling edge: %w", err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", url, err)
+		return nil, "", fmt.Errorf("reading %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &StatusError{URL: url, Status: resp.StatusCode, Body: short(b)}
+		return nil, "", &StatusError{URL: url, Status: resp.StatusCode, Body: short(b)}
 	}
-	return b, nil
+	if int64(len(b)) > c.maxBody {
+		return nil, "", fmt.Errorf("%s: %w: more than %d MiB, the limit edge_config.max_download_mb sets; raise it", url, ErrTooLarge, c.maxBody>>20)
+	}
+	return b, resp.Header.Get("ETag"), nil
 }
 
 func short(b []byte) string {
@@ -150,11 +206,23 @@ type Download struct {
 	PublicKey string          `json:"jwt_public_key"`
 	JWKS      json.RawMessage `json:"jwk_public_keys,omitempty"`
 	Time      time.Time       `json:"downloaded_at"`
+	// Unchanged: every answer is, byte for byte, the one of the download
+	// given to Client.Download as last; nothing was parsed.
+	Unchanged bool `json:"-"`
+}
+
+// sameBytes reports whether d and e hold the same answers byte for byte.
+func (d *Download) sameBytes(e *Download) bool {
+	return bytes.Equal(d.Bootstrap, e.Bootstrap) && bytes.Equal(d.Products, e.Products) &&
+		d.PublicKey == e.PublicKey && bytes.Equal(d.JWKS, e.JWKS)
 }
 
 // Download fetches the bootstrap, products and keys. Any failure fails
-// the whole download, so a snapshot is never built from half of one.
-func (c *Client) Download(ctx context.Context) (*Download, error) {
+// the whole download, so a snapshot is never built from half of one. When
+// every answer is byte for byte last's (nil for none), the download is
+// marked Unchanged and not parsed again: a poll that changes nothing
+// costs the bytes it reads (none for an answer that came back 304).
+func (c *Client) Download(ctx context.Context, last *Download) (*Download, error) {
 	d := &Download{Time: time.Now().UTC()}
 	b, err := c.get(ctx, c.cfg.Bootstrap, true)
 	if err != nil {
@@ -174,6 +242,10 @@ func (c *Client) Download(ctx context.Context) (*Download, error) {
 			return nil, fmt.Errorf("jwk_public_keys: %w", err)
 		}
 		d.JWKS = b
+	}
+	if last != nil && d.sameBytes(last) {
+		d.Unchanged = true
+		return d, nil
 	}
 	if _, err := d.parse(); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -62,6 +63,9 @@ type productsDoc struct {
 	} `json:"apiProduct"`
 }
 
+// ErrIncomplete is an Edge answer without a field Edge always sends.
+var ErrIncomplete = errors.New("the answer lacks a field Edge always sends")
+
 type parsed struct {
 	boot     bootstrapDoc
 	products productsDoc
@@ -74,6 +78,15 @@ func (d *Download) parse() (*parsed, error) {
 	}
 	if err := json.Unmarshal(d.Products, &p.products); err != nil {
 		return nil, fmt.Errorf("products: %w", err)
+	}
+	// Edge always sends both lists, empty when there is nothing: an answer
+	// without one ({} from a broken proxy or cache in front of Edge) is
+	// not an org with nothing deployed, and must not empty the gateway.
+	if p.boot.APIProxies == nil {
+		return nil, fmt.Errorf("bootstrap: %w: no apiProxies list in %q", ErrIncomplete, short(d.Bootstrap))
+	}
+	if p.products.APIProduct == nil {
+		return nil, fmt.Errorf("products: %w: no apiProduct list in %q", ErrIncomplete, short(d.Products))
 	}
 	if !strings.Contains(d.PublicKey, "-----BEGIN ") {
 		return nil, fmt.Errorf("jwt_public_key: the answer is not PEM: %q", short([]byte(d.PublicKey)))
