@@ -79,6 +79,9 @@ type Server struct {
 	quotas        map[string]*quotaWindow
 	tokenLifetime time.Duration
 	mgmt          mgmtState
+	answers       map[string]string // Answer
+	etags         bool              // SetETags
+	notModified   map[string]int
 }
 
 // quotaWindow is one identifier's flexi window at the fake quota service.
@@ -215,7 +218,7 @@ func (s *Server) count(name string, auth bool, h http.HandlerFunc) http.HandlerF
 				return
 			}
 		}
-		h(w, r)
+		s.answerAs(name, w, r, h)
 	}
 }
 
