@@ -111,7 +111,7 @@ func edgeToken(t *testing.T, fe *fakeedge.Server, app fakeedge.App) string {
 }
 
 // TestEdgeAuth runs every auth row of docs/COMPATIBILITY.md and the bad-token table of
-// issue 3 through the real binary against the fake org.
+// forged tokens (alg none, HS256, foreign keys …) through the real binary against the fake org.
 func TestEdgeAuth(t *testing.T) {
 	fe := startFakeEdge(t)
 	tgt, reached := countingTarget(t)

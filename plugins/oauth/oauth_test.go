@@ -244,7 +244,7 @@ func TestGoodTokenReachesTheTargetWithClaims(t *testing.T) {
 	}
 }
 
-// TestBadTokensNeverReachTheTarget is the security table of issue 3.
+// TestBadTokensNeverReachTheTarget: no forged, expired or malformed token gets a request to the target.
 func TestBadTokensNeverReachTheTarget(t *testing.T) {
 	t.Parallel()
 	_, h := newFixture(t, ModeOAuth, &configs.Auth{GracePeriod: 10})
