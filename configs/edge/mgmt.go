@@ -66,25 +66,49 @@ func NewMgmt(auth MgmtAuth) *Mgmt {
 	return &Mgmt{HTTP: &http.Client{Timeout: 30 * time.Second}, Auth: auth, Tries: 3, Pause: 500 * time.Millisecond}
 }
 
-// Do makes one call with the management credentials (or, with
-// basicKey, Basic key:secret) and decodes a JSON answer into out.
+// Do makes one call with the management credentials, sending body as
+// JSON, and decodes a JSON answer into out.
 func (m *Mgmt) Do(ctx context.Context, method, url string, body any, out any) error {
-	return m.do(ctx, method, url, body, out, nil)
+	payload, err := jsonBody(body)
+	if err != nil {
+		return err
+	}
+	return m.do(ctx, method, url, "application/json", payload, out, nil)
+}
+
+// DoRaw is Do with a body that is not JSON: payload, of contentType (a
+// proxy bundle's zip, a form).
+func (m *Mgmt) DoRaw(ctx context.Context, method, url, contentType string, payload []byte, out any) error {
+	return m.do(ctx, method, url, contentType, payload, out, nil)
 }
 
 // DoWithKey is Do authenticated with an edgemicro key and secret.
 func (m *Mgmt) DoWithKey(ctx context.Context, method, url, key, secret string, body, out any) error {
-	return m.do(ctx, method, url, body, out, func(r *http.Request) error { r.SetBasicAuth(key, secret); return nil })
+	payload, err := jsonBody(body)
+	if err != nil {
+		return err
+	}
+	return m.do(ctx, method, url, "application/json", payload, out, func(r *http.Request) error { r.SetBasicAuth(key, secret); return nil })
 }
 
-func (m *Mgmt) do(ctx context.Context, method, url string, body, out any, auth func(*http.Request) error) error {
-	var payload []byte
-	if body != nil {
-		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return err
-		}
+// WithTimeout returns a copy of m whose calls may each take up to d (an
+// import or a deployment takes longer than the usual call).
+func (m *Mgmt) WithTimeout(d time.Duration) *Mgmt {
+	c := *m
+	hc := *m.HTTP
+	hc.Timeout = d
+	c.HTTP = &hc
+	return &c
+}
+
+func jsonBody(body any) ([]byte, error) {
+	if body == nil {
+		return nil, nil
 	}
+	return json.Marshal(body)
+}
+
+func (m *Mgmt) do(ctx context.Context, method, url, contentType string, payload []byte, out any, auth func(*http.Request) error) error {
 	tries := 1
 	if method == http.MethodGet {
 		tries = max(1, m.Tries)
@@ -103,7 +127,7 @@ func (m *Mgmt) do(ctx context.Context, method, url string, body, out any, auth f
 			return err
 		}
 		if payload != nil {
-			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Content-Type", contentType)
 		}
 		req.Header.Set("Accept", "application/json")
 		if auth == nil {
