@@ -128,10 +128,6 @@ func (e *mgmtEnv) deployedRevision(proxy string) (string, error) {
 	return "", nil
 }
 
-func notDeployed(org, env, proxy string) error {
-	return fmt.Errorf("%s is not deployed to %s/%s: deploy Apigee's %s proxy (from the Edge Microgateway distribution) to that environment first; mgw does not ship the bundle", proxy, org, env, proxy)
-}
-
 // keyPair makes an RSA key and a self-signed certificate for signing JWTs.
 func keyPair(cn string) (keyPEM, certPEM string, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -419,18 +415,35 @@ func upgradekvmCommand() *cli.Command {
 func upgradeauthCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "upgradeauth",
-		Usage: "check which edgemicro-auth revision the env runs",
-		Flags: append(mgmtFlags(true), &cli.StringFlag{Name: "proxy-name", Aliases: []string{"x"}, Value: "edgemicro-auth"}),
+		Usage: "import Apigee's edgemicro-auth bundle (--bundle) and deploy it as a new revision; without --bundle, report the revision deployed",
+		Flags: append(append(mgmtFlags(true), &cli.StringFlag{Name: "proxy-name", Aliases: []string{"x"}, Value: "edgemicro-auth"}), bundleFlags()...),
 		Action: func(c *cli.Context) error {
 			e := newMgmtEnv(c)
-			rev, err := e.deployedRevision(c.String("proxy-name"))
+			proxy := c.String("proxy-name")
+			bundle, err := bundleFromFlag(c)
 			if err != nil {
 				return fail("upgradeauth", err)
 			}
-			if rev == "" {
-				return fail("upgradeauth", notDeployed(e.org, e.env, c.String("proxy-name")))
+			rev, err := e.deployedRevision(proxy)
+			if err != nil {
+				return fail("upgradeauth", err)
 			}
-			fmt.Printf("%s revision %s is deployed to %s/%s; to upgrade, deploy the new revision with Apigee's tools (mgw does not ship the bundle)\n", c.String("proxy-name"), rev, e.org, e.env)
+			if bundle == nil {
+				if rev == "" {
+					return fail("upgradeauth", notDeployed(e.org, e.env, proxy))
+				}
+				fmt.Printf("%s revision %s is deployed to %s/%s; to upgrade it, run upgradeauth again with --bundle: %s\n", proxy, rev, e.org, e.env, bundleHelp)
+				return nil
+			}
+			was := "none was"
+			if rev != "" {
+				was = "revision " + rev + " was"
+			}
+			newRev, err := e.deployBundle(proxy, bundle, c.Duration("deploy-timeout"))
+			if err != nil {
+				return fail("upgradeauth", err)
+			}
+			fmt.Printf("%s revision %s is deployed to %s/%s (%s before)\n", proxy, newRev, e.org, e.env, was)
 			return nil
 		},
 	}
@@ -439,19 +452,19 @@ func upgradeauthCommand() *cli.Command {
 func configureCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "configure",
-		Usage: "set mgw up for an org and env: check edgemicro-auth, install the key pair, make a key and secret, write the config",
-		Flags: append(mgmtFlags(true),
+		Usage: "set mgw up for an org and env: check edgemicro-auth (or deploy it from --bundle), install the key pair, make a key and secret, write the config",
+		Flags: append(append(mgmtFlags(true),
 			&cli.StringFlag{Name: "proxy-name", Aliases: []string{"x"}, Value: "edgemicro-auth", Usage: "the auth proxy's name"},
 			&cli.StringFlag{Name: "virtual-hosts", Aliases: []string{"v"}, Value: "default,secure", Usage: "accepted for edgemicro compatibility"},
-		),
+		), bundleFlags()...),
 		Action: func(c *cli.Context) error {
 			e := newMgmtEnv(c)
-			rev, err := e.deployedRevision(c.String("proxy-name"))
+			bundle, err := bundleFromFlag(c)
 			if err != nil {
 				return fail("configure", err)
 			}
-			if rev == "" {
-				return fail("configure", notDeployed(e.org, e.env, c.String("proxy-name")))
+			if err := e.ensureAuthProxy(c.String("proxy-name"), bundle, c.Duration("deploy-timeout")); err != nil {
+				return fail("configure", err)
 			}
 			err = e.m.Do(c.Context, http.MethodGet, e.kvmURL("/"+kvmName), nil, nil)
 			switch {

@@ -1,0 +1,126 @@
+package mgwcmd
+
+import (
+	"archive/zip"
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func zipOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	for name, body := range files {
+		f, err := w.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = f.Write([]byte(body))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zipNames(t *testing.T, b []byte) string {
+	t.Helper()
+	r, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range r.File {
+		names = append(names, f.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
+}
+
+// TestReadBundle: a directory that is or holds apiproxy/ is zipped with
+// its files under apiproxy/; a zip is taken as it is; anything that is
+// not a proxy bundle is refused with what to pass instead.
+func TestReadBundle(t *testing.T) {
+	t.Parallel()
+	good := map[string]string{
+		"apiproxy/edgemicro-auth.xml":  "<APIProxy/>",
+		"apiproxy/proxies/default.xml": "<ProxyEndpoint/>",
+		"apiproxy/policies/a.xml":      "<A/>",
+	}
+	const want = "apiproxy/edgemicro-auth.xml apiproxy/policies/a.xml apiproxy/proxies/default.xml"
+	base := t.TempDir()
+	writeFiles(t, filepath.Join(base, "package"), good)
+	writeFiles(t, filepath.Join(base, "noproxy"), map[string]string{"apiproxy/edgemicro-auth.xml": "<APIProxy/>"})
+	writeFiles(t, filepath.Join(base, "other"), map[string]string{"README.md": "x"})
+	zipFile := filepath.Join(base, "b.zip")
+	_ = os.WriteFile(zipFile, zipOf(t, good), 0o644)
+	nested := filepath.Join(base, "nested.zip")
+	_ = os.WriteFile(nested, zipOf(t, map[string]string{"package/apiproxy/edgemicro-auth.xml": "x", "package/apiproxy/proxies/default.xml": "y"}), 0o644)
+	sneaky := filepath.Join(base, "sneaky.zip")
+	_ = os.WriteFile(sneaky, zipOf(t, map[string]string{"apiproxy/a.xml": "x", "apiproxy/proxies/d.xml": "y", "apiproxy/../../etc/x": "z"}), 0o644)
+
+	for _, tc := range []struct {
+		arg, want, err string
+	}{
+		{arg: filepath.Join(base, "package"), want: want},
+		{arg: filepath.Join(base, "package", "apiproxy"), want: want},
+		{arg: filepath.Join(base, "package", "apiproxy") + "/", want: want},
+		{arg: zipFile, want: want},
+		{arg: filepath.Join(base, "noproxy"), err: "needs apiproxy/NAME.xml and apiproxy/proxies/*.xml"},
+		{arg: filepath.Join(base, "other"), err: "neither an apiproxy directory nor holds one"},
+		{arg: filepath.Join(base, "other", "README.md"), err: "not a zip file"},
+		{arg: nested, err: "needs apiproxy/NAME.xml"},
+		{arg: sneaky, err: "which no proxy bundle has"},
+		{arg: filepath.Join(base, "nosuch"), err: "no such file or directory"},
+	} {
+		b, err := readBundle(tc.arg)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want one saying %q", tc.arg, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.arg, err)
+			continue
+		}
+		if got := zipNames(t, b); got != tc.want {
+			t.Errorf("%s: zip holds %s, want %s", tc.arg, got, tc.want)
+		}
+	}
+}
+
+// FuzzCheckZip: whatever a --bundle file holds, checking it returns
+// (an error or nil) and never panics.
+func FuzzCheckZip(f *testing.F) {
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	for _, n := range []string{"apiproxy/x.xml", "apiproxy/proxies/default.xml"} {
+		fw, _ := w.Create(n)
+		_, _ = fw.Write([]byte("<x/>"))
+	}
+	_ = w.Close()
+	f.Add(buf.Bytes())
+	f.Add([]byte("PK\x03\x04"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = checkZip(b)
+	})
+}
