@@ -154,7 +154,7 @@ func TestManagementErrors(t *testing.T) {
 			"HTTP 409: KeyValueMap microgateway already exists (it exists already); the KVM microgateway holds a key pair already: `mgw cert install --force` replaces it"},
 		{"auth proxy not deployed", append([]string{"configure"}, mgmtArgs(fe, in, "-u", user, "-p", pass)...),
 			func() { fe.SetAuthDeployed(false) },
-			"edgemicro-auth is not deployed to myorg/test: deploy Apigee's edgemicro-auth proxy"},
+			"edgemicro-auth is not deployed to myorg/test; mgw does not ship Apigee's edgemicro-auth proxy"},
 		{"no credentials", append([]string{"genkeys"}, mgmtArgs(fe, in)...), nil,
 			"management calls need -u USER and -p PASSWORD, or -t TOKEN"},
 	} {

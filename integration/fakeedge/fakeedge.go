@@ -134,7 +134,8 @@ func Start(org, env string) (*Server, error) {
 	mux.HandleFunc("POST /edgemicro-auth/token", s.count(Token, false, s.token))
 	mux.HandleFunc("POST /edgemicro/axpublisher/organization/{org}/environment/{env}", s.count(Analytics, true, s.analytics))
 	mux.HandleFunc("POST /edgemicro/quotas/organization/{org}/environment/{env}/v2/quotas/apply", s.count(Quota, true, s.quotaApply))
-	s.mgmt = mgmtState{user: "admin@example.com", password: "mgmt-password", token: "mgmt-oauth-token", authDeployed: true}
+	s.mgmt = mgmtState{user: "admin@example.com", password: "mgmt-password", token: "mgmt-oauth-token",
+		revisions: map[string]int{"edgemicro-auth": 3}, deployed: map[string]int{"edgemicro-auth": 3}}
 	s.mgmtRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()

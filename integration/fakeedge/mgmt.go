@@ -1,9 +1,14 @@
 package fakeedge
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"path"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -11,11 +16,15 @@ import (
 // The stand-in management API: the calls `mgw configure`, `genkeys`,
 // `revokekeys`, `cert`, `rotatekey`, `upgradekvm` and `upgradeauth` make,
 // on the same server as the runtime endpoints, so that credentials made
-// by genkeys work for bootstrap at once.
+// by genkeys work for bootstrap at once. API proxies are revisions
+// imported from bundles and one revision deployed to the env, as Edge
+// keeps them.
 
 // MgmtCall is one management call as received.
 type MgmtCall struct {
 	Method, Path string
+	// Query is the raw query; ContentType the request's Content-Type.
+	Query, ContentType string
 	// Auth is "basic <user>", "bearer <token>", "basic-key <key>" (an
 	// edgemicro key and secret) or "" for none.
 	Auth string
@@ -23,15 +32,27 @@ type MgmtCall struct {
 }
 
 type mgmtState struct {
-	mu           sync.Mutex
-	user         string
-	password     string
-	token        string
-	authDeployed bool
-	calls        []MgmtCall
-	kvm          map[string]string // nil: no microgateway KVM
-	credentials  map[string]string // key → secret registered by genkeys
-	failNext     map[string]int    // route → status to answer once
+	mu          sync.Mutex
+	user        string
+	password    string
+	token       string
+	calls       []MgmtCall
+	kvm         map[string]string // nil: no microgateway KVM
+	credentials map[string]string // key → secret registered by genkeys
+	failNext    map[string]failure
+	// revisions counts each API proxy's imported revisions (absent: no
+	// such proxy); deployed is the revision deployed to the env.
+	revisions map[string]int
+	deployed  map[string]int
+	// pending is how many polls of a new deployment answer it is not
+	// deployed yet.
+	pending int
+}
+
+// failure is an answer planned with FailNextMgmt.
+type failure struct {
+	status  int
+	message string
 }
 
 // MgmtUser returns the management username, password and OAuth token
@@ -47,11 +68,33 @@ func (s *Server) MgmtCalls() []MgmtCall {
 	return append([]MgmtCall(nil), s.mgmt.calls...)
 }
 
-// SetAuthDeployed says whether edgemicro-auth is deployed to the env.
+// SetAuthDeployed says whether edgemicro-auth is deployed to the env:
+// revision 3 of 3, or no such proxy in the org at all.
 func (s *Server) SetAuthDeployed(d bool) {
 	s.mgmt.mu.Lock()
 	defer s.mgmt.mu.Unlock()
-	s.mgmt.authDeployed = d
+	if d {
+		s.mgmt.revisions["edgemicro-auth"], s.mgmt.deployed["edgemicro-auth"] = 3, 3
+	} else {
+		delete(s.mgmt.revisions, "edgemicro-auth")
+		delete(s.mgmt.deployed, "edgemicro-auth")
+	}
+}
+
+// APIRevisions returns how many revisions of an API proxy were imported
+// and which one is deployed to the env (0: none).
+func (s *Server) APIRevisions(name string) (revisions, deployed int) {
+	s.mgmt.mu.Lock()
+	defer s.mgmt.mu.Unlock()
+	return s.mgmt.revisions[name], s.mgmt.deployed[name]
+}
+
+// SetDeployPending makes the next deployment answer n polls with a state
+// other than deployed before it is.
+func (s *Server) SetDeployPending(n int) {
+	s.mgmt.mu.Lock()
+	defer s.mgmt.mu.Unlock()
+	s.mgmt.pending = n
 }
 
 // KVM returns the microgateway KVM's entries, or nil when there is none.
@@ -79,12 +122,18 @@ func (s *Server) SetKVM(entries map[string]string) {
 // registered, e.g. "GET /v1/o/{org}/apis/edgemicro-auth/deployments")
 // answer status with an Apigee-style error.
 func (s *Server) FailNextMgmt(route string, status int) {
+	msgs := map[int]string{401: "Invalid credentials", 404: "Resource not found", 409: "Resource already exists"}
+	s.FailNextMgmtWith(route, status, msgs[status])
+}
+
+// FailNextMgmtWith is FailNextMgmt with Edge's message.
+func (s *Server) FailNextMgmtWith(route string, status int, message string) {
 	s.mgmt.mu.Lock()
 	defer s.mgmt.mu.Unlock()
 	if s.mgmt.failNext == nil {
-		s.mgmt.failNext = map[string]int{}
+		s.mgmt.failNext = map[string]failure{}
 	}
-	s.mgmt.failNext[route] = status
+	s.mgmt.failNext[route] = failure{status, message}
 }
 
 func (s *Server) validCredential(key, secret string) bool {
@@ -119,13 +168,13 @@ func (s *Server) handleMgmt(route string, keyAuth bool, h func(w http.ResponseWr
 			auth = "bearer " + strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		}
 		s.mgmt.mu.Lock()
-		s.mgmt.calls = append(s.mgmt.calls, MgmtCall{Method: r.Method, Path: r.URL.Path, Auth: auth, Body: string(body)})
-		fail := s.mgmt.failNext[route]
+		s.mgmt.calls = append(s.mgmt.calls, MgmtCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+			ContentType: r.Header.Get("Content-Type"), Auth: auth, Body: string(body)})
+		fail, planned := s.mgmt.failNext[route]
 		delete(s.mgmt.failNext, route)
 		s.mgmt.mu.Unlock()
-		if fail != 0 {
-			msgs := map[int]string{401: "Invalid credentials", 404: "Resource not found", 409: "Resource already exists"}
-			apigeeError(w, fail, "fake.failure", msgs[fail])
+		if planned {
+			apigeeError(w, fail.status, "fake.failure", fail.message)
 			return
 		}
 		ok := false
@@ -153,13 +202,37 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 	kvmPath := "/v1/organizations/{org}/environments/{env}/keyvaluemaps"
 	mux.HandleFunc(s.handleMgmt("GET /v1/o/{org}/apis/edgemicro-auth/deployments", false, func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 		s.mgmt.mu.Lock()
-		deployed := s.mgmt.authDeployed
+		revisions, deployed := s.mgmt.revisions["edgemicro-auth"], s.mgmt.deployed["edgemicro-auth"]
 		s.mgmt.mu.Unlock()
+		if revisions == 0 {
+			apigeeError(w, http.StatusNotFound, "messaging.config.beans.ApplicationDoesNotExist", "APIProxy named edgemicro-auth does not exist in organization "+s.Org)
+			return
+		}
 		envs := []map[string]any{}
-		if deployed {
-			envs = append(envs, map[string]any{"name": s.Env, "revision": []map[string]string{{"name": "3", "state": "deployed"}}})
+		if deployed > 0 {
+			envs = append(envs, map[string]any{"name": s.Env, "revision": []map[string]string{{"name": strconv.Itoa(deployed), "state": "deployed"}}})
 		}
 		writeJSON(w, map[string]any{"environment": envs, "name": "edgemicro-auth", "organization": s.Org})
+	}))
+	mux.HandleFunc(s.handleMgmt("POST /v1/o/{org}/apis", false, s.importProxy))
+	deployPath := "/v1/o/{org}/e/{env}/apis/{api}/revisions/{rev}/deployments"
+	mux.HandleFunc(s.handleMgmt("POST "+deployPath, false, s.deployRevision))
+	mux.HandleFunc(s.handleMgmt("GET "+deployPath, false, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		api, rev, ok := s.revision(w, r)
+		if !ok {
+			return
+		}
+		s.mgmt.mu.Lock()
+		state := "undeployed"
+		if s.mgmt.deployed[api] == rev {
+			state = "deployed"
+			if s.mgmt.pending > 0 {
+				s.mgmt.pending--
+				state = "pending"
+			}
+		}
+		s.mgmt.mu.Unlock()
+		writeJSON(w, s.deploymentState(api, rev, state))
 	}))
 	mux.HandleFunc(s.handleMgmt("POST "+kvmPath, false, func(w http.ResponseWriter, _ *http.Request, body []byte) {
 		var kvm struct {
@@ -293,4 +366,96 @@ func (s *Server) noKVM(w http.ResponseWriter) bool {
 	}
 	apigeeError(w, http.StatusNotFound, "keymanagement.service.kvm_does_not_exist", "KeyValueMap microgateway does not exist")
 	return true
+}
+
+// importProxy is Edge's import of a proxy bundle as the next revision:
+// ?action=import&name=NAME, the zip as application/octet-stream.
+func (s *Server) importProxy(w http.ResponseWriter, r *http.Request, body []byte) {
+	q := r.URL.Query()
+	name := q.Get("name")
+	if q.Get("action") != "import" || name == "" {
+		apigeeError(w, http.StatusBadRequest, "messaging.config.beans.InvalidAction", "action=import and a name are required")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" && !strings.HasPrefix(ct, "multipart/form-data") {
+		apigeeError(w, http.StatusUnsupportedMediaType, "messaging.config.beans.UnsupportedMediaType", "Content-Type "+ct+" is not supported")
+		return
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		apigeeError(w, http.StatusBadRequest, "messaging.config.beans.ImportFailed", "Bundle is invalid. Unable to read the zip: "+err.Error())
+		return
+	}
+	root, endpoint := false, false
+	for _, f := range zr.File {
+		dir, file := path.Split(f.Name)
+		root = root || dir == "apiproxy/" && strings.HasSuffix(file, ".xml")
+		endpoint = endpoint || dir == "apiproxy/proxies/" && strings.HasSuffix(file, ".xml")
+	}
+	if !root || !endpoint {
+		apigeeError(w, http.StatusBadRequest, "messaging.config.beans.ImportFailed", "Bundle is invalid. No apiproxy/ descriptor or proxy endpoint found")
+		return
+	}
+	s.mgmt.mu.Lock()
+	s.mgmt.revisions[name]++
+	rev := s.mgmt.revisions[name]
+	s.mgmt.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"name": name, "revision": strconv.Itoa(rev), "type": "Application",
+		"contextInfo": "Revision " + strconv.Itoa(rev) + " of application " + name + ", in organization " + s.Org,
+	})
+}
+
+// deployRevision deploys a revision to the env in place of the one
+// deployed, as a form action=deploy&override=true asks.
+func (s *Server) deployRevision(w http.ResponseWriter, r *http.Request, body []byte) {
+	api, rev, ok := s.revision(w, r)
+	if !ok {
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" || form.Get("action") != "deploy" {
+		apigeeError(w, http.StatusBadRequest, "messaging.config.beans.InvalidAction", "a form with action=deploy is required")
+		return
+	}
+	s.mgmt.mu.Lock()
+	if cur := s.mgmt.deployed[api]; cur != 0 && cur != rev && form.Get("override") != "true" {
+		s.mgmt.mu.Unlock()
+		apigeeError(w, http.StatusBadRequest, "distribution.ApplicationAlreadyDeployed",
+			"Deployment of revision "+strconv.Itoa(rev)+" failed: revision "+strconv.Itoa(cur)+" is deployed; use override")
+		return
+	}
+	s.mgmt.deployed[api] = rev
+	state := "deployed"
+	if s.mgmt.pending > 0 {
+		state = "pending"
+	}
+	s.mgmt.mu.Unlock()
+	writeJSON(w, s.deploymentState(api, rev, state))
+}
+
+// revision reads {api} and {rev} of a deployment path and answers 404
+// when there is no such revision.
+func (s *Server) revision(w http.ResponseWriter, r *http.Request) (string, int, bool) {
+	api := r.PathValue("api")
+	rev, err := strconv.Atoi(r.PathValue("rev"))
+	if r.PathValue("env") != s.Env {
+		apigeeError(w, http.StatusNotFound, "messaging.config.beans.EnvironmentDoesNotExist", "Environment "+r.PathValue("env")+" does not exist")
+		return "", 0, false
+	}
+	s.mgmt.mu.Lock()
+	n := s.mgmt.revisions[api]
+	s.mgmt.mu.Unlock()
+	if err != nil || rev < 1 || rev > n {
+		apigeeError(w, http.StatusNotFound, "messaging.config.beans.RevisionDoesNotExist", "API proxy "+api+" revision "+r.PathValue("rev")+" does not exist")
+		return "", 0, false
+	}
+	return api, rev, true
+}
+
+func (s *Server) deploymentState(api string, rev int, state string) map[string]any {
+	return map[string]any{"aPIProxy": api, "environment": s.Env, "name": strconv.Itoa(rev), "organization": s.Org,
+		"revision": strconv.Itoa(rev), "state": state}
 }
