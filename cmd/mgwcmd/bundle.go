@@ -40,8 +40,8 @@ const bundleHelp = "mgw does not ship Apigee's edgemicro-auth proxy: get its bun
 
 func bundleFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "bundle", Usage: "import and deploy the edgemicro-auth proxy from Apigee's bundle: a zip holding apiproxy/, or a `DIR` that is or holds apiproxy/"},
-		&cli.DurationFlag{Name: "deploy-timeout", Value: defaultDeployTimeout, Usage: "how long the import and deployment of --bundle may take in all"},
+		&cli.StringFlag{Name: "bundle", Usage: "import and deploy the edgemicro-auth proxy from Apigee's bundle at `PATH`: its apiproxy directory, a directory holding it, or a zip of it"},
+		&cli.DurationFlag{Name: "deploy-timeout", Value: defaultDeployTimeout, Usage: "how long the import and deployment of --bundle may take in all (`DURATION`, e.g. 10m)"},
 	}
 }
 
