@@ -269,17 +269,18 @@ func (c *conn) serve() {
 
 	for first := true; ; first = false {
 		head, err := c.readHead(first)
-		var rf *refusal
+		rf, isRefusal := err.(*refusal) //nolint:errorlint // readHead returns it unwrapped
 		switch {
+		case err == nil:
 		case errors.Is(err, errUnusual) || errors.Is(err, errIncomplete):
 			handedOff = c.handOff()
 			return
-		case errors.As(err, &rf):
+		case isRefusal:
 			c.srv.setState(c, http.StateActive)
 			c.reject(rf.code, rf.msg)
 			c.lingerClose()
 			return
-		case err != nil:
+		default:
 			return
 		}
 		c.srv.setState(c, http.StateActive)
