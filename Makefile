@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzResponse$$' -fuzztime $(FUZZTIME) ./worker/h1
 	$(GO) test -run '^$$' -fuzz '^FuzzPlainURL$$' -fuzztime $(FUZZTIME) ./worker/h1
 	$(GO) test -run '^$$' -fuzz '^FuzzScreenHead$$' -fuzztime $(FUZZTIME) ./worker/h1
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteRequest$$' -fuzztime $(FUZZTIME) ./worker/h1
 
 #? vet: go vet and a gofmt check
 vet:

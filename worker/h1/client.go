@@ -413,9 +413,11 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 	_, _ = w.WriteString("\r\n")
 	var scratch [256]byte
 	for k, vv := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding":
-			continue
+		switch len(k) { // the framing is the client's own, whatever the key's case
+		case len("Host"), len("Content-Length"), len("Transfer-Encoding"):
+			if strings.EqualFold(k, "Host") || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Transfer-Encoding") {
+				continue
+			}
 		}
 		for _, v := range vv {
 			_, _ = w.Write(appendField(scratch[:0], k, v))

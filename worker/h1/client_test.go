@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // scripted is a target on 127.0.0.1 that reads each request head (and a
@@ -373,4 +375,64 @@ func TestTransportUploads(t *testing.T) {
 			t.Errorf("%s: target saw %q, want %q", tt.name, b, tt.want)
 		}
 	}
+}
+
+// FuzzWriteRequest: a request the client writes is read by net/http's
+// server parser as exactly that request (method, target, host, the
+// field, the body) and ends where the client's bytes end, so that a
+// target never sees a request split or joined differently.
+func FuzzWriteRequest(f *testing.F) {
+	f.Add("GET", "/a?b=c", "X-A", "v", []byte(nil), int64(0))
+	f.Add("POST", "/p", "Content-Type", "text/plain", []byte("hello"), int64(5))
+	f.Add("PUT", "/p", "X-B", "w", []byte("chunked please"), int64(-1))
+	f.Add("POST", "/p", "Transfer-Encoding", "chunked", []byte("x"), int64(1))
+	f.Add("PATCH", "/p", "Content-Length", "7", []byte{}, int64(0))
+	f.Add("POST", "/p", "transfer-encoding", "chunked", []byte("x"), int64(1))
+	f.Fuzz(func(t *testing.T, method, target, key, value string, body []byte, length int64) {
+		if !httpguts.ValidHeaderFieldName(key) || !httpguts.ValidHeaderFieldValue(value) || !validToken([]byte(method)) {
+			return
+		}
+		req, err := http.NewRequest(method, "http://h"+target, nil)
+		if err != nil || req.URL.Host != "h" || !strings.HasPrefix(req.URL.RequestURI(), "/") {
+			return
+		}
+		req.Header[key] = []string{value} // as a plugin may set it, in any case
+		switch {
+		case length > 0:
+			length = int64(len(body)) // an announced length is the body's
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		case len(body) > 0:
+			req.Body = io.NopCloser(bytes.NewReader(body)) // unknown length: chunked
+		}
+		req.ContentLength = length
+		var out bytes.Buffer
+		cc := &clientConn{bw: bufio.NewWriter(&out)}
+		if err := cc.writeRequest(req); err != nil {
+			t.Fatalf("writing: %v", err)
+		}
+		wire := out.Bytes()
+		src := bytes.NewReader(wire)
+		br := bufio.NewReader(src)
+		got, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("net/http refuses what the client wrote (%v): %q", err, wire)
+		}
+		gotBody, err := io.ReadAll(got.Body)
+		if err != nil {
+			t.Fatalf("net/http refuses the body (%v): %q", err, wire)
+		}
+		if got.Method != method || got.RequestURI != req.URL.RequestURI() || got.Host != "h" || !bytes.Equal(gotBody, body) && req.Body != nil {
+			t.Fatalf("net/http read %s %s host=%q body=%q from %q", got.Method, got.RequestURI, got.Host, gotBody, wire)
+		}
+		switch key = http.CanonicalHeaderKey(key); key {
+		case "Host", "Content-Length", "Transfer-Encoding":
+		default:
+			if v := got.Header[key]; len(v) != 1 || v[0] != strings.Trim(value, " \t") {
+				t.Fatalf("field %s: net/http read %q, sent %q", key, v, value)
+			}
+		}
+		if src.Len()+br.Buffered() != 0 {
+			t.Fatalf("%d bytes after the request: %q", src.Len()+br.Buffered(), wire)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -149,5 +150,33 @@ func TestTransportChunkSizeStrict(t *testing.T) {
 		if _, body, err := get(t, testTransport(s.addr), http.MethodGet, nil); err != nil || body != "abc" {
 			t.Errorf("chunk size %q: %q %v, want abc", size, body, err)
 		}
+	}
+}
+
+// cancelingBody fails its read after canceling the request's context,
+// as net/http's server does when its client's body read fails.
+type cancelingBody struct {
+	cancel func()
+	err    error
+}
+
+func (b *cancelingBody) Read([]byte) (int, error) { b.cancel(); return 0, b.err }
+func (b *cancelingBody) Close() error             { return nil }
+
+// TestTransportBodyErrorWins: when the client's body fails, RoundTrip
+// returns that failure even if it also ended the context, so that the
+// worker answers 400 or 408, not 499.
+func TestTransportBodyErrorWins(t *testing.T) {
+	s := newScripted(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+	tr := testTransport(s.addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	want := &RequestBodyError{Timeout: true, Err: errors.New("i/o timeout")}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/", &cancelingBody{cancel: cancel, err: want})
+	req.ContentLength = 10
+	_, err := tr.RoundTrip(req)
+	var be *RequestBodyError
+	if !errors.As(err, &be) || !be.Timeout {
+		t.Fatalf("err = %v, want the body's RequestBodyError", err)
 	}
 }
