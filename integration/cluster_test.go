@@ -198,10 +198,13 @@ func TestStartAfterKill9(t *testing.T) {
 	in := newInstance(t, "")
 	in.start(2)
 	st := in.waitServing(2)
-	for _, pid := range append([]int{st.MasterPID}, pidsOf(st)...) {
+	// The keeper first (it would restart the master), then the master
+	// and its workers, as an OOM killer or a careless kill -9 would.
+	keeper := in.cmd.Process.Pid
+	for _, pid := range append([]int{keeper, st.MasterPID}, pidsOf(st)...) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	for _, pid := range append([]int{st.MasterPID}, pidsOf(st)...) {
+	for _, pid := range append([]int{keeper, st.MasterPID}, pidsOf(st)...) {
 		in.eventually(5*time.Second, "killed processes to go", func() bool { return !alive(pid) })
 	}
 	// mgw.sock and mgw.pid are left behind; start must replace them.

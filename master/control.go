@@ -123,25 +123,21 @@ func (cs *controlSocket) close(remove bool) {
 	_ = cs.ln.Close()
 }
 
-// checkRunning fails when a master answers on the control socket at path,
-// and removes the socket when it was left behind by a master that died.
+// checkRunning fails when a master answers on the control socket at path.
+// A socket nobody answers on is stale, whatever else is in the run dir
+// (a master killed a moment ago may still accept a connection while it
+// exits, and never answer): it is removed.
 func checkRunning(path string) error {
 	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		pid := "unknown"
-		if rep, err := ipc.Call(path, ipc.Control{Command: ipc.CommandStatus}, 3*time.Second); err == nil && rep.Status != nil {
-			pid = fmt.Sprint(rep.Status.MasterPID)
-		}
-		return fmt.Errorf("mgw is already running (master pid %s, control socket %s)", pid, path)
+	rep, err := ipc.Call(path, ipc.Control{Command: ipc.CommandStatus}, 3*time.Second)
+	if err == nil && rep.Status != nil {
+		return fmt.Errorf("mgw is already running (master pid %d, control socket %s); stop it first with mgw stop", rep.Status.MasterPID, path)
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	// Nobody listens: a stale socket from a killed master.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale control socket: %w", err)
 	}

@@ -10,8 +10,16 @@
 // beside it and reports back: Edge downloads, the API key cache, the
 // analytics uploader and the quota syncer of the edge backend.
 //
+// The process `mgw start` runs is the keeper (Keep): the child subreaper
+// that starts the first master, stays while any generation runs, passes
+// signals on to the serving master, restarts a master that died and
+// reaps orphans. Every master generation is its child (once the
+// generation before has exited).
+//
 // Life of a generation:
 //
+//  0. signal handlers first: SIGHUP while starting is a reload once
+//     serving, SIGTERM/SIGINT/SIGQUIT end the start without serving;
 //  1. load and validate the configuration (in Edge mode: download from
 //     Edge, or start from the cache), Listen through tableflip, map the
 //     limit zone mgw.zone, create the generation's balance table, spawn
@@ -19,9 +27,10 @@
 //     socketpair end at fd 4, the zone at fd 5 and the balance table at
 //     fd 6, push the snapshot to each;
 //  2. when every worker reports ready: install mgw.sock (bound under a
-//     temporary name and renamed over the path, mode 0600), call
-//     tableflip's Ready (which writes mgw.pid and releases the previous
-//     generation), and watch the config file's directory;
+//     temporary name and renamed over the path, mode 0600), write
+//     mgw.pid, call tableflip's Ready (which releases the previous
+//     generation; if that one died meanwhile, this one serves on its
+//     own), and watch the config file's directory;
 //  3. serve: a dead worker is replaced at once, a crash-looping one after
 //     an exponential backoff; a valid config edit becomes a new revision
 //     pushed to every worker in place; an invalid one is logged and kept
@@ -31,7 +40,8 @@
 //     with the same arguments; it reads the config afresh and succeeds only
 //     when all its workers serve. A failed generation writes its reason to
 //     a file named in MGW_UPGRADE_ERRFILE, and this one keeps serving;
-//  5. when replaced, or on stop (mgw stop, SIGTERM, SIGINT): order every
+//  5. when replaced, or on stop (mgw stop, SIGTERM, SIGINT; a stop first
+//     closes the gateway socket so new connections are refused): order every
 //     worker to drain, wait for them to exit (SIGKILL after the drain
 //     timeout), read their channels to the end, upload (or spool) the
 //     analytics records, and exit. SIGQUIT kills the workers at once.

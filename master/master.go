@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -71,6 +72,9 @@ type Options struct {
 	ConfigDir string
 	// Org, Env, Key and Secret identify the gateway to Edge (Edge mode).
 	Org, Env, Key, Secret string
+	// Signals, when set, is the channel from Signals, made by the caller
+	// before anything else; otherwise Run makes it first thing.
+	Signals chan os.Signal
 }
 
 type phase int
@@ -125,11 +129,28 @@ type Master struct {
 	quotas        *quotaSyncer // Edge mode: the edge quota backend's syncer
 	metricsReqs   chan metricsRequest
 	quitting      bool
+
+	// The gateway's listening socket as this process holds it: closed at
+	// the start of a stop, so that new connections are refused at once.
+	ln          net.Listener
+	lnFile      *os.File
+	metrics     *http.Server
+	metricsLn   net.Listener
+	metricsOnce sync.Once
+	metricsStop sync.Once
+	// reloadAsked is a SIGHUP that came before the generation served.
+	reloadAsked bool
+	// stopping is set once the listener is closed for a stop.
+	stopping bool
 }
 
 // Run starts a master generation and serves until it is stopped or
 // replaced by the next one. It returns nil after a clean stop or hand-over.
 func Run(ctx context.Context, opts Options) (err error) {
+	if opts.Signals == nil {
+		opts.Signals = Signals()
+	}
+	defer signal.Stop(opts.Signals)
 	if opts.Processes < 1 {
 		opts.Processes = 1
 	}
@@ -168,8 +189,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return fmt.Errorf("creating run dir: %w", err)
 	}
+	// The pid file is written by becomeReady, not by tableflip: tableflip
+	// writes it and then fails Ready when the previous generation has died
+	// meanwhile, and this generation must serve on its own then.
 	upg, err := tableflip.New(tableflip.Options{
-		PIDFile:        filepath.Join(opts.RunDir, PIDFileName),
 		UpgradeTimeout: opts.StartTimeout + 15*time.Second,
 	})
 	if err != nil {
@@ -194,8 +217,9 @@ func (m *Master) run(ctx context.Context) error {
 		}
 	}
 	base, _ := strconv.ParseUint(os.Getenv(envRevision), 10, 64)
-	snap, err := m.load()
-	if err != nil {
+	sigs := m.opts.Signals
+	snap, stopped, err := m.loadFirst(sigs)
+	if err != nil || stopped {
 		return err
 	}
 	snap.Revision = base + 1
@@ -203,7 +227,7 @@ func (m *Master) run(ctx context.Context) error {
 
 	cfg := &snap.Config.Edgemicro
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
-	ln, err := m.upg.Listen("tcp", addr)
+	ln, err := m.listen(addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
@@ -211,11 +235,8 @@ func (m *Master) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer lnFile.Close()
-
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
+	m.ln, m.lnFile = ln, lnFile
+	defer m.closeListener()
 
 	z, err := zone.Open(filepath.Join(m.opts.RunDir, ZoneFileName), zone.DefaultSlots)
 	if err != nil {
@@ -285,6 +306,9 @@ func (m *Master) run(ctx context.Context) error {
 		pollEvery = d
 	}
 	setPoll(true)
+	// Closed when the next generation serves, and also by a stop's
+	// upg.Stop: only the first means this generation was replaced.
+	upgExit := m.upg.Exit()
 	defer func() {
 		if poll != nil {
 			poll.Stop()
@@ -318,6 +342,11 @@ func (m *Master) run(ctx context.Context) error {
 							fileChanged = watch.changed
 						}
 					}
+					if m.reloadAsked {
+						m.reloadAsked = false
+						m.log.Info().Msg("reloading, as SIGHUP asked during start")
+						m.startUpgrade(nil)
+					}
 				}
 			}
 
@@ -345,7 +374,7 @@ func (m *Master) run(ctx context.Context) error {
 			}
 
 		case req := <-m.metricsReqs:
-			req.reply <- m.renderMetrics()
+			m.answerMetrics(req)
 
 		case r := <-m.polled:
 			m.onPoll(r)
@@ -355,15 +384,23 @@ func (m *Master) run(ctx context.Context) error {
 			m.onControl(req)
 
 		case sig := <-sigs:
+			if sig == syscall.SIGCHLD {
+				continue // the workers' exits come through their Wait
+			}
 			m.log.Info().Stringer("signal", sig).Msg("signal received")
 			switch sig {
 			case syscall.SIGHUP:
+				if m.phase == phaseStarting {
+					m.reloadAsked = true // once this generation serves
+					continue
+				}
 				m.startUpgrade(nil)
 			case syscall.SIGTERM, syscall.SIGINT:
 				m.beginStop(0)
 			case syscall.SIGQUIT:
 				m.sup.draining = true
 				m.quitting = true // stop now: no long analytics flush either
+				m.closeListener()
 				m.sup.killAll()
 				m.cleanup()
 				return nil
@@ -379,8 +416,9 @@ func (m *Master) run(ctx context.Context) error {
 		case err := <-m.upgradeDone:
 			m.finishUpgrade(err)
 
-		case <-m.upg.Exit():
-			if !m.replaced {
+		case <-upgExit:
+			upgExit = nil
+			if !m.replaced && !m.stopping {
 				m.replaced = true
 				m.log.Info().Msg("replaced by the next generation: draining")
 				if watch != nil {
@@ -390,6 +428,9 @@ func (m *Master) run(ctx context.Context) error {
 				if m.ctl != nil {
 					m.ctl.close(false)
 				}
+				// The next generation answers on the same socket. Not on
+				// this goroutine: the requests being finished wait on it.
+				go m.stopMetrics()
 				m.beginDrain(0)
 			}
 
@@ -419,6 +460,72 @@ func (m *Master) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// loadFirst loads the configuration of a starting generation (in Edge
+// mode this may wait on Edge for a while) and keeps answering signals
+// meanwhile: SIGHUP is a reload once the generation serves, SIGTERM,
+// SIGINT and SIGQUIT end the start without serving (stopped is true).
+func (m *Master) loadFirst(sigs <-chan os.Signal) (snap *configs.Snapshot, stopped bool, err error) {
+	type result struct {
+		snap *configs.Snapshot
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := m.load()
+		done <- result{s, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			return r.snap, false, r.err
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				m.log.Info().Msg("SIGHUP during start: reloading once serving")
+				m.reloadAsked = true
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+				m.log.Info().Stringer("signal", sig).Msg("stop asked during start: exiting without serving")
+				return nil, true, nil
+			case syscall.SIGUSR1:
+				if m.opts.Logs != nil {
+					_ = m.opts.Logs.Reopen()
+				}
+			}
+		}
+	}
+}
+
+// listenRetry bounds how long a first generation waits for a port held by
+// the draining workers of a master that was killed: they close their
+// copies of the socket as soon as they read EOF on their channels.
+const listenRetry = 3 * time.Second
+
+// listen opens the gateway's socket through tableflip (a later
+// generation inherits it).
+func (m *Master) listen(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(listenRetry)
+	for {
+		ln, err := m.upg.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || m.upg.HasParent() || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writePIDFile writes this process's pid to path, atomically.
+func writePIDFile(path string) error {
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // load reads the configuration and checks what the workers will build.
@@ -461,8 +568,15 @@ func (m *Master) becomeReady(sockPath string) error {
 		return err
 	}
 	m.ctl = ctl
+	if err := writePIDFile(filepath.Join(m.opts.RunDir, PIDFileName)); err != nil {
+		return fmt.Errorf("writing the pid file: %w", err)
+	}
+	m.serveMetrics()
 	if err := m.upg.Ready(); err != nil {
-		return fmt.Errorf("signalling readiness: %w", err)
+		// Only telling the previous generation can fail here: it died
+		// during the hand-over. Its workers drain by themselves (EOF on
+		// their channels); this generation serves on its own.
+		m.log.Warn().Err(err).Msg("the previous generation died before this one served: serving on its own")
 	}
 	m.phase = phaseServing
 	m.sup.starting = false
@@ -627,8 +741,31 @@ func (m *Master) beginStop(timeout time.Duration) {
 	if m.phase == phaseDraining {
 		return
 	}
-	m.log.Info().Msg("stopping: draining workers")
+	m.log.Info().Msg("stopping: no new connections; draining workers")
+	// Stop accepting first: once the workers close their copies too (the
+	// first thing a drain does), a new connection is refused at once
+	// rather than queued to be reset later, and the port is free for
+	// the next start by the time the drain ends.
+	m.closeListener()
 	m.beginDrain(timeout)
+}
+
+// closeListener closes this process's descriptors of the gateway socket,
+// its own and tableflip's: a stop hands the socket to no one. tableflip's
+// Stop also ends any upgrade in progress.
+func (m *Master) closeListener() {
+	if !m.replaced {
+		m.stopping = true
+	}
+	m.upg.Stop()
+	if m.ln != nil {
+		_ = m.ln.Close()
+		m.ln = nil
+	}
+	if m.lnFile != nil {
+		_ = m.lnFile.Close()
+		m.lnFile = nil
+	}
 }
 
 func (m *Master) beginDrain(timeout time.Duration) {
@@ -645,6 +782,11 @@ func (m *Master) cleanup() {
 	m.flushAnalytics()
 	if m.stopQuotas != nil {
 		m.stopQuotas()
+	}
+	if !m.replaced {
+		// The ports are free before anyone hears "stopped".
+		m.closeListener()
+		m.stopMetrics()
 	}
 	if !m.replaced {
 		if m.ctl != nil {

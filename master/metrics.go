@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,16 +47,32 @@ func addMetrics(dst, src *ipc.Metrics) {
 	dst.RecordsDropped += src.RecordsDropped
 }
 
-// metricsRequest asks the select loop for the text of /metrics.
-type metricsRequest struct{ reply chan []byte }
+// metricsRequest asks the select loop for the text of /metrics, or, with
+// health set, only for an answer (the loop is alive) and the phase.
+type metricsRequest struct {
+	health bool
+	reply  chan []byte
+}
 
-// serveMetrics answers /metrics with what the select loop renders.
-func (m *Master) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/metrics" {
+// Paths of the health endpoints on the metrics port.
+const (
+	// HealthPath answers 200 while the master's loop runs (a liveness probe).
+	HealthPath = "/healthz"
+	// ReadyPath answers 200 only while a generation serves: 503 while the
+	// first one starts, and from the moment a stop begins (a readiness
+	// probe). Across a reload it stays 200.
+	ReadyPath = "/readyz"
+)
+
+// handleMetrics answers /metrics with what the select loop renders, and
+// the health endpoints.
+func (m *Master) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if path != "/metrics" && path != HealthPath && path != ReadyPath {
 		http.NotFound(w, r)
 		return
 	}
-	req := metricsRequest{reply: make(chan []byte, 1)}
+	req := metricsRequest{health: path != "/metrics", reply: make(chan []byte, 1)}
 	select {
 	case m.metricsReqs <- req:
 	case <-m.done:
@@ -65,8 +82,44 @@ func (m *Master) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return
 	}
+	body := <-req.reply
+	if req.health {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if path == HealthPath {
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		if phase := string(body); phase != "serving" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(phase + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = w.Write(<-req.reply)
+	_, _ = w.Write(body)
+}
+
+// answerMetrics answers one metrics request on the select loop.
+func (m *Master) answerMetrics(req metricsRequest) {
+	if !req.health {
+		req.reply <- m.renderMetrics()
+		return
+	}
+	phase := "starting"
+	switch {
+	case m.replaced:
+		// The last probes this generation read before it stopped
+		// answering: the next generation serves, so the instance is ready.
+		phase = "serving"
+	case m.phase == phaseDraining:
+		phase = "draining"
+	case m.phase == phaseServing:
+		phase = "serving"
+	}
+	req.reply <- []byte(phase)
 }
 
 // renderMetrics writes the Prometheus text format of the instance's
@@ -158,8 +211,12 @@ func esc(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
-// listenMetrics serves /metrics on [metrics] port. The socket comes from
-// tableflip, so the next generation inherits it across a reload.
+// listenMetrics opens [metrics] port for /metrics and the health
+// endpoints. The socket comes from tableflip, so the next generation
+// inherits it across a reload. The first generation answers at once (not
+// ready while it starts); a later one only once it serves, and the one it
+// replaces stops answering then, so that a probe during a reload never
+// meets a generation that is not the serving one.
 func (m *Master) listenMetrics(snap *configs.Snapshot) error {
 	mc := snap.Config.Metrics
 	if mc == nil || mc.Port == 0 {
@@ -170,9 +227,40 @@ func (m *Master) listenMetrics(snap *configs.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(m.serveMetrics), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	go func() { <-m.done; _ = srv.Close() }()
-	m.log.Info().Str("addr", ln.Addr().String()).Msg("metrics served on /metrics")
+	m.metrics = &http.Server{Handler: http.HandlerFunc(m.handleMetrics), ReadHeaderTimeout: 5 * time.Second}
+	m.metricsLn = ln
+	go func() { <-m.done; m.stopMetrics() }()
+	if !m.upg.HasParent() {
+		m.serveMetrics()
+	}
 	return nil
+}
+
+// serveMetrics starts answering on the metrics socket, once.
+func (m *Master) serveMetrics() {
+	m.metricsOnce.Do(func() {
+		if m.metrics == nil {
+			return
+		}
+		srv, ln := m.metrics, m.metricsLn
+		go func() { _ = srv.Serve(ln) }()
+		m.log.Info().Str("addr", ln.Addr().String()).Msg("metrics served on /metrics, health on " + HealthPath + " and " + ReadyPath)
+	})
+}
+
+// stopMetrics stops accepting on the metrics socket (closing this
+// process's descriptor of it) and finishes the requests it has read
+// (up to a second), so that no probe in flight is cut off.
+func (m *Master) stopMetrics() {
+	m.metricsStop.Do(func() {
+		if m.metrics == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := m.metrics.Shutdown(ctx); err != nil {
+			_ = m.metrics.Close()
+		}
+		_ = m.metricsLn.Close()
+	})
 }

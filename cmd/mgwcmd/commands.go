@@ -23,9 +23,12 @@ import (
 func startCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "start",
-		Usage: "start the master and its workers in the foreground",
+		Usage: "start the master and its workers; stays in the foreground until the instance stops",
 		Flags: commonFlags(),
 		Action: func(c *cli.Context) error {
+			// First thing: a signal during start is handled, never the
+			// default action that would kill the process.
+			sigs := master.Signals()
 			p, err := resolveConfig(c)
 			if err != nil {
 				return cli.Exit(err, 1)
@@ -34,6 +37,9 @@ func startCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("--port %d is not a port number", port), 1)
 			}
 			ls := settingsFrom(p.config, c.String(flagLogLevel))
+			if !master.Kept() {
+				return keep(c, p, ls, sigs)
+			}
 			var logs master.LogFile
 			if ls.dir != "" {
 				lf, err := redirectStderr(ls.dir, ls)
@@ -67,6 +73,7 @@ func startCommand() *cli.Command {
 				Env:        c.String(flagEnv),
 				Key:        c.String(flagKey),
 				Secret:     c.String(flagSecret),
+				Signals:    sigs,
 			})
 			if err != nil {
 				return cli.Exit(err, 1)
@@ -74,6 +81,36 @@ func startCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// keep runs the process `mgw start` leaves in the foreground: the keeper,
+// which starts the master (this command again, told so by the
+// environment) and stays until the instance stops. Its own few lines go
+// to the terminal (or the journal), never to the log file, which belongs
+// to the master.
+func keep(c *cli.Context, p paths, ls logSettings, sigs chan os.Signal) error {
+	logger, err := newLogger(os.Stderr, ls)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("finding the mgw executable: %v", err), 1)
+	}
+	if err := os.MkdirAll(p.runDir, 0o700); err != nil {
+		return cli.Exit(fmt.Sprintf("creating run dir: %v", err), 1)
+	}
+	code := master.Keep(master.KeeperOptions{
+		RunDir:     p.runDir,
+		Executable: exe,
+		Args:       os.Args,
+		Signals:    sigs,
+		Logger:     logger,
+	})
+	if code != 0 {
+		return cli.Exit("", code)
+	}
+	return nil
 }
 
 func stopCommand() *cli.Command {
