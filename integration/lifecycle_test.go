@@ -199,11 +199,13 @@ func TestOldMasterKilledDuringReload(t *testing.T) {
 		out, code := in.mgw("reload")
 		reload <- fmt.Sprintf("%d %s", code, out)
 	}()
-	// The next generation is the old master's child that is no worker.
+	// The next generation is the old master's child that is no worker;
+	// kill the old master once the new one has its sockets and starts
+	// workers (a death before that leaves the keeper to restart one).
 	var next int
-	in.eventually(10*time.Second, "the next generation's process", func() bool {
+	in.eventually(10*time.Second, "the next generation's workers", func() bool {
 		for _, c := range childrenOf(old.MasterPID) {
-			if !isWorker(c) {
+			if !isWorker(c) && len(childrenOf(c)) > 0 {
 				next = c
 				return true
 			}
