@@ -29,10 +29,9 @@ type kept struct {
 // reports its exit status.
 func (in *instance) startKept(workers int, extra ...string) *kept {
 	in.t.Helper()
-	args := append([]string{"start", "--config-dir", in.dir, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)}, extra...)
-	cmd := exec.Command(mgwBin, args...)
+	cmd := exec.Command(mgwBin, in.startArgs(workers, extra...)...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
-	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	cmd.Env = in.startEnv()
 	if err := cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
@@ -51,6 +50,23 @@ func (in *instance) startKept(workers int, extra ...string) *kept {
 		k.exit <- code
 	}()
 	return k
+}
+
+// startArgs are the arguments of `mgw start` as the harness's start
+// gives them: no config dir when it holds no config file (the instance
+// then runs on the embedded default, as for a user who named nothing).
+func (in *instance) startArgs(workers int, extra ...string) []string {
+	args := []string{"start", "--config-dir", in.dir}
+	if tomls, _ := filepath.Glob(filepath.Join(in.dir, "*.toml")); len(tomls) == 0 {
+		args = []string{"start"}
+	}
+	return append(append(args, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)), extra...)
+}
+
+// startEnv is the environment of the harness's start: HOME is above the
+// config dir, so that it is the default one.
+func (in *instance) startEnv() []string {
+	return append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
 }
 
 // waitExit waits for the kept process to exit and returns its status.
@@ -513,10 +529,10 @@ func TestPID1(t *testing.T) {
 		t.Skip("a PID namespace needs root here")
 	}
 	in := newInstance(t, "")
-	args := []string{"--pid", "--fork", "--mount-proc", mgwBin, "start", "--config-dir", in.dir, "--processes", "2", "--port", strconv.Itoa(in.port)}
+	args := append([]string{"--pid", "--fork", "--mount-proc", mgwBin}, in.startArgs(2)...)
 	cmd := exec.Command("unshare", args...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
-	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=")
+	cmd.Env = in.startEnv()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
