@@ -212,6 +212,9 @@ func Run(ctx context.Context, opts Options) error {
 			ErrorLog:          log.New(zerologWriter{w.log, zerolog.ErrorLevel}, "", 0), // handler panics
 		}
 		go func() { serveErr <- w.fast.Serve(w.ln) }()
+		// A connection handed to net/http serves one request: the next
+		// comes on a new connection, whose head h1 screens first.
+		w.srv.Handler = h1.OneRequest(w.srv.Handler)
 		go func() { _ = w.srv.Serve(handoff) }()
 	}
 	if err := w.conn.Send(ipc.KindReady, ipc.Ready{Revision: w.revision()}); err != nil {

@@ -26,7 +26,9 @@
 // Upgrade, folded or malformed lines, a head longer than its buffer) is
 // handed, with the bytes already read, to a fallback server, net/http,
 // for the rest of that connection's life, before a byte is answered;
-// FallbackListener carries the connections over. Before handing a head
+// FallbackListener carries the connections over, and OneRequest makes
+// the fallback close each after the request it was handed over for, so
+// that every request head passes this server's screen. Before handing a head
 // over, the server reads it whole and refuses, itself, what neither
 // server should serve: CONNECT (405), both Content-Length and
 // Transfer-Encoding (400), a head past MaxHeaderBytes (431). It closes

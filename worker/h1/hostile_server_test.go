@@ -41,7 +41,7 @@ func hostileServer(t *testing.T, h http.Handler, idle time.Duration) (string, *a
 			fmt.Fprintf(w, `{"message":%q,"status":%d}`, msg, code)
 		},
 	}
-	hs := &http.Server{Handler: GuardBodies(counted, idle, 0), MaxHeaderBytes: 4096}
+	hs := &http.Server{Handler: OneRequest(GuardBodies(counted, idle, 0)), MaxHeaderBytes: 4096}
 	go func() { _ = srv.Serve(ln) }()
 	go func() { _ = hs.Serve(fb) }()
 	t.Cleanup(func() { _ = srv.Close(); _ = hs.Close() })
@@ -224,6 +224,26 @@ func TestServerMalformedChunkedBody(t *testing.T) {
 		resp, _, _ := sendAll(t, addr, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"+size+"\r\nabc\r\n0\r\n\r\n")
 		if resp.StatusCode != 400 {
 			t.Errorf("chunk size %q: status %d, want 400", size, resp.StatusCode)
+		}
+	}
+}
+
+// TestServerFallbackServesOneRequest: a connection handed to net/http
+// carries only that request, so that no later request on it escapes the
+// screen (here, both lengths after an HTTP/1.0 keep-alive request).
+func TestServerFallbackServesOneRequest(t *testing.T) {
+	addr, handled := hostileServer(t, http.HandlerFunc(echo), 0)
+	for _, first := range []string{
+		"GET /old HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+		"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	} {
+		before := handled.Load()
+		resp, body, closed := sendAll(t, addr, first+"POST /smuggled HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+		if resp.StatusCode != 200 || !resp.Close || !closed || strings.Contains(body, "smuggled") {
+			t.Errorf("%q: %d %q close=%v closed=%v", first, resp.StatusCode, body, resp.Close, closed)
+		}
+		if n := handled.Load() - before; n != 1 {
+			t.Errorf("%q: the handler saw %d requests, want 1", first, n)
 		}
 	}
 }
