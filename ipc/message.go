@@ -178,6 +178,10 @@ const (
 	StateServing  = "serving"
 	StateDraining = "draining"
 	StateBackoff  = "backoff"
+	// StateUnresponsive is a serving worker that has missed its stats
+	// beats (sent every second) for UnresponsiveAfter; it is killed and
+	// replaced when it stays silent for longer.
+	StateUnresponsive = "unresponsive"
 )
 
 // WorkerStatus is one row of the worker table.

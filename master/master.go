@@ -277,6 +277,8 @@ func (m *Master) run(ctx context.Context) error {
 		pollTick    <-chan time.Time
 		rotateTick  <-chan time.Time
 	)
+	beats := time.NewTicker(time.Second)
+	defer beats.Stop()
 	if m.opts.Logs != nil {
 		t := time.NewTicker(logCheckInterval)
 		defer t.Stop()
@@ -362,6 +364,9 @@ func (m *Master) run(ctx context.Context) error {
 
 		case <-pollTick:
 			m.startPoll()
+
+		case <-beats.C:
+			m.sup.checkBeats()
 
 		case now := <-rotateTick:
 			rotated, err := m.opts.Logs.Rotate(now)

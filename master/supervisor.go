@@ -42,7 +42,16 @@ type slot struct {
 	hello     bool
 	stopRetry func() bool
 	metrics   *ipc.Metrics // the worker's last report
+	lastBeat  time.Time    // when the worker last sent a frame
 }
+
+// A serving worker sends a stats frame every second. One that has sent
+// nothing for UnresponsiveAfter (stopped, or stuck) is shown as
+// unresponsive; after ReplaceAfter it is killed and replaced.
+const (
+	UnresponsiveAfter = 3 * time.Second
+	ReplaceAfter      = 10 * time.Second
+)
 
 // supervisor owns the worker table. Its methods must only be called from
 // the goroutine that reads Events, so it needs no locks.
@@ -124,6 +133,7 @@ func (s *supervisor) spawn(sl *slot) {
 	sl.inc, sl.hello, sl.revision, sl.requests, sl.active = inc, false, 0, 0, 0
 	sl.state = ipc.StateStarting
 	sl.started = s.clock.Now()
+	sl.lastBeat = sl.started
 	proc, conn, err := s.spawner.Spawn(sl.id, func(err error) {
 		s.events <- event{id: sl.id, inc: inc, exit: true, err: err}
 	})
@@ -193,6 +203,11 @@ func (s *supervisor) handle(ev event) {
 
 func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Logger()
+	sl.lastBeat = s.clock.Now()
+	if sl.state == ipc.StateUnresponsive {
+		sl.state = ipc.StateServing
+		log.Info().Msg("worker answers again")
+	}
 	switch f.Kind {
 	case ipc.KindHello:
 		var h ipc.Hello
@@ -304,6 +319,32 @@ func (s *supervisor) scheduleRestart(sl *slot, delay time.Duration) {
 	sl.stopRetry = s.clock.AfterFunc(delay, func() {
 		s.events <- event{id: sl.id, inc: inc, retry: true}
 	})
+}
+
+// checkBeats marks the serving workers that have gone silent, and kills
+// those silent for ReplaceAfter (their exit replaces them). The owner
+// calls it about once a second.
+func (s *supervisor) checkBeats() {
+	if s.draining {
+		return
+	}
+	now := s.clock.Now()
+	for _, sl := range s.slots {
+		if sl.exited || (sl.state != ipc.StateServing && sl.state != ipc.StateUnresponsive) {
+			continue
+		}
+		silent := now.Sub(sl.lastBeat)
+		log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Dur("silent", silent).Logger()
+		switch {
+		case silent >= ReplaceAfter:
+			log.Error().Msg("worker unresponsive: killing and replacing it")
+			_ = sl.proc.Signal(syscall.SIGKILL)
+			sl.lastBeat = now // one kill per silence; the exit replaces it
+		case silent >= UnresponsiveAfter && sl.state == ipc.StateServing:
+			sl.state = ipc.StateUnresponsive
+			log.Warn().Msg("worker missed its stats beats: unresponsive")
+		}
+	}
 }
 
 // allServing reports whether every worker serves.

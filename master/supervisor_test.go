@@ -305,3 +305,59 @@ func TestQuotaApplyURI(t *testing.T) {
 		}
 	}
 }
+
+// TestSupervisorUnresponsiveWorker: a serving worker that sends nothing
+// (stopped) is shown as unresponsive after UnresponsiveAfter, back to
+// serving when it sends again, and killed and replaced once silent for
+// ReplaceAfter.
+func TestSupervisorUnresponsiveWorker(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.startServing()
+	f.sup.starting = false
+	beat := func(i int) {
+		t.Helper()
+		if err := f.sup.slots[i].proc.(*fakeProc).worker.Send(ipc.KindStats, ipc.Stats{}); err != nil {
+			t.Fatal(err)
+		}
+		f.pump("the beat", func() bool { return f.sup.slots[i].lastBeat.Equal(f.clock.Now()) })
+	}
+	state := func(i int) string { return f.sup.status()[i].State }
+
+	// Worker 1 beats every second; worker 0 stops.
+	for range 3 {
+		f.clock.advance(time.Second)
+		beat(1)
+		f.sup.checkBeats()
+	}
+	if state(0) != ipc.StateUnresponsive || state(1) != ipc.StateServing {
+		t.Fatalf("after 3 s: states %q %q, want unresponsive serving", state(0), state(1))
+	}
+	// It comes back (SIGCONT): serving again.
+	beat(0)
+	f.sup.checkBeats()
+	if state(0) != ipc.StateServing {
+		t.Fatalf("after a beat: %q, want serving", state(0))
+	}
+	// Silent again: still there a second before ReplaceAfter, killed at it.
+	for range int(ReplaceAfter/time.Second) - 1 {
+		f.clock.advance(time.Second)
+		beat(1)
+		f.sup.checkBeats()
+	}
+	if n := len(f.sp.procs[0].signals); n != 0 || state(0) != ipc.StateUnresponsive {
+		t.Fatalf("before ReplaceAfter: %d signals, state %q", n, state(0))
+	}
+	f.clock.advance(time.Second)
+	f.sup.checkBeats()
+	if sigs := f.sp.procs[0].signals; len(sigs) != 1 || sigs[0] != syscall.SIGKILL {
+		t.Fatalf("signals to the silent worker: %v, want one SIGKILL", sigs)
+	}
+	if len(f.sp.procs[1].signals) != 0 {
+		t.Fatalf("the beating worker got %v", f.sp.procs[1].signals)
+	}
+	f.pump("a replacement", func() bool { return len(f.sp.procs) == 3 })
+	if f.sup.slots[0].restarts != 1 {
+		t.Fatalf("slot 0 restarts = %d, want 1", f.sup.slots[0].restarts)
+	}
+}

@@ -281,13 +281,16 @@ func Run(ctx context.Context, opts Options) error {
 		case <-w.sink.kick:
 			w.sink.flush()
 		case <-stats.C:
+			// Every second, changed or not: the master takes a worker
+			// that stops sending for unresponsive. The counters go only
+			// when they changed.
 			s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
 			if s.Requests != last.Requests || s.Active != last.Active {
 				s.Metrics = w.metrics.snapshot()
 				s.Metrics.RecordsDropped = w.sink.droppedCount()
-				_ = w.conn.Send(ipc.KindStats, s)
 				last = s
 			}
+			_ = w.conn.Send(ipc.KindStats, s)
 		}
 	}
 }
