@@ -83,7 +83,7 @@ func LoadTLS(s *Snapshot) error {
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", key, err)
+			return "", fmt.Errorf("%s: %w", key, ExplainAccess(err))
 		}
 		return string(b), nil
 	}

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +93,63 @@ accesscontrol: {allow: [10.1.*.*], noRuleMatchAction: deny}
 	b, err := os.ReadFile(outPath)
 	if err != nil || !strings.Contains(string(b), `noRuleMatchAction = "deny"`) {
 		t.Fatalf("the forced import lost [accesscontrol]: %v\n%s", err, b)
+	}
+}
+
+// TestVerifyIsADryRunOfStart: each thing that makes start fail makes
+// verify fail on the line that names it; and what verify passes, start
+// serves.
+func TestVerifyIsADryRunOfStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := proxyConfig("http://127.0.0.1:1")
+	tests := []struct {
+		desc   string
+		config string
+		args   []string
+		fail   string // the FAIL line's name
+		says   string
+	}{
+		{"port in use", base, []string{"--port", fmt.Sprint(busyPort)}, "listen", "address already in use"},
+		{"metrics port in use", base + fmt.Sprintf("\n[metrics]\nport = %d\n", busyPort), nil, "metrics", "address already in use"},
+		{"log dir not writable", strings.Replace(base, "to_console = true", "to_console = true\ndir = \""+filepath.Join(notADir, "logs")+"\"", 1), nil, "log dir", "not a directory"},
+		{"TLS file that is no certificate", base + "\n[edgemicro.ssl]\ncert = \"" + notADir + "\"\nkey = \"" + notADir + "\"\n", nil, "config", "edgemicro.ssl"},
+		{"plugin section that does not decode", base + "\n[edgemicro.plugins]\nsequence = [\"spikearrest\"]\n[spikearrest]\nallow = 10\ntimeUnit = \"second\"\nalow = 3\n", nil, "config", "unknown key"},
+		{"no workers", base, []string{"-p", "0"}, "config", "--processes 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			in := newInstance(t, tc.config)
+			args := append([]string{"--port", fmt.Sprint(in.port)}, tc.args...)
+			out, code := in.mgw(append([]string{"verify"}, args...)...)
+			if code != 1 || !strings.Contains(out, "FAIL "+tc.fail) || !strings.Contains(out, tc.says) {
+				t.Fatalf("verify: exit %d, want 1 with FAIL %s saying %q:\n%s", code, tc.fail, tc.says, out)
+			}
+			if out, code := in.mgw(append([]string{"start"}, args...)...); code != 1 {
+				t.Fatalf("verify failed but start exited %d:\n%s", code, out)
+			}
+		})
+	}
+	in := newInstance(t, base+"\n[edgemicro.plugins]\nsequence = [\"spikearrest\"]\n[spikearrest]\nallow = 10\ntimeUnit = \"second\"\n")
+	out, code := in.mgw("verify", "--port", fmt.Sprint(in.port))
+	if code != 0 {
+		t.Fatalf("verify of a good config: exit %d:\n%s", code, out)
+	}
+	for _, name := range []string{"config", "run dir", "listen"} {
+		if !strings.Contains(out, "ok   "+name) {
+			t.Errorf("verify does not report %s ok:\n%s", name, out)
+		}
+	}
+	in.start(1)
+	if out, code := in.mgw("verify", "--port", fmt.Sprint(in.port)); code != 0 || !strings.Contains(out, "in use by the running mgw") {
+		t.Fatalf("verify while it runs: exit %d:\n%s", code, out)
 	}
 }

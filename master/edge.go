@@ -118,6 +118,9 @@ func downloadFailure(err error) string {
 }
 
 func (m *Master) saveCache(d *edge.Download) {
+	if m.dryRun {
+		return // verify writes nothing
+	}
 	if err := os.MkdirAll(m.opts.ConfigDir, 0o700); err != nil {
 		m.log.Warn().Err(err).Msg("cannot write the Edge cache")
 		return
@@ -230,7 +233,7 @@ func (m *Master) localKeys(snap *configs.Snapshot) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading the token signing key: %w", err)
+		return fmt.Errorf("reading the token signing key: %w", configs.ExplainAccess(err))
 	}
 	key, err := oauth.ParsePrivateKey(b)
 	if err != nil {

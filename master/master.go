@@ -129,6 +129,7 @@ type Master struct {
 	quotas        *quotaSyncer // Edge mode: the edge quota backend's syncer
 	metricsReqs   chan metricsRequest
 	quitting      bool
+	dryRun        bool // Preflight: load as start does, write nothing
 
 	// The gateway's listening socket as this process holds it: closed at
 	// the start of a stop, so that new connections are refused at once.

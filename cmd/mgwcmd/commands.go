@@ -30,11 +30,11 @@ func startCommand() *cli.Command {
 			// default action that would kill the process.
 			sigs := master.Signals()
 			p, err := resolveConfig(c)
+			if err == nil {
+				err = checkCounts(c)
+			}
 			if err != nil {
 				return cli.Exit(err, 1)
-			}
-			if port := c.Int(flagPort); port < 0 || port > 65535 {
-				return cli.Exit(fmt.Sprintf("--port %d is not a port number", port), 1)
 			}
 			ls := settingsFrom(p.config, c.String(flagLogLevel))
 			if !master.Kept() {

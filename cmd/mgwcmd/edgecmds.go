@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/mgw-gateway/mgw/configs"
@@ -239,52 +240,95 @@ func httpCall(ctx context.Context, method, url string, body []byte) ([]byte, err
 
 func verifyCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "verify",
-		Usage: "check the config file and, in Edge mode, every Edge endpoint the gateway uses, one line each",
+		Name: "verify",
+		Usage: "a dry run of start: the config file, TLS files, keys, every plugin section, the log and run dirs, " +
+			"the listening addresses and, in Edge mode, every Edge endpoint, one line each",
 		Flags: commonFlags(),
 		Action: func(c *cli.Context) error {
-			_, snap, err := loadFileConfig(c)
-			if err == nil && !snap.Config.EdgeMode() {
-				// Edge mode checks its plugins once the proxies are known.
-				err = plugins.Check(snap, plugins.Env{})
-			}
-			if err != nil {
-				fmt.Println("FAIL config: " + oneLine(err.Error()))
-				return cli.Exit("1 check failed", 1)
-			}
-			fmt.Printf("ok   config           %s (%s mode)\n", snap.Source, snap.Config.Mode())
-			cfg := &snap.Config
-			if !cfg.EdgeMode() {
-				return nil
-			}
-			cred := edge.Credentials{Org: c.String(flagOrg), Env: c.String(flagEnv), Key: c.String(flagKey), Secret: c.String(flagSecret)}
-			if err := cred.Check(); err != nil {
-				return cli.Exit(err, 1)
-			}
-			client, err := edge.NewClient(*cfg.EdgeConfig, cred)
-			if err != nil {
-				return cli.Exit(err, 1)
-			}
 			failed := 0
-			for _, r := range client.Verify(c.Context, edge.VerifyAPIKeyURL(cfg)) {
+			line := func(ok bool, name, detail string, err error) {
 				mark := "ok  "
-				if r.Err != nil {
+				if !ok {
 					mark, failed = "FAIL", failed+1
 				}
-				line := fmt.Sprintf("%s %-16s %s", mark, r.Name, r.URL)
-				if r.Err != nil {
-					line += ": " + r.Err.Error()
-				} else if r.Detail != "" {
-					line += " (" + r.Detail + ")"
+				l := fmt.Sprintf("%s %-16s %s", mark, name, detail)
+				if err != nil {
+					l = fmt.Sprintf("%s %-16s %s", mark, name, oneLine(err.Error()))
 				}
-				fmt.Println(line)
+				fmt.Println(strings.TrimRight(l, " "))
 			}
-			if failed > 0 {
-				return cli.Exit(fmt.Sprintf("%d check(s) failed", failed), 1)
+			done := func() error {
+				if failed > 0 {
+					return cli.Exit(fmt.Sprintf("%d check(s) failed: start would fail", failed), 1)
+				}
+				return nil
 			}
-			return nil
+			p, err := resolveConfig(c)
+			if err == nil {
+				err = checkCounts(c)
+			}
+			if err != nil {
+				line(false, "config", "", err)
+				return done()
+			}
+			// The logging start sets up before anything else.
+			ls := settingsFrom(p.config, c.String(flagLogLevel))
+			if _, err := newLogger(io.Discard, ls); err != nil {
+				line(false, "log level", "", err)
+			}
+			if ls.dir != "" {
+				err := checkLogDir(ls.dir)
+				line(err == nil, "log dir", ls.dir, err)
+			}
+			// What the master checks before it serves, by its own code.
+			snap, checks := master.Preflight(master.Options{
+				ConfigPath: p.config, RunDir: p.runDir, ConfigDir: p.configDir,
+				Processes: c.Int(flagProcesses), Port: c.Int(flagPort), Logger: zerolog.Nop(),
+				Org: c.String(flagOrg), Env: c.String(flagEnv), Key: c.String(flagKey), Secret: c.String(flagSecret),
+			})
+			for _, ch := range checks {
+				line(ch.Err == nil, ch.Name, ch.Detail, ch.Err)
+			}
+			if snap == nil && p.config != "" {
+				// Edge mode fails to load when Edge refuses (and there is
+				// no cache): each endpoint's line says which refuses.
+				snap, _ = configs.Load(p.config, os.LookupEnv)
+			}
+			if snap == nil || !snap.Config.EdgeMode() {
+				return done()
+			}
+			cfg := &snap.Config
+			cred := edge.Credentials{Org: c.String(flagOrg), Env: c.String(flagEnv), Key: c.String(flagKey), Secret: c.String(flagSecret)}
+			client, err := edge.NewClient(*cfg.EdgeConfig, cred)
+			if err != nil {
+				line(false, "edge", "", err)
+				return done()
+			}
+			for _, r := range client.Verify(c.Context, edge.VerifyAPIKeyURL(cfg)) {
+				detail := r.URL
+				if r.Err == nil && r.Detail != "" {
+					detail += " (" + r.Detail + ")"
+				}
+				if r.Err != nil {
+					line(false, r.Name, "", fmt.Errorf("%s: %w", r.URL, r.Err))
+				} else {
+					line(true, r.Name, detail, nil)
+				}
+			}
+			return done()
 		},
 	}
+}
+
+// checkCounts refuses a number of workers or a port that cannot be.
+func checkCounts(c *cli.Context) error {
+	if n := c.Int(flagProcesses); n < 1 {
+		return fmt.Errorf("--processes %d: give 1 or more workers", n)
+	}
+	if port := c.Int(flagPort); port < 0 || port > 65535 {
+		return fmt.Errorf("--port %d is not a port number", port)
+	}
+	return nil
 }
 
 func configCommand() *cli.Command {

@@ -95,7 +95,7 @@ type logFile struct {
 // redirectStderr points descriptor 2 at dir/mgw.log.
 func redirectStderr(dir string, s logSettings) (*logFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating log dir: %w", err)
+		return nil, fmt.Errorf("creating log dir: %w", configs.ExplainAccess(err))
 	}
 	lf := &logFile{
 		fd: 2, path: filepath.Join(dir, "mgw.log"), maxBytes: int64(s.maxSizeMB) << 20,
@@ -107,11 +107,34 @@ func redirectStderr(dir string, s logSettings) (*logFile, error) {
 	return lf, lf.Reopen()
 }
 
+// openLog opens (creating) the log file for appending, as every process
+// of the instance does.
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening log file: %w", configs.ExplainAccess(err))
+	}
+	return f, nil
+}
+
+// checkLogDir does what a start does with the log dir (create it, open
+// dir/mgw.log for appending) and lets the file go.
+func checkLogDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating log dir: %w", configs.ExplainAccess(err))
+	}
+	f, err := openLog(filepath.Join(dir, "mgw.log"))
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // Reopen points descriptor 2 at the file's path again, creating it.
 func (lf *logFile) Reopen() error {
-	f, err := os.OpenFile(lf.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := openLog(lf.path)
 	if err != nil {
-		return fmt.Errorf("opening log file: %w", err)
+		return err
 	}
 	defer f.Close()
 	if err := syscall.Dup2(int(f.Fd()), lf.fd); err != nil {

@@ -1,0 +1,56 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// ExplainAccess turns a "permission denied" on a file into what an
+// operator needs to fix it: who owns the file (or the directory that
+// refuses), its mode, and who mgw runs as. Any other error is returned as
+// it is.
+func ExplainAccess(err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	path := pe.Path
+	// The file itself, or the first directory on its way that refuses.
+	what := path
+	for dir := path; ; dir = filepath.Dir(dir) {
+		if st, serr := os.Stat(dir); serr == nil {
+			what = dir
+			if dir != path && !st.IsDir() {
+				what = path
+			}
+			break
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	st, serr := os.Stat(what)
+	if serr != nil {
+		return fmt.Errorf("%w (mgw runs as %s)", err, userName(os.Geteuid()))
+	}
+	owner := "unknown"
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		owner = userName(int(sys.Uid))
+	}
+	return fmt.Errorf("%w: %s is owned by %s with mode %04o and mgw runs as %s: make it readable by that user (chown it, or run the command that wrote it as that user)",
+		err, what, owner, st.Mode().Perm(), userName(os.Geteuid()))
+}
+
+// userName is "name (uid N)", or "uid N" when the user has no name.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}
