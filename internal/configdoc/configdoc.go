@@ -14,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -22,8 +23,9 @@ import (
 const Path = "docs/CONFIG.md"
 
 // Doc is what CONFIG.md describes: for each section (edgemicro.logging,
-// proxies, quotas …) the keys that have a row in its table.
-type Doc map[string]map[string]bool
+// proxies, quotas …) the keys that have a row in its table, each with
+// the text of the row's default cell.
+type Doc map[string]map[string]string
 
 var (
 	// A section heading names the section in backticks: ## `[edgemicro]`
@@ -43,27 +45,58 @@ func Read(path string) (Doc, error) {
 	defer f.Close()
 	doc := Doc{}
 	section := ""
+	defaultCol := -1 // the default column of the current table
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "#") {
-			section = ""
+			section, defaultCol = "", -1
 			if m := headingRe.FindStringSubmatch(line); m != nil {
 				section = m[1]
 				if doc[section] == nil {
-					doc[section] = map[string]bool{}
+					doc[section] = map[string]string{}
 				}
 			}
 			continue
 		}
-		if m := rowRe.FindStringSubmatch(line); m != nil && section != "" {
-			doc[section][m[1]] = true
+		if !strings.HasPrefix(line, "|") || section == "" {
+			continue
+		}
+		cells := splitRow(line)
+		if m := rowRe.FindStringSubmatch(line); m != nil {
+			def := ""
+			if defaultCol >= 0 && defaultCol < len(cells) {
+				def = cells[defaultCol]
+			}
+			doc[section][m[1]] = def
+		} else if len(cells) > 0 && cells[0] == "key" {
+			defaultCol = slices.Index(cells, "default")
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading the configuration reference: %w", err)
 	}
 	return doc, nil
+}
+
+// splitRow returns the trimmed cells of a table row, honouring \| escapes.
+func splitRow(line string) []string {
+	line = strings.TrimSuffix(strings.TrimPrefix(line, "|"), "|")
+	var cells []string
+	var cur strings.Builder
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '\\' && i+1 < len(line) && line[i+1] == '|':
+			cur.WriteByte('|')
+			i++
+		case line[i] == '|':
+			cells = append(cells, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		default:
+			cur.WriteByte(line[i])
+		}
+	}
+	return append(cells, strings.TrimSpace(cur.String()))
 }
 
 // Keys walks the struct type t, decoded with the struct tag tag ("toml"
@@ -122,10 +155,63 @@ func Missing(doc Doc, want map[string][]string) []string {
 			continue
 		}
 		for _, k := range keys {
-			if !documented[k] {
+			if _, ok := documented[k]; !ok {
 				msgs = append(msgs, fmt.Sprintf("%s does not describe %s.%s: add a row beginning | `%s` | (type, default, unit, meaning, edgemicro's name, when it applies) to the table under the heading of `[%s]`",
 					Path, section, k, k, section))
 			}
+		}
+	}
+	sort.Strings(msgs)
+	return msgs
+}
+
+// Defaults walks v, a struct holding every default of the section named
+// section (and of its sub-tables), and returns one message for every key
+// whose default is not zero and whose row's default cell in doc does not
+// show it. A key without a row is left to Missing.
+func Defaults(doc Doc, v reflect.Value, tag, section string) []string {
+	var msgs []string
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get(tag), ",")
+		if !f.IsExported() || name == "-" || name == "" {
+			continue
+		}
+		fv := v.Field(i)
+		key := name
+		if section != "" {
+			key = section + "." + name
+		}
+		var want string
+		switch fv.Kind() {
+		case reflect.Struct, reflect.Pointer:
+			msgs = append(msgs, Defaults(doc, fv, tag, key)...)
+			continue
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			if fv.Int() != 0 {
+				want = fmt.Sprint(fv.Int())
+			}
+		case reflect.Bool:
+			if fv.Bool() {
+				want = "true"
+			}
+		case reflect.String:
+			want = fv.String()
+		}
+		if want == "" {
+			continue
+		}
+		cell, ok := doc[section][name]
+		if ok && !strings.Contains(cell, want) {
+			msgs = append(msgs, fmt.Sprintf("%s gives the default of %s as %q, but mgw's default is %s: write %s in the default column of its row under the heading of `[%s]`",
+				Path, key, cell, want, want, section))
 		}
 	}
 	sort.Strings(msgs)
