@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mgw-gateway/mgw/integration/fakeedge"
 )
 
 // TestNoSilentFallbackToTheDemo: the embedded default serves only when
@@ -151,5 +155,65 @@ func TestVerifyIsADryRunOfStart(t *testing.T) {
 	in.start(1)
 	if out, code := in.mgw("verify", "--port", fmt.Sprint(in.port)); code != 0 || !strings.Contains(out, "in use by the running mgw") {
 		t.Fatalf("verify while it runs: exit %d:\n%s", code, out)
+	}
+}
+
+// TestConfigShow: the effective configuration, like nginx -T: ${VAR}s
+// resolved, flags applied, in Edge mode the proxies Edge sent, and every
+// secret masked.
+func TestConfigShow(t *testing.T) {
+	in := newInstance(t, proxyConfig("http://127.0.0.1:1")+`
+[quotas]
+backend = "redis"
+redis_url = "redis://:${REDIS_PW}@127.0.0.1:6379/0"
+[[apps]]
+name = "app"
+developer_email = "a@example.com"
+key = "appkey-0123456789"
+secret = "appsecret-0123456789"
+products = []
+`)
+	cmd := exec.Command(mgwBin, "config", "show", "--config-dir", in.dir, "--port", "4321")
+	cmd.Env = append(os.Environ(), "REDIS_PW=hunter2-redis", "MGW_CONFIG=", "MGW_CONFIG_DIR=")
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	if err != nil {
+		t.Fatalf("config show: %v\n%s", err, out)
+	}
+	for _, want := range []string{"port = 4321", `redis_url = "redis://:****@127.0.0.1:6379/0"`, `secret = "****"`, `key = "appk****"`, "config_file: " + filepath.Join(in.dir, "mgw.toml")} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config show lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"hunter2-redis", "appsecret-0123456789", "appkey-0123456789"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config show prints the secret %q:\n%s", secret, out)
+		}
+	}
+
+	fe := startFakeEdge(t)
+	tgt, _ := countingTarget(t)
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	edge := newInstance(t, edgeConfig(fe, ""))
+	out, code := edge.mgw(append([]string{"config", "show", "--json"}, edgeFlags(fe)...)...)
+	if code != 0 {
+		t.Fatalf("config show in Edge mode: exit %d\n%s", code, out)
+	}
+	var doc struct {
+		Run    map[string]any `json:"run"`
+		Config struct {
+			Proxies []struct {
+				Name string `json:"name"`
+			} `json:"proxies"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("config show --json: %v\n%s", err, out)
+	}
+	if len(doc.Config.Proxies) != 1 || doc.Config.Proxies[0].Name != "edgemicro_hello" || doc.Run["edge_from"] != "Edge, downloaded now" {
+		t.Errorf("Edge mode shows %+v, want the proxy Edge sent:\n%s", doc, out)
+	}
+	if strings.Contains(out, fe.Secret) || strings.Contains(out, fe.Key) || doc.Run["secret"] != "****" {
+		t.Errorf("config show prints the Edge key or secret:\n%s", out)
 	}
 }

@@ -28,14 +28,8 @@ type Check struct {
 // but a probe file in the run dir, which it removes. `mgw verify` prints
 // its checks, so that verify passing means start passes.
 func Preflight(opts Options) (*configs.Snapshot, []Check) {
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
-	m := &Master{opts: opts, log: opts.Logger, dryRun: true}
-	m.edge.keys = &edge.KeyCache{Verify: m.verifyKey}
-	m.edge.keyCalls = make(chan struct{}, maxKeyCalls)
 	var checks []Check
-	snap, err := m.load()
+	snap, _, err := Load(opts)
 	source := opts.ConfigPath
 	if source == "" {
 		source = configs.DefaultSource
@@ -55,6 +49,27 @@ func Preflight(opts Options) (*configs.Snapshot, []Check) {
 		checks = append(checks, listenCheck("metrics", net.JoinHostPort(mc.Address, strconv.Itoa(mc.Port)), running))
 	}
 	return snap, checks
+}
+
+// Load builds the snapshot a start would serve, with the code a start
+// runs, and writes nothing. In Edge mode, edgeFrom says where the proxies
+// and products came from: Edge now, or the cache file when Edge cannot
+// be reached (and why).
+func Load(opts Options) (snap *configs.Snapshot, edgeFrom string, err error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	m := &Master{opts: opts, log: opts.Logger, dryRun: true}
+	m.edge.keys = &edge.KeyCache{Verify: m.verifyKey}
+	m.edge.keyCalls = make(chan struct{}, maxKeyCalls)
+	snap, err = m.load()
+	if err != nil || !snap.Config.EdgeMode() {
+		return snap, "", err
+	}
+	if m.lastError != nil {
+		return snap, fmt.Sprintf("the cache file %s (Edge cannot be reached: %s)", m.cachePath(), *m.lastError), nil
+	}
+	return snap, "Edge, downloaded now", nil
 }
 
 // writableDir creates dir as Run does and checks that a file can be

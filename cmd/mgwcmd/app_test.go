@@ -250,3 +250,18 @@ func TestUnknownCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"redis://:pw@h:6379/0":      "redis://:****@h:6379/0",
+		"http://user:pw@proxy:3128": "http://user:****@proxy:3128",
+		"http://token@h/x":          "http://****@h/x",
+		"http://h/x?a=b@c":          "http://h/x?a=b@c",
+		"plain string":              "plain string",
+	} {
+		if got := maskURL(in); got != want {
+			t.Errorf("maskURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -337,6 +337,7 @@ func configCommand() *cli.Command {
 		Usage: "work with configuration files",
 		Subcommands: []*cli.Command{
 			configImportCommand(),
+			configShowCommand(),
 		},
 	}
 }
