@@ -32,6 +32,10 @@ type Transport struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxConns bounds the connections open at once; 0 means no limit.
 	MaxConns int
+	// ConnWait bounds a request's wait for a connection at MaxConns;
+	// past it, RoundTrip fails with ErrConnWait. Zero: no bound but the
+	// request's context.
+	ConnWait time.Duration
 	// ResponseHeaderTimeout bounds the wait for the answer's head after
 	// the request was written; 0 means no limit.
 	ResponseHeaderTimeout time.Duration
@@ -175,22 +179,55 @@ func (t *Transport) get(ctx context.Context) (*clientConn, bool, error) {
 				cc, err := t.dial(ctx)
 				return cc, false, err
 			}
-			select {
-			case cc = <-t.idle:
-			case t.tokens <- struct{}{}:
+			var err error
+			if cc, err = t.take(ctx); err != nil {
+				return nil, false, err
+			}
+			if cc == nil { // a token was taken for a new connection
 				cc, err := t.dial(ctx)
 				if err != nil {
 					<-t.tokens
 				}
 				return cc, false, err
-			case <-ctx.Done():
-				return nil, false, ctx.Err()
 			}
 		}
 		if !cc.stale() && cc.quiet() {
 			return cc, true, nil
 		}
 		cc.close()
+	}
+}
+
+// ErrConnWait is a request that waited ConnWait for a connection to the
+// target, all MaxConns of them busy.
+var ErrConnWait = errors.New("all connections to the target are busy")
+
+// take returns an idle connection, or nil once it has taken a token for
+// a new one. At MaxConns it waits for either, no longer than ConnWait;
+// only that wait costs a timer.
+func (t *Transport) take(ctx context.Context) (*clientConn, error) {
+	select {
+	case cc := <-t.idle:
+		return cc, nil
+	case t.tokens <- struct{}{}:
+		return nil, nil
+	default:
+	}
+	var wait <-chan time.Time
+	if t.ConnWait > 0 {
+		timer := time.NewTimer(t.ConnWait)
+		defer timer.Stop()
+		wait = timer.C
+	}
+	select {
+	case cc := <-t.idle:
+		return cc, nil
+	case t.tokens <- struct{}{}:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait:
+		return nil, ErrConnWait
 	}
 }
 

@@ -180,3 +180,20 @@ func TestTransportBodyErrorWins(t *testing.T) {
 		t.Fatalf("err = %v, want the body's RequestBodyError", err)
 	}
 }
+
+// TestTransportConnWait: at MaxConns, a request waits for a connection
+// no longer than ConnWait, then fails with ErrConnWait.
+func TestTransportConnWait(t *testing.T) {
+	s := newScripted(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+	tr := testTransport(s.addr)
+	tr.MaxConns, tr.ConnWait = 1, 20*time.Millisecond
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/", nil)
+	resp, err := tr.RoundTrip(req) // holds the only connection until its body is read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := tr.RoundTrip(req); !errors.Is(err, ErrConnWait) {
+		t.Fatalf("second request while the first holds the connection: %v, want ErrConnWait", err)
+	}
+}
