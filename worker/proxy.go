@@ -205,6 +205,10 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &mbe):
 		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
+	case errors.Is(err, h1.ErrConnWait):
+		// The proxy's max_connections are all busy, and stayed so for its
+		// timeout: a bounded wait, then 503, not a hang.
+		plugins.WriteError(w, http.StatusServiceUnavailable, "all connections to the target are busy")
 	case errors.As(err, &rbe):
 		// The client's body failed, not the target: 408 or 400, and the
 		// connection closes, as its framing is lost.

@@ -56,6 +56,7 @@ func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duratio
 			Addr:                  hostPort(target),
 			Dial:                  dial,
 			MaxConns:              maxConns,
+			ConnWait:              timeout, // at max_connections: then 503
 			ResponseHeaderTimeout: timeout,
 			IdleTimeout:           idleConnTimeout,
 		}
