@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -35,6 +37,8 @@ func hostileScript(path string) (answer, extra string, sameWrite, hangUp bool) {
 		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "", false, true
 	case "bad-chunk":
 		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n+3\r\nabc\r\n0\r\n\r\n", "", false, false
+	case "hold":
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "5\r\nworld\r\n0\r\n\r\n", false, false
 	case "dies-length":
 		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", "", false, true
 	}
@@ -241,5 +245,42 @@ func TestHostileClientFraming(t *testing.T) {
 				t.Errorf("target received %+v", rec)
 			}
 		})
+	}
+}
+
+// TestHostileSlowTargetPoolBusy: when a proxy's max_connections target
+// connections are all held (here by a target that trickles its answer),
+// the next request waits no longer than the proxy's timeout and gets 503,
+// instead of hanging; the target never sees it.
+func TestHostileSlowTargetPoolBusy(t *testing.T) {
+	t.Parallel()
+	ht := newHostileTarget(t, hostileScript)
+	cfg := proxyConfig(ht.url()) + "timeout = 500\nmax_connections = 1\n"
+	in := newInstance(t, cfg)
+	in.start(1)
+	c, err := net.Dial("tcp", hostAddr(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	_, _ = io.WriteString(c, "GET /api/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil) // the head is here: the one connection is held
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("held request: %v %v", resp, err)
+	}
+	code, body := get(t, in.url("/api/next"))
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "busy") {
+		t.Fatalf("request at max_connections got %d %q, want 503", code, body)
+	}
+	close(ht.hold)
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "helloworld" {
+		t.Fatalf("held answer: %q %v", b, err)
+	}
+	for _, r := range ht.received() {
+		if r.path == "/v1/next" {
+			t.Errorf("target received the request that got 503")
+		}
 	}
 }

@@ -16,7 +16,9 @@ import (
 // It reads each request with net/http's parser and answers with what its
 // script returns for the path: answer, written at once, then extra,
 // written 5 ms later in a second write (or in the same write when
-// sameWrite), then the connection is closed if hangUp. It records each
+// sameWrite), then the connection is closed if hangUp; the answer to a
+// path ending in /hold waits for hold to be closed before its extra
+// bytes. It records each
 // request it read whole, and on which connection.
 type hostileTarget struct {
 	t      *testing.T
@@ -26,7 +28,8 @@ type hostileTarget struct {
 	mu    sync.Mutex
 	got   []received
 	conns int
-	sent  chan string // the path whose extra bytes were written
+	sent  chan string   // the path whose extra bytes were written
+	hold  chan struct{} // releases the answers to .../hold
 }
 
 // received is one request the target read whole.
@@ -44,7 +47,7 @@ func newHostileTarget(t *testing.T, script func(path string) (answer, extra stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	ht := &hostileTarget{t: t, ln: ln, script: script, sent: make(chan string, 64)}
+	ht := &hostileTarget{t: t, ln: ln, script: script, sent: make(chan string, 64), hold: make(chan struct{})}
 	t.Cleanup(func() { _ = ln.Close() })
 	go ht.accept()
 	return ht
@@ -82,6 +85,16 @@ func (ht *hostileTarget) serve(c net.Conn, id int) {
 		ht.got = append(ht.got, received{conn: id, method: req.Method, path: req.URL.Path, body: string(body), header: req.Header})
 		ht.mu.Unlock()
 		answer, extra, same, hangUp := ht.script(req.URL.Path)
+		if strings.HasSuffix(req.URL.Path, "/hold") {
+			// The head and part of the body now, the rest once released.
+			_, _ = io.WriteString(c, answer)
+			select {
+			case <-ht.hold:
+			case <-time.After(30 * time.Second):
+			}
+			_, _ = io.WriteString(c, extra)
+			continue
+		}
 		if same {
 			_, _ = io.WriteString(c, answer+extra)
 		} else {
