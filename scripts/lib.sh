@@ -85,6 +85,21 @@ start_nginx_proxy() {
 	}"
 }
 
+# start_nginx_plain PORT TARGET_PORT: nginx with two workers as the plain
+# keep-alive reverse proxy a user who needs no auth, limits or header
+# rules would run: no forwarding headers, no response-time header.
+start_nginx_plain() {
+	start_nginx plain 2 "$1" "	upstream plain { server 127.0.0.1:$2; keepalive 128; }
+	server {
+		listen 127.0.0.1:$1;
+		location /api/ {
+			proxy_pass http://plain/;
+			proxy_http_version 1.1;
+			proxy_set_header Connection \"\";
+		}
+	}"
+}
+
 # start_mgw PORT TARGET_PORT WORKERS [DIR [EXTRA_TOML]]: mgw with one proxy
 # /api, its config and run files in DIR (default $WORK), and EXTRA_TOML
 # appended to its config (plugins, products, apps).
@@ -163,4 +178,46 @@ start_mgw_oauth() {
 		-d '{"client_id":"bench-key","client_secret":"bench-secret","grant_type":"client_credentials"}' \
 		"http://127.0.0.1:$1/edgemicro-auth/token" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 	[ -n "$TOKEN" ] || { echo "no token from mgw" >&2; exit 1; }
+}
+
+# EDGE_FULL_TOML: the full chain in Edge mode (analytics is on there
+# without a section): oauth, spike arrest and quota with limits far above
+# what the bench reaches; the quota is the product's, from the fake org.
+EDGE_FULL_TOML='
+[edgemicro.plugins]
+sequence = ["oauth", "spikearrest", "quota"]
+[spikearrest]
+timeUnit = "second"
+allow = 1000000'
+
+# start_mgw_edge PORT TARGET_PORT EDGE_PORT WORKERS DIR: scripts/bench-edge
+# (a fake Apigee org) on EDGE_PORT deploying /api to the target, and mgw
+# in Edge mode against it with EDGE_FULL_TOML; sets TOKEN to a Bearer JWT
+# of the org's app.
+start_mgw_edge() {
+	local dir=$5
+	mkdir -p "$dir"
+	[ -x "$WORK/bench-edge" ] || (cd "$ROOT" && go build -o "$WORK/bench-edge" ./scripts/bench-edge)
+	"$WORK/bench-edge" "$3" "http://127.0.0.1:$2" "$dir" &
+	PIDS+=($!)
+	for _ in $(seq 100); do [ -s "$dir/token" ] && break; sleep 0.1; done
+	wait_port "$3"
+	MGW_DIRS+=("$dir")
+	cat "$dir/edge.toml" - >"$dir/mgw.toml" <<CONF
+[edgemicro]
+port = $1
+address = "127.0.0.1"
+[edgemicro.logging]
+level = "warn"
+$EDGE_FULL_TOML
+CONF
+	# shellcheck disable=SC2046
+	"$MGW" start --config-dir "$dir" --processes "$4" $(cat "$dir/flags") >"$dir/mgw.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 100); do
+		"$MGW" status --config-dir "$dir" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	wait_port "$1"
+	TOKEN=$(cat "$dir/token")
 }
