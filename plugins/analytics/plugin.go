@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/configs/edge"
@@ -128,14 +129,20 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 	if s, ok := w.(statusWriter); ok && s.Status() != 0 {
 		status = s.Status()
 	}
-	scheme := "http"
+	bufs := bufPool.Get().(*buffers)
+	defer bufPool.Put(bufs)
+	scheme := "http://"
 	if r.TLS != nil {
-		scheme = "https"
+		scheme = "https://"
 	}
-	uri := scheme + "://" + r.Host + path
+	// The request URI is put together in the pooled scratch buffer, not as
+	// a new string: the record is encoded before the buffer is used again.
+	u := append(append(append(bufs.uri[:0], scheme...), r.Host...), path...)
 	if query != "" {
-		uri += "?" + query
+		u = append(append(u, '?'), query...)
 	}
+	bufs.uri = u
+	uri := unsafe.String(unsafe.SliceData(u), len(u))
 	ip := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
@@ -168,11 +175,11 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 			rec.GatewayFlowID = x.RequestID
 		}
 	}
-	bp := bufPool.Get().(*[]byte)
-	buf := rec.appendJSON((*bp)[:0])
-	p.sink.Record(buf) // the sink copies it
-	*bp = buf
-	bufPool.Put(bp)
+	bufs.out = rec.appendJSON(bufs.out[:0])
+	p.sink.Record(bufs.out) // the sink copies it
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// buffers are one record's scratch space: its request URI and its JSON.
+type buffers struct{ uri, out []byte }
+
+var bufPool = sync.Pool{New: func() any { return &buffers{uri: make([]byte, 0, 256), out: make([]byte, 0, 1024)} }}
