@@ -261,6 +261,13 @@ func TestBundleFailures(t *testing.T) {
 			},
 			[]string{"HTTP 400: " + edgeMessage, "revision 1 (imported, not deployed)"},
 			[]string{authDeployments, importCall, deployCall(1)}},
+		{"deployment fails on Edge", args("upgradeauth", "--bundle", bundleDir(t)),
+			func() {
+				fe.SetAuthDeployed(true)
+				fe.SetDeployError("Call timed out; either server is down or server is not reachable")
+			},
+			[]string{"deploying revision 4: Edge reports it error: Call timed out; either server is down or server is not reachable"},
+			[]string{authDeployments, importCall, deployCall(4), deployState(4)}},
 		{"import refused", args("upgradeauth", "--bundle", bundleDir(t)),
 			func() {
 				fe.FailNextMgmtWith("POST /v1/o/{org}/apis", 403, "User admin@example.com is not allowed to import")
@@ -280,6 +287,7 @@ func TestBundleFailures(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fe.SetAuthDeployed(false)
+			defer fe.SetAuthDeployed(false)
 			before := len(fe.MgmtCalls())
 			if tc.setup != nil {
 				tc.setup()

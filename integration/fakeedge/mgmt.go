@@ -45,8 +45,14 @@ type mgmtState struct {
 	revisions map[string]int
 	deployed  map[string]int
 	// pending is how many polls of a new deployment answer it is not
-	// deployed yet.
-	pending int
+	// deployed yet; deployError, when set, is the error the next
+	// deployment ends in, as a message processor reports it.
+	pending     int
+	deployError string
+	// failedDeploy is the revision of each API proxy whose deployment
+	// ended in failedMessage.
+	failedDeploy  map[string]int
+	failedMessage string
 }
 
 // failure is an answer planned with FailNextMgmt.
@@ -87,6 +93,14 @@ func (s *Server) APIRevisions(name string) (revisions, deployed int) {
 	s.mgmt.mu.Lock()
 	defer s.mgmt.mu.Unlock()
 	return s.mgmt.revisions[name], s.mgmt.deployed[name]
+}
+
+// SetDeployError makes the next deployment accepted, then reported in
+// state error with message as a message processor's error.
+func (s *Server) SetDeployError(message string) {
+	s.mgmt.mu.Lock()
+	defer s.mgmt.mu.Unlock()
+	s.mgmt.deployError = message
 }
 
 // SetDeployPending makes the next deployment answer n polls with a state
@@ -223,7 +237,7 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 			return
 		}
 		s.mgmt.mu.Lock()
-		state := "undeployed"
+		state, failed := "undeployed", s.mgmt.failedDeploy[api] == rev
 		if s.mgmt.deployed[api] == rev {
 			state = "deployed"
 			if s.mgmt.pending > 0 {
@@ -231,8 +245,14 @@ func (s *Server) mgmtRoutes(mux *http.ServeMux) {
 				state = "pending"
 			}
 		}
+		msg := s.mgmt.failedMessage
 		s.mgmt.mu.Unlock()
-		writeJSON(w, s.deploymentState(api, rev, state))
+		answer := s.deploymentState(api, rev, state)
+		if failed {
+			answer["state"] = "error"
+			answer["server"] = []map[string]any{{"status": "error", "type": []string{"message-processor"}, "error": msg}}
+		}
+		writeJSON(w, answer)
 	}))
 	mux.HandleFunc(s.handleMgmt("POST "+kvmPath, false, func(w http.ResponseWriter, _ *http.Request, body []byte) {
 		var kvm struct {
@@ -427,10 +447,20 @@ func (s *Server) deployRevision(w http.ResponseWriter, r *http.Request, body []b
 			"Deployment of revision "+strconv.Itoa(rev)+" failed: revision "+strconv.Itoa(cur)+" is deployed; use override")
 		return
 	}
-	s.mgmt.deployed[api] = rev
 	state := "deployed"
-	if s.mgmt.pending > 0 {
+	if s.mgmt.deployError != "" {
+		// Accepted, then failed on the message processors: the revision
+		// deployed before stays.
+		if s.mgmt.failedDeploy == nil {
+			s.mgmt.failedDeploy = map[string]int{}
+		}
+		s.mgmt.failedDeploy[api], s.mgmt.failedMessage, s.mgmt.deployError = rev, s.mgmt.deployError, ""
 		state = "pending"
+	} else {
+		s.mgmt.deployed[api] = rev
+		if s.mgmt.pending > 0 {
+			state = "pending"
+		}
 	}
 	s.mgmt.mu.Unlock()
 	writeJSON(w, s.deploymentState(api, rev, state))
