@@ -266,7 +266,7 @@ func TestBundleFailures(t *testing.T) {
 				fe.SetAuthDeployed(true)
 				fe.SetDeployError("Call timed out; either server is down or server is not reachable")
 			},
-			[]string{"deploying revision 4: Edge reports it error: Call timed out; either server is down or server is not reachable"},
+			[]string{"Edge reports the deployment of revision 4 in state error: Call timed out; either server is down or server is not reachable"},
 			[]string{authDeployments, importCall, deployCall(4), deployState(4)}},
 		{"import refused", args("upgradeauth", "--bundle", bundleDir(t)),
 			func() {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,13 +208,14 @@ func (e *mgmtEnv) deployBundle(proxy string, bundle []byte, timeout time.Duratio
 	deployURL := e.mgmtURL("/v1/o/%s/e/%s/apis/%s/revisions/%s/deployments", url.PathEscape(e.org), url.PathEscape(e.env), url.PathEscape(proxy), rev)
 	// As apigeetool deploys: a form, replacing the deployed revision at once.
 	form := url.Values{"action": {"deploy"}, "override": {"true"}, "delay": {"0"}}
-	var state deployment
-	if err := slow.WithTimeout(max(time.Second, time.Until(deadline))).DoRaw(e.c.Context, http.MethodPost, deployURL, "application/x-www-form-urlencoded", []byte(form.Encode()), &state); err != nil {
+	// The answer is not needed: the polls below say how it went.
+	if err := slow.WithTimeout(max(time.Second, time.Until(deadline))).DoRaw(e.c.Context, http.MethodPost, deployURL, "application/x-www-form-urlencoded", []byte(form.Encode()), nil); err != nil {
 		return rev, fmt.Errorf("deploying revision %s (imported, not deployed): %w", rev, err)
 	}
+	state := ""
 	for pause := time.Duration(0); ; pause = min(max(2*pause, time.Second), 5*time.Second) {
 		if time.Now().Add(pause).After(deadline) {
-			return rev, fmt.Errorf("revision %s was not deployed after %v (last state %q): see the deployment in Edge's UI, or wait longer with --deploy-timeout", rev, timeout, state.State)
+			return rev, fmt.Errorf("revision %s was not deployed after %v (last state %q): see the deployment in Edge's UI, or wait longer with --deploy-timeout", rev, timeout, state)
 		}
 		if pause > 0 {
 			select {
@@ -222,43 +224,47 @@ func (e *mgmtEnv) deployBundle(proxy string, bundle []byte, timeout time.Duratio
 			case <-time.After(pause):
 			}
 		}
-		state = deployment{}
-		if err := e.m.Do(e.c.Context, http.MethodGet, deployURL, nil, &state); err != nil {
+		var answer map[string]any
+		if err := e.m.Do(e.c.Context, http.MethodGet, deployURL, nil, &answer); err != nil {
 			return rev, fmt.Errorf("waiting for revision %s to deploy: %w", rev, err)
 		}
-		switch state.State {
+		state, _ = answer["state"].(string)
+		switch state {
 		case "deployed":
 			return rev, nil
 		case "error", "failed":
-			return rev, fmt.Errorf("deploying revision %s: Edge reports it %s: %s", rev, state.State, state.message())
+			return rev, fmt.Errorf("Edge reports the deployment of revision %s in state %s: %s", rev, state, deploymentError(answer))
 		}
 	}
 }
 
-// deployment is Edge's account of one revision's deployment to an env.
-type deployment struct {
-	State   string   `json:"state"`
-	Message string   `json:"message"`
-	Errors  []string `json:"errors"`
-	Server  []struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-	} `json:"server"`
-}
-
-func (d deployment) message() string {
-	if d.Message != "" {
-		return d.Message
+// deploymentError takes the reason out of Edge's account of a failed
+// deployment: its message, its errors, or a message processor's error.
+func deploymentError(answer map[string]any) string {
+	if m, ok := answer["message"].(string); ok && m != "" {
+		return m
 	}
-	if len(d.Errors) > 0 {
-		return strings.Join(d.Errors, "; ")
-	}
-	for _, s := range d.Server {
-		if s.Error != "" {
-			return s.Error
+	var reasons []string
+	if errs, ok := answer["errors"].([]any); ok {
+		for _, e := range errs {
+			if m, ok := e.(string); ok && m != "" {
+				reasons = append(reasons, m)
+			}
 		}
 	}
-	return "no reason given"
+	if servers, ok := answer["server"].([]any); ok {
+		for _, s := range servers {
+			if m, ok := s.(map[string]any); ok {
+				if e, ok := m["error"].(string); ok && e != "" && !slices.Contains(reasons, e) {
+					reasons = append(reasons, e)
+				}
+			}
+		}
+	}
+	if len(reasons) == 0 {
+		return "no reason given"
+	}
+	return strings.Join(reasons, "; ")
 }
 
 // ensureAuthProxy is configure's first step: it reports the revision of

@@ -3,6 +3,7 @@ package mgwcmd
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -123,4 +124,28 @@ func FuzzCheckZip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = checkZip(b)
 	})
+}
+
+// TestDeploymentError: the reason of a failed deployment comes from
+// Edge's message, its errors or its message processors' errors, and an
+// answer of any other shape still gives a line.
+func TestDeploymentError(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		answer, want string
+	}{
+		{`{"state":"error","message":"base path conflict"}`, "base path conflict"},
+		{`{"state":"error","errors":["one","two"]}`, "one; two"},
+		{`{"state":"error","server":[{"status":"error","error":"timed out"},{"status":"error","error":"timed out"},{"status":"deployed"}]}`, "timed out"},
+		{`{"state":"error","errors":[{"code":1}],"server":"x","message":7}`, "no reason given"},
+		{`{"state":"error"}`, "no reason given"},
+	} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(tc.answer), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got := deploymentError(m); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.answer, got, tc.want)
+		}
+	}
 }
