@@ -5,8 +5,10 @@
 // "MG", the protocol version, the message kind, and the payload length as a
 // big-endian uint32) followed by a payload of at most MaxFrameSize bytes:
 // JSON, except for records frames, whose payload is JSON lines passed on
-// unparsed. The length is checked before anything is allocated, so a peer that
-// sends garbage or an oversize frame gets an error, never a crash. A frame of
+// unparsed. The length is checked before anything is allocated, and the
+// payload is allocated as it arrives, not all at once as the header
+// announces it, so a peer that sends garbage, an oversize frame or a
+// large header and little else gets an error, never a crash. A frame of
 // a kind the reader does not know still decodes; the receiver decides
 // whether to ignore it. New messages are new kinds with their own payload
 // types: the framing never changes for them.

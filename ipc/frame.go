@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ProtocolVersion is the version byte of every frame. A frame of another
@@ -15,7 +16,7 @@ const ProtocolVersion = 1
 const HeaderSize = 8
 
 // MaxFrameSize bounds the payload of one frame. It is checked before the
-// payload is read or allocated.
+// payload is read, which is allocated as it arrives.
 const MaxFrameSize = 16 << 20
 
 const magic0, magic1 = 'M', 'G'
@@ -93,12 +94,36 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if n > MaxFrameSize {
 		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameSize, n, MaxFrameSize)
 	}
-	f := Frame{Kind: Kind(h[3]), Payload: make([]byte, n)}
-	if _, err := io.ReadFull(r, f.Payload); err != nil {
+	f := Frame{Kind: Kind(h[3])}
+	p, err := readPayload(r, int(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return Frame{}, fmt.Errorf("reading %s payload: %w", f.Kind, err)
 	}
+	f.Payload = p
 	return f, nil
+}
+
+// payloadChunk is how much of a payload is allocated before any of it
+// has arrived.
+const payloadChunk = 64 << 10
+
+// readPayload reads n bytes, growing the buffer (doubling) as they
+// arrive: a peer that announces 16 MiB and sends nothing costs
+// payloadChunk, not the 16 MiB it announced.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, payloadChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), cap(buf)))
+		}
+		end := min(cap(buf), n)
+		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {
+			return nil, err
+		}
+		buf = buf[:end]
+	}
+	return buf, nil
 }

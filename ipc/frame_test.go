@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -192,4 +194,32 @@ func FuzzSplitRecords(f *testing.F) {
 			t.Fatalf("%d records, %d after a round trip", len(recs), len(again))
 		}
 	})
+}
+
+// TestReadFrameAllocatesAsItArrives: a header that announces the
+// largest payload and a few bytes after it cost about payloadChunk, not
+// MaxFrameSize; a payload larger than a chunk still arrives whole.
+func TestReadFrameAllocatesAsItArrives(t *testing.T) {
+	hdr := []byte{'M', 'G', ProtocolVersion, byte(KindRecords), 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[4:], MaxFrameSize)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadFrame(bytes.NewReader(append(hdr, "short"...)))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v, want unexpected EOF", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*payloadChunk {
+		t.Fatalf("a 5-byte payload announced as %d bytes allocated %d bytes", MaxFrameSize, got)
+	}
+
+	big := bytes.Repeat([]byte("0123456789"), 100_000) // 1 MB, many chunks
+	b, err := AppendFrame(nil, Frame{Kind: KindRecords, Payload: big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadFrame(iotest.OneByteReader(bytes.NewReader(b)))
+	if err != nil || !bytes.Equal(f.Payload, big) {
+		t.Fatalf("big frame: %v, %d bytes", err, len(f.Payload))
+	}
 }
