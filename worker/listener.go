@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mgw-gateway/mgw/worker/balance"
@@ -33,6 +36,23 @@ type limitListener struct {
 	// without waiting until trustAfter.
 	wholeWaits int
 	trustAfter time.Time
+	// fdFailures counts the accepts that failed for want of a file
+	// descriptor; onFDExhausted, when set, hears of each.
+	fdFailures    atomic.Uint64
+	onFDExhausted func(err error)
+}
+
+// An accept that fails for want of a file descriptor (EMFILE, ENFILE)
+// is retried after fdWaitFirst, doubling up to fdWaitMax, as net/http's
+// Serve does.
+const (
+	fdWaitFirst = 5 * time.Millisecond
+	fdWaitMax   = time.Second
+)
+
+// fdExhausted reports whether err is an accept's EMFILE or ENFILE.
+func fdExhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // A worker over its share waits balanceStep at a time, and at most
@@ -87,6 +107,23 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		start = l.now()
 	}
 	c, err := l.Listener.Accept()
+	for delay := fdWaitFirst; err != nil && fdExhausted(err); delay = min(2*delay, fdWaitMax) {
+		// Out of descriptors: the connection stays in the backlog. Wait
+		// for some to close, as net/http does, and keep serving the
+		// connections that are open.
+		l.fdFailures.Add(1)
+		if l.onFDExhausted != nil {
+			l.onFDExhausted(err)
+		}
+		if !l.pause(delay) {
+			err = net.ErrClosed
+			break
+		}
+		if l.table != nil {
+			start = l.now()
+		}
+		c, err = l.Listener.Accept()
+	}
 	if l.table != nil {
 		l.backlog = l.now().Sub(start) < acceptAtOnce
 	}

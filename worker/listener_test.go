@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"errors"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -208,5 +211,58 @@ func TestListenerWaitsOnlyWithABacklog(t *testing.T) {
 	}
 	if !table.Over(0) {
 		t.Fatal("the test never put the worker over its share")
+	}
+}
+
+// emfileListener fails its first n accepts with EMFILE, as accept4 does
+// when the process is out of descriptors, then accepts from the real one.
+type emfileListener struct {
+	net.Listener
+	n int
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.n > 0 {
+		l.n--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestListenerWaitsOutFDExhaustion: EMFILE is no end of serving; the
+// listener waits 5 ms, doubling up to 1 s, and then accepts, and a close
+// ends the wait.
+func TestListenerWaitsOutFDExhaustion(t *testing.T) {
+	ln, dial := listen(t)
+	dial(1)
+	l := newLimitListener(&emfileListener{Listener: ln, n: 10}, 2)
+	var pauses []time.Duration
+	l.pause = func(d time.Duration) bool {
+		pauses = append(pauses, d)
+		return true
+	}
+	heard := 0
+	l.onFDExhausted = func(error) { heard++ }
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	defer c.Close()
+	want := []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+	if !slices.Equal(pauses, want) || heard != 10 || l.fdFailures.Load() != 10 {
+		t.Fatalf("pauses %v, heard %d, counted %d; want %v, 10, 10", pauses, heard, l.fdFailures.Load(), want)
+	}
+
+	// A close during the wait ends it; the slot is given back.
+	l2 := newLimitListener(&emfileListener{Listener: ln, n: 1}, 1)
+	l2.pause = func(time.Duration) bool { return false }
+	if _, err := l2.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after close: %v", err)
+	}
+	if len(l2.sem) != 0 {
+		t.Fatal("the connection slot was not given back")
 	}
 }

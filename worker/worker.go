@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -67,6 +68,8 @@ type Worker struct {
 	sink    *recordSink
 	metrics *metrics
 
+	// fdWarned is when fdExhausted last warned, in Unix ns.
+	fdWarned atomic.Int64
 	// noProxyMetrics counts the requests that reach no proxy.
 	noProxyMetrics atomic.Pointer[proxyMetrics]
 
@@ -164,6 +167,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	cfg := &w.rt.Load().snap.Config
 	w.ln = newLimitListener(ln, cfg.Edgemicro.MaxConnections)
+	w.ln.onFDExhausted = w.fdExhausted
 	if bal := opts.Balance; bal != nil || opts.Conn == nil {
 		if bal == nil {
 			bal = inheritedBalance(w.log, ipc.BalanceFD)
@@ -525,6 +529,23 @@ func (w *Worker) drain(grace, timeout time.Duration) {
 		_ = w.srv.Close()
 	}
 	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
+}
+
+// fdExhausted warns that accepting failed for want of a file
+// descriptor: the first time, then at most once a minute, with the
+// process's limit and how often it happened, so that a log shows it
+// without being flooded by it.
+func (w *Worker) fdExhausted(err error) {
+	now := time.Now()
+	last := w.fdWarned.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < time.Minute || !w.fdWarned.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	w.log.Warn().Err(err).Uint64("limit_nofile", rl.Cur).Int64("connections", w.conns.Load()).
+		Uint64("failed_accepts", w.ln.fdFailures.Load()).
+		Msg("out of file descriptors: new connections wait in the backlog while open ones are served; raise LimitNOFILE (ulimit -n)")
 }
 
 // watchQuota asks the master to keep a quota identifier in step with
