@@ -2,6 +2,7 @@ package worker
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -54,7 +56,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
-		p.fail(w, r, err)
+		p.fail(w, r, err, clientBodyError(out))
 		return
 	}
 	defer resp.Body.Close()
@@ -136,7 +138,7 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 	u.RawQuery = r.URL.RawQuery
 
 	h := make(http.Header, len(r.Header)+6)
-	copyEndToEnd(h, r.Header)
+	copyRequestHeaders(h, r.Header)
 
 	clientHost := r.Host
 	// The values mgw adds share one backing array: one allocation, not one each.
@@ -189,31 +191,58 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 		ContentLength: r.ContentLength,
 	}).WithContext(r.Context())
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		out.Body = r.Body
+		var body io.ReadCloser = r.Body
 		if p.maxBody > 0 {
-			out.Body = http.MaxBytesReader(nil, r.Body, p.maxBody)
+			body = http.MaxBytesReader(nil, body, p.maxBody)
 		}
+		out.Body = &clientBody{ReadCloser: body}
 	}
 	return out
 }
 
-// fail answers for a request the target did not answer.
-func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+// clientBody is the client's request body on its way to the target. It
+// keeps the error reading it failed with, so that a failed round trip is
+// blamed on the client (a malformed chunk, a body cut short or too slow)
+// when the client, not the target, is at fault.
+type clientBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// clientBodyError is the error the client's body failed with, if it did.
+func clientBodyError(out *http.Request) error {
+	if b, ok := out.Body.(*clientBody); ok {
+		return b.err
+	}
+	return nil
+}
+
+// fail answers for a request the target did not answer. bodyErr is the
+// error reading the client's body failed with, if it did.
+func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err, bodyErr error) {
 	var ne net.Error
 	var mbe *http.MaxBytesError
 	var rbe *h1.RequestBodyError
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
 	case errors.Is(err, h1.ErrConnWait):
 		// The proxy's max_connections are all busy, and stayed so for its
 		// timeout: a bounded wait, then 503, not a hang.
 		plugins.WriteError(w, http.StatusServiceUnavailable, "all connections to the target are busy")
-	case errors.As(err, &rbe):
+	case errors.As(err, &rbe) || bodyErr != nil:
 		// The client's body failed, not the target: 408 or 400, and the
 		// connection closes, as its framing is lost.
 		w.Header()["Connection"] = []string{"close"}
-		if rbe.Timeout {
+		if rbe != nil && rbe.Timeout || errors.As(bodyErr, &ne) && ne.Timeout() {
 			plugins.WriteError(w, http.StatusRequestTimeout, "request body timed out")
 		} else {
 			plugins.WriteError(w, http.StatusBadRequest, "malformed or incomplete request body")
@@ -224,25 +253,76 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(499)
 	case errors.As(err, &ne) && ne.Timeout():
 		p.metrics.timeouts.Add(1)
+		p.log.Warn().Err(err).Msg("target timed out")
 		plugins.WriteError(w, http.StatusGatewayTimeout, "Gateway timed out trying to reach target")
 	default:
 		p.metrics.errors.Add(1)
+		p.log.Warn().Err(err).Msg("target failed")
 		plugins.WriteError(w, http.StatusBadGateway, targetErrorMessage(err))
 	}
 }
 
-// targetErrorMessage names what went wrong without internals: the
-// transport's own words, without the request URL it wraps them in.
+// targetErrorMessage says what went wrong with a target in mgw's own
+// words: never the target's bytes (a malformed status line), nor
+// internal addresses (the resolver's, the target's IP).
 func targetErrorMessage(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
+	var dnsErr *net.DNSError
 	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Op + " " + oe.Err.Error()
+	switch {
+	case errors.Is(err, h1.ErrUnsolicitedSwitch):
+		return "the target switched protocols (101) although the request asked for no upgrade"
+	case errors.As(err, &dnsErr):
+		return "the target's host name could not be resolved"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the target refused the connection"
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return "the target could not be reached"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "the target closed the connection before answering"
+	case errors.As(err, new(*tls.CertificateVerificationError)), errors.As(err, new(tls.RecordHeaderError)), errors.As(err, new(tls.AlertError)):
+		return "the TLS handshake with the target failed"
 	}
-	return err.Error()
+	return "the target's answer could not be read"
+}
+
+// copyRequestHeaders copies a client's headers into dst, the request to
+// the target, except: the hop-by-hop ones (RFC 9110 §7.6.1); names that
+// only differ from a framing, hop-by-hop or mgw-set header by "_" (a
+// target behind CGI, PHP or WSGI reads Content_Length as Content-Length);
+// and those the client's Connection header names, unless mgw sets them
+// itself (X-Forwarded-*, Via, X-Request-Id, X-Authorization-Claims),
+// which a client cannot remove that way.
+func copyRequestHeaders(dst, src http.Header) {
+	for k, vv := range src {
+		if isHop(k) || strings.IndexByte(k, '_') >= 0 && lookalike(k) {
+			continue
+		}
+		dst[k] = vv
+	}
+	for _, v := range src["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = http.CanonicalHeaderKey(strings.TrimSpace(name)); name != "" && !mgwSets[name] {
+				if _, ok := src[name]; ok {
+					delete(dst, name)
+				}
+			}
+		}
+	}
+}
+
+// mgwSets are the request headers mgw writes or vouches for.
+var mgwSets = map[string]bool{
+	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"Via": true, "X-Request-Id": true, "X-Authorization-Claims": true,
+	"Host": true, "Content-Length": true,
+}
+
+// lookalike reports whether a header name with "_" in it names, with
+// "-" instead, a header that frames the request, is hop-by-hop, or that
+// mgw sets.
+func lookalike(k string) bool {
+	c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	return isHop(c) || mgwSets[c]
 }
 
 // copyEndToEnd copies src's headers into dst, except the hop-by-hop

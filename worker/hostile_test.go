@@ -1,0 +1,119 @@
+package worker
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestRequestHeaderHygiene: what a client cannot make a target believe.
+func TestRequestHeaderHygiene(t *testing.T) {
+	t.Parallel()
+	tg := echoTarget(t)
+	_, srv := newTestWorker(t, routes, tg.URL)
+	req, _ := http.NewRequest("GET", srv.URL+"/hello/x", nil)
+	req.Header["Transfer_Encoding"] = []string{"chunked"}
+	req.Header["Content_Length"] = []string{"5"}
+	req.Header["X_Forwarded_For"] = []string{"10.9.8.7"}
+	req.Header["x_authorization_claims"] = []string{"forged"}
+	req.Header.Set("X-Authorization-Claims", "forged")
+	req.Header.Set("X-My_Header", "kept")
+	req.Header.Set("X-Request-Id", "abc")
+	req.Header.Set("Via", "1.0 edge")
+	req.Header.Set("X-Secret", "hop")
+	req.Header.Set("Connection", "X-Forwarded-For, X-Request-Id, Via, X-Forwarded-Host, X-Secret")
+	_, body := do(t, req)
+	var s seen
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatal(err, string(body))
+	}
+	for k := range s.Headers {
+		if strings.Contains(k, "_") && k != "X-My_header" {
+			t.Errorf("target got %s: %q", k, s.Headers[k])
+		}
+	}
+	want := map[string]string{
+		"X-Authorization-Claims": "",
+		"X-My_header":            "kept",
+		"X-Forwarded-For":        "127.0.0.1",
+		"X-Request-Id":           "abc",
+		"Via":                    "1.0 edge, 1.1 " + strings.Split(strings.TrimPrefix(srv.URL, "http://"), ":")[0],
+		"X-Forwarded-Host":       strings.TrimPrefix(srv.URL, "http://"),
+		"X-Secret":               "",
+	}
+	for k, v := range want {
+		if got := s.Headers.Get(k); got != v {
+			t.Errorf("target got %s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+// TestMalformedChunkedBodyIs400: a client's broken chunked body is the
+// client's fault (400, connection closed), not the target's (502).
+func TestMalformedChunkedBodyIs400(t *testing.T) {
+	t.Parallel()
+	tg := echoTarget(t)
+	_, srv := newTestWorker(t, routes, tg.URL)
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "POST /hello/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "request body") || !resp.Close {
+		t.Fatalf("got %d close=%t %s", resp.StatusCode, resp.Close, b)
+	}
+}
+
+// TestTargetErrorsInMgwWords: 502 bodies never quote the target.
+func TestTargetErrorsInMgwWords(t *testing.T) {
+	t.Parallel()
+	garbage, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer garbage.Close()
+	go func() {
+		for {
+			c, err := garbage.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = bufio.NewReader(c).ReadString('\n')
+				_, _ = io.WriteString(c, "HTTP/1.1 2OO SECRET-INTERNAL-BANNER\r\n\r\n")
+			}()
+		}
+	}()
+	cfg := `
+[[proxies]]
+name = "garbage"
+base_path = "/garbage"
+url = "http://` + garbage.Addr().String() + `"
+[[proxies]]
+name = "refused"
+base_path = "/refused"
+url = "http://127.0.0.1:1"
+`
+	_, srv := newTestWorker(t, cfg, "")
+	for path, want := range map[string]string{
+		"/garbage": `{"message":"the target's answer could not be read","status":502}`,
+		"/refused": `{"message":"the target refused the connection","status":502}`,
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		resp, body := do(t, req)
+		if resp.StatusCode != 502 || string(body) != want {
+			t.Errorf("%s: %d %s, want 502 %s", path, resp.StatusCode, body, want)
+		}
+	}
+}
