@@ -3,11 +3,14 @@ package worker
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRequestHeaderHygiene: what a client cannot make a target believe.
@@ -117,3 +120,98 @@ url = "http://127.0.0.1:1"
 		}
 	}
 }
+
+// TestBusyTargetIs503: at a proxy's max_connections, a request waits a
+// bounded time for a connection, then gets 503; once the busy request
+// ends, the next one goes through.
+func TestBusyTargetIs503(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	tg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" { // the head at once, the body when released
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			arrived <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer tg.Close()
+	// Plain HTTP (h1's transport); https targets go through the same
+	// limitedTransport in front of net/http's.
+	for _, scheme := range []string{"http"} {
+		target := tg.URL
+		cfg := `
+[[proxies]]
+name = "busy"
+base_path = "/busy"
+url = "TARGET"
+max_connections = 1
+timeout = 1000
+`
+		_, srv := newTestWorker(t, cfg, target)
+		held := make(chan int)
+		go func() {
+			resp, err := http.Get(srv.URL + "/busy/hold")
+			if err != nil {
+				held <- 0
+				return
+			}
+			_, _ = io.ReadAll(resp.Body) // held open until released
+			resp.Body.Close()
+			held <- resp.StatusCode
+		}()
+		select {
+		case <-arrived:
+		case st := <-held:
+			t.Fatalf("%s: the held request ended at once: %d", scheme, st)
+		}
+		req, _ := http.NewRequest("GET", srv.URL+"/busy/x", nil)
+		resp, body := do(t, req)
+		if resp.StatusCode != 503 || string(body) != `{"message":"all connections to the target are busy","status":503}` {
+			close(release)
+			t.Fatalf("%s: at max_connections: %d %s", scheme, resp.StatusCode, body)
+		}
+		release <- struct{}{}
+		if st := <-held; st != 200 {
+			t.Fatalf("%s: the held request got %d", scheme, st)
+		}
+		if resp, body := do(t, req); resp.StatusCode != 200 {
+			t.Fatalf("%s: after the busy one ended: %d %s", scheme, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestLimitedTransport: the limit in front of net/http's transport (https
+// targets) holds a slot until the answer's body closes and refuses after
+// its wait.
+func TestLimitedTransport(t *testing.T) {
+	t.Parallel()
+	inner := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("ok"))}, nil
+	})
+	lt := newLimitedTransport(inner, 1, time.Millisecond)
+	req, _ := http.NewRequest("GET", "https://target.example/", nil)
+	resp, err := lt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lt.RoundTrip(req); !errors.Is(err, errConnWait) {
+		t.Fatalf("second request while the first is open: %v, want errConnWait", err)
+	}
+	resp.Body.Close()
+	resp.Body.Close() // twice gives back one slot
+	if resp, err := lt.RoundTrip(req); err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if len(lt.sem) != 0 {
+		t.Fatalf("%d slots held after every body closed", len(lt.sem))
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -234,7 +234,7 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err, bodyErr error)
 	switch {
 	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		plugins.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
-	case errors.Is(err, h1.ErrConnWait):
+	case errors.Is(err, h1.ErrConnWait), errors.Is(err, errConnWait):
 		// The proxy's max_connections are all busy, and stayed so for its
 		// timeout: a bounded wait, then 503, not a hang.
 		plugins.WriteError(w, http.StatusServiceUnavailable, "all connections to the target are busy")

@@ -81,6 +81,11 @@ func (tp *transportPool) get(target *url.URL, maxConns int, timeout time.Duratio
 	if proxy != nil && proxy.Enabled {
 		t.Proxy = proxyFunc(proxy)
 	}
+	if maxConns > 0 { // h1's ConnWait, for net/http's transport
+		lt := newLimitedTransport(t, maxConns, timeout)
+		tp.m[key] = lt
+		return lt
+	}
 	tp.m[key] = t
 	return t
 }
