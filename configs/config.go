@@ -189,6 +189,12 @@ type Edgemicro struct {
 	// WriteTimeout bounds, in seconds, the writing of one answer; 0 (the
 	// default) means none, so long downloads are not cut.
 	WriteTimeout int `toml:"write_timeout" json:"write_timeout,omitempty"`
+	// BodyIdleTimeout bounds, in seconds, the wait for the next bytes of
+	// a request body, as nginx's client_body_timeout; BodyTimeout the
+	// whole body. A body that misses either gets 408 and its connection
+	// closes. Defaults 60 and 300; 0 turns a bound off.
+	BodyIdleTimeout int `toml:"body_idle_timeout" json:"body_idle_timeout"`
+	BodyTimeout     int `toml:"body_timeout" json:"body_timeout"`
 	// TrustedProxies lists the addresses and CIDRs of the proxies in
 	// front of mgw. Only a request whose connection comes from one of
 	// them has its X-Forwarded-For believed: the client is then the
@@ -276,6 +282,8 @@ func Defaults() Config {
 			MaxHeaderBytes:           16384,
 			DrainTimeout:             30,
 			DrainGrace:               1000,
+			BodyIdleTimeout:          60,
+			BodyTimeout:              300,
 			Logging:                  Logging{Level: "info"},
 			Plugins:                  Plugins{Sequence: []string{}},
 		},
@@ -297,6 +305,18 @@ func (c *Config) TargetTimeout(p *Proxy) time.Duration {
 // DrainTimeout returns edgemicro.drain_timeout as a duration.
 func (c *Config) DrainTimeout() time.Duration {
 	return time.Duration(c.Edgemicro.DrainTimeout) * time.Second
+}
+
+// BodyIdleTimeout returns edgemicro.body_idle_timeout as a duration;
+// zero means no bound.
+func (c *Config) BodyIdleTimeout() time.Duration {
+	return time.Duration(c.Edgemicro.BodyIdleTimeout) * time.Second
+}
+
+// BodyTimeout returns edgemicro.body_timeout as a duration; zero means
+// no bound.
+func (c *Config) BodyTimeout() time.Duration {
+	return time.Duration(c.Edgemicro.BodyTimeout) * time.Second
 }
 
 // DrainGrace returns edgemicro.drain_grace as a duration.

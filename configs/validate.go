@@ -30,6 +30,8 @@ func (c *Config) Validate() error {
 		"edgemicro.config_change_poll_interval": e.ConfigChangePollInterval,
 		"edgemicro.headers_timeout":             e.HeadersTimeout,
 		"edgemicro.write_timeout":               e.WriteTimeout,
+		"edgemicro.body_idle_timeout":           e.BodyIdleTimeout,
+		"edgemicro.body_timeout":                e.BodyTimeout,
 	} {
 		if v < 0 {
 			bad("%s: %d must not be negative", key, v)

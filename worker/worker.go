@@ -175,7 +175,7 @@ func Run(ctx context.Context, opts Options) error {
 		w.ln.balanceWith(bal, opts.ID)
 	}
 	w.srv = &http.Server{
-		Handler:           h1.GuardBodies(w, bodyIdleTimeout, bodyTimeout),
+		Handler:           h1.GuardBodies(w, cfg.BodyIdleTimeout(), cfg.BodyTimeout()),
 		ReadHeaderTimeout: headersTimeout(&cfg.Edgemicro),
 		WriteTimeout:      time.Duration(cfg.Edgemicro.WriteTimeout) * time.Second,
 		IdleTimeout:       time.Duration(cfg.Edgemicro.KeepAliveTimeout) * time.Millisecond,
@@ -209,8 +209,8 @@ func Run(ctx context.Context, opts Options) error {
 			IdleTimeout:       w.srv.IdleTimeout,
 			WriteTimeout:      w.srv.WriteTimeout,
 			MaxHeaderBytes:    w.srv.MaxHeaderBytes,
-			BodyIdleTimeout:   bodyIdleTimeout,
-			BodyTimeout:       bodyTimeout,
+			BodyIdleTimeout:   cfg.BodyIdleTimeout(),
+			BodyTimeout:       cfg.BodyTimeout(),
 			ErrorResponse:     plugins.WriteError,
 			ConnState:         w.connState,
 			ErrorLog:          log.New(zerologWriter{w.log, zerolog.ErrorLevel}, "", 0), // handler panics
@@ -437,14 +437,6 @@ func (w *Worker) noProxy() *proxyMetrics {
 	w.noProxyMetrics.Store(p)
 	return p
 }
-
-// A request body must keep arriving (bodyIdleTimeout between reads, as
-// nginx's client_body_timeout) and arrive whole within bodyTimeout;
-// otherwise it gets 408 and its connection closes.
-const (
-	bodyIdleTimeout = 60 * time.Second
-	bodyTimeout     = 5 * time.Minute
-)
 
 // headersTimeout is edgemicro's headers_timeout, by default the
 // keep-alive timeout plus 5 s.
