@@ -52,6 +52,11 @@ type resourceRule struct {
 	slashed bool
 	// suffix matches the request path after the base path.
 	suffix *regexp.Regexp
+	// lit is, for a resource of the form <literal>/** (the common /**),
+	// the literal and its "/": a rest that starts with it under case
+	// folding and goes on without a newline (which "." does not match)
+	// matches suffix for sure, without running it. "" for other resources.
+	lit string
 	// full matches the whole request path, for proxies whose base path
 	// the resource holds; compiled on first use.
 	fullOnce sync.Once
@@ -87,6 +92,7 @@ func newRuleSet(products []configs.Product) *ruleSet {
 				res:     res,
 				slashed: strings.HasPrefix(res, "/") && !strings.HasPrefix(res, "//"),
 				suffix:  anchored(suffix),
+				lit:     literalPrefix(suffix),
 			})
 		}
 		s.byName[p.Name] = pr // a later product of the same name wins
@@ -178,6 +184,11 @@ func (v *proxyRules) matches(r *resourceRule, subject string) bool {
 		if !ok || r.suffix == nil {
 			return false
 		}
+		if r.lit != "" {
+			if tail, ok := cutPrefixFold(rest, r.lit); ok && !strings.Contains(tail, "\n") {
+				return true
+			}
+		}
 		return r.suffix.MatchString(rest)
 	}
 	return re != nil && re.MatchString(subject)
@@ -196,6 +207,16 @@ func (v *proxyRules) globRegexp(r *resourceRule) *regexp.Regexp {
 	re := anchored(pat)
 	v.glob.Store(r, re)
 	return re
+}
+
+// literalPrefix returns the part of pat before a final "**" when that
+// part ends in "/" and holds no "*", else "".
+func literalPrefix(pat string) string {
+	lit, ok := strings.CutSuffix(pat, "**")
+	if !ok || !strings.HasSuffix(lit, "/") || strings.Contains(lit, "*") {
+		return ""
+	}
+	return lit
 }
 
 // cutPrefixFold returns s without prefix when s starts with prefix under
