@@ -193,6 +193,13 @@ func (m *Master) renderMetrics() []byte {
 		fmt.Fprintf(&b, "mgw_analytics_dropped_total %d\n", a.Dropped)
 		family("mgw_analytics_sent_total", "counter", "Analytics records uploaded.")
 		fmt.Fprintf(&b, "mgw_analytics_sent_total %d\n", a.Sent)
+		if q := m.analytics.Load(); q != nil {
+			size, uploading := q.Load()
+			family("mgw_analytics_buffer_size", "gauge", "Analytics records the queue holds at most (bufferSize); past it the oldest are dropped.")
+			fmt.Fprintf(&b, "mgw_analytics_buffer_size %d\n", size)
+			family("mgw_analytics_uploads_in_flight", "gauge", "Analytics uploads in progress (at most [analytics] concurrency).")
+			fmt.Fprintf(&b, "mgw_analytics_uploads_in_flight %d\n", uploading)
+		}
 	}
 	return []byte(b.String())
 }

@@ -6,9 +6,11 @@
 // plugin can refuse it and the final status after all of them. It hands
 // each record to the worker, which sends them to the master in small
 // batches over IPC. The master's Queue holds them in a bounded buffer
-// (the oldest dropped, and counted, when it is full) and uploads batches
-// every flushInterval, gzipped when compress is set, retrying with
-// backoff and re-queueing what Edge rejects. Because the queue lives in
+// (the oldest dropped, and counted, when it is full) and uploads a batch
+// as soon as it is full and what is queued every flushInterval, up to
+// concurrency uploads at once (so a round trip to Edge does not cap the
+// rate at one batch per trip), gzipped when compress is set, retrying
+// with backoff and re-queueing what Edge rejects. Because the queue lives in
 // the master, a worker that exits or crashes loses nothing it has sent;
 // on stop and reload the master uploads what is left before it exits, and
 // spools to a file in the run dir what it could not, for the next

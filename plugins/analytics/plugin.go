@@ -30,8 +30,10 @@ type Settings struct {
 	// BatchSize bounds the records of one upload. Defaults to 500.
 	BatchSize int `json:"batchSize"`
 	// FlushInterval is the time between uploads in ms. Defaults to 250.
-	FlushInterval int  `json:"flushInterval"`
-	Compress      bool `json:"compress"`
+	FlushInterval int `json:"flushInterval"`
+	// Concurrency bounds the uploads in flight. Defaults to 16.
+	Concurrency int  `json:"concurrency"`
+	Compress    bool `json:"compress"`
 	// Accepted for edgemicro files.
 	Source        string             `json:"source"`
 	Proxy         string             `json:"proxy"`
@@ -41,12 +43,12 @@ type Settings struct {
 
 // Load reads [analytics] with its defaults.
 func Load(c *configs.Config) (Settings, error) {
-	s := Settings{BufferSize: 10000, BatchSize: 500, FlushInterval: 250}
+	s := Settings{BufferSize: 10000, BatchSize: 500, FlushInterval: 250, Concurrency: 16}
 	if err := c.Section(Section, &s); err != nil {
 		return s, err
 	}
-	if s.BufferSize <= 0 || s.BatchSize <= 0 || s.FlushInterval <= 0 {
-		return s, errors.New("[analytics] bufferSize, batchSize and flushInterval must be more than 0")
+	if s.BufferSize <= 0 || s.BatchSize <= 0 || s.FlushInterval <= 0 || s.Concurrency <= 0 {
+		return s, errors.New("[analytics] bufferSize, batchSize, flushInterval and concurrency must be more than 0")
 	}
 	if s.URI == "" && c.EdgeConfig != nil {
 		s.URI = edge.ServiceURL(c.EdgeConfig.Bootstrap, "axpublisher")

@@ -30,11 +30,21 @@ type Sender func(ctx context.Context, batch [][]byte) (rejected int, err error)
 
 // Queue holds an instance's records until they are uploaded. It is safe
 // for concurrent use.
+//
+// Run uploads up to Settings.Concurrency batches at once: a full batch
+// goes as soon as it is queued (and an upload slot is free), what is left
+// of a batch at every flushInterval. So the rate is bounded by
+// concurrency × batchSize per upload round trip (with the defaults and
+// 100 ms to Edge, 80k records/s), not by bufferSize per flushInterval.
 type Queue struct {
 	spool string // the directory of spool files
 	log   zerolog.Logger
 	// changed tells Run that Reconfigure changed the settings.
 	changed chan struct{}
+	// full tells Run that a full batch is waiting.
+	full chan struct{}
+	// newTicker is the clock of Run; tests replace it.
+	newTicker func(time.Duration) ticker
 
 	mu      sync.Mutex
 	s       Settings
@@ -43,12 +53,25 @@ type Queue struct {
 	dropped uint64
 	sent    uint64
 	failing int // consecutive failed uploads, for backoff
+	flying  int // uploads in flight
 }
+
+// ticker is the part of *time.Ticker Run uses.
+type ticker interface {
+	C() <-chan time.Time
+	Reset(time.Duration)
+	Stop()
+}
+
+type realTicker struct{ *time.Ticker }
+
+func (t realTicker) C() <-chan time.Time { return t.Ticker.C }
 
 // NewQueue returns a queue uploading with send; what it cannot upload by
 // the end of Flush goes to a spool file in the directory spool ("": none).
 func NewQueue(s Settings, send Sender, spool string, log zerolog.Logger) *Queue {
-	return &Queue{s: s, send: send, spool: spool, log: log, changed: make(chan struct{}, 1)}
+	return &Queue{s: s, send: send, spool: spool, log: log, changed: make(chan struct{}, 1), full: make(chan struct{}, 1),
+		newTicker: func(d time.Duration) ticker { return realTicker{time.NewTicker(d)} }}
 }
 
 // Reconfigure gives the queue a new revision's settings and sender: the
@@ -70,12 +93,19 @@ func (q *Queue) settings() (Settings, Sender) {
 	return q.s, q.send
 }
 
-// Add queues records, dropping the oldest when the buffer is full.
+// Add queues records, dropping the oldest when the buffer is full, and
+// tells Run when a full batch is waiting.
 func (q *Queue) Add(recs [][]byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.buf = append(q.buf, recs...)
 	q.trim()
+	if len(q.buf) >= q.s.BatchSize {
+		select {
+		case q.full <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // trim drops the oldest records over bufferSize. Called with mu held.
@@ -94,9 +124,25 @@ func (q *Queue) Stats() (queued int, dropped, sent uint64) {
 	return len(q.buf), q.dropped, q.sent
 }
 
+// Load returns the buffer's size and the uploads in flight, for metrics.
+func (q *Queue) Load() (bufferSize, uploading int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.BufferSize, q.flying
+}
+
 func (q *Queue) take() [][]byte {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.takeLocked(false)
+}
+
+// takeLocked takes the oldest batch; with fullOnly, only a full one.
+// Called with mu held.
+func (q *Queue) takeLocked(fullOnly bool) [][]byte {
+	if fullOnly && len(q.buf) < q.s.BatchSize {
+		return nil
+	}
 	n := min(len(q.buf), q.s.BatchSize)
 	batch := make([][]byte, n)
 	copy(batch, q.buf[:n])
@@ -113,7 +159,8 @@ func (q *Queue) putBack(recs [][]byte) {
 	q.trim()
 }
 
-// upload sends batches until the queue is empty or a send fails.
+// upload sends batches one after the other until the queue is empty or
+// a send fails (Flush, at the end of a generation).
 func (q *Queue) upload(ctx context.Context) error {
 	_, send := q.settings()
 	for {
@@ -121,65 +168,127 @@ func (q *Queue) upload(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		rejected, err := send(ctx, batch)
-		if errors.Is(err, ErrBadBatch) {
-			// Sending it again would fail again and hold up every later record.
-			q.mu.Lock()
-			q.dropped += uint64(len(batch))
-			q.mu.Unlock()
-			q.log.Error().Err(err).Int("dropped", len(batch)).Msg("analytics batch refused as malformed: dropped")
-			continue
-		}
-		if err != nil {
-			q.putBack(batch)
+		if err := q.sendBatch(ctx, send, batch); err != nil {
 			return err
-		}
-		rejected = max(0, min(rejected, len(batch)))
-		q.mu.Lock()
-		q.sent += uint64(len(batch) - rejected)
-		q.mu.Unlock()
-		if rejected > 0 {
-			q.putBack(batch[len(batch)-rejected:])
-			return fmt.Errorf("%d records rejected", rejected)
 		}
 	}
 }
 
-// Run uploads every flushInterval until stop is closed, backing off
-// while uploads fail, and takes over records a previous generation
-// spooled. An upload in progress when stop closes is finished, not
-// aborted, so that no batch is both received and sent again.
+// sendBatch uploads one batch and does the books: a batch refused as
+// malformed is dropped and counted (sending it again would fail again
+// and hold up every later record), a failed one is put back, and so are
+// the records the receiver rejected.
+func (q *Queue) sendBatch(ctx context.Context, send Sender, batch [][]byte) error {
+	rejected, err := send(ctx, batch)
+	if errors.Is(err, ErrBadBatch) {
+		q.mu.Lock()
+		q.dropped += uint64(len(batch))
+		q.mu.Unlock()
+		q.log.Error().Err(err).Int("dropped", len(batch)).Msg("analytics batch refused as malformed: dropped")
+		return nil
+	}
+	if err != nil {
+		q.putBack(batch)
+		return err
+	}
+	rejected = max(0, min(rejected, len(batch)))
+	q.mu.Lock()
+	q.sent += uint64(len(batch) - rejected)
+	q.mu.Unlock()
+	if rejected > 0 {
+		q.putBack(batch[len(batch)-rejected:])
+		return fmt.Errorf("%d records rejected", rejected)
+	}
+	return nil
+}
+
+// Run uploads until stop is closed: a full batch as soon as an upload slot
+// is free, and every flushInterval what is queued; it backs off while
+// uploads fail, and takes over records a previous generation spooled.
+// Uploads in progress when stop closes are finished, not aborted, so that
+// no batch is both received and sent again.
 func (q *Queue) Run(stop <-chan struct{}) {
 	s, _ := q.settings()
 	every := time.Duration(s.FlushInterval) * time.Millisecond
-	t := time.NewTicker(every)
+	t := q.newTicker(every)
 	defer t.Stop()
 	ctx := context.Background()
-	skip := 0
+	done := make(chan error)
+	skip := 0 // ticks left to back off
 	for {
 		select {
 		case <-stop:
+			for q.uploading() > 0 {
+				<-done
+				q.landed()
+			}
 			return
 		case <-q.changed:
 			s, _ = q.settings()
 			every = time.Duration(s.FlushInterval) * time.Millisecond
 			t.Reset(every)
-			continue
-		case <-t.C:
+		case <-q.full:
+			if skip == 0 {
+				q.dispatch(ctx, done, true)
+			}
+		case err := <-done:
+			q.landed()
+			if err != nil {
+				if skip == 0 { // the first failure of a round sets the backoff
+					q.failing++
+					skip = min(1<<min(q.failing, 7), int(30*time.Second/every))
+					q.log.Warn().Err(err).Int("retry_in_ticks", skip).Msg("analytics upload failed")
+				}
+				continue
+			}
+			if skip == 0 {
+				q.failing = 0
+				q.dispatch(ctx, done, true)
+			}
+		case <-t.C():
+			if skip > 0 {
+				if skip--; skip > 0 {
+					continue
+				}
+			}
+			q.adoptSpool()
+			q.dispatch(ctx, done, false)
 		}
-		if skip > 0 {
-			skip--
-			continue
-		}
-		q.adoptSpool()
-		if err := q.upload(ctx); err != nil {
-			q.failing++
-			skip = min(1<<min(q.failing, 7), int(30*time.Second/every)) - 1
-			q.log.Warn().Err(err).Int("retry_in_ticks", skip+1).Msg("analytics upload failed")
-			continue
-		}
-		q.failing = 0
 	}
+}
+
+// dispatch starts uploads while a slot is free and a batch (a full one
+// with fullOnly) is waiting; each one's result arrives on done.
+func (q *Queue) dispatch(ctx context.Context, done chan<- error, fullOnly bool) {
+	for {
+		q.mu.Lock()
+		if q.flying >= max(q.s.Concurrency, 1) {
+			q.mu.Unlock()
+			return
+		}
+		batch := q.takeLocked(fullOnly)
+		if len(batch) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		q.flying++
+		send := q.send
+		q.mu.Unlock()
+		go func() { done <- q.sendBatch(ctx, send, batch) }()
+	}
+}
+
+func (q *Queue) uploading() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.flying
+}
+
+// landed counts an upload as finished.
+func (q *Queue) landed() {
+	q.mu.Lock()
+	q.flying--
+	q.mu.Unlock()
 }
 
 // Flush uploads what is queued until the queue is empty or ctx is done,
