@@ -8,7 +8,8 @@
 // schedule per worker on a millisecond clock, the schedule is one word
 // in the shared limit zone (a GCRA theoretical arrival time, kept in
 // nanoseconds), so the rule holds for the instance whatever the number
-// of workers, and allow = 100000 per second really admits 100,000.
+// of workers, and allow = 100000 per second really admits 100,000. Each
+// setting has its own schedule, so an edit applies at once.
 //
 // bufferSize > 0 makes a request that comes too early wait for its turn,
 // up to bufferSize turns ahead, instead of being refused. burst > 0 (an
@@ -82,23 +83,28 @@ func New(env plugins.Env, snap *configs.Snapshot, _ *configs.Proxy) (plugins.Plu
 	if z == nil {
 		z = zone.New(8)
 	}
-	// One schedule for the instance, as edgemicro's _default key.
-	slot, err := z.Slot("spikearrest/_default")
+	interval := unit / time.Duration(s.Allow)
+	p := &plugin{
+		interval:  interval,
+		tolerance: time.Duration(s.Burst) * interval,
+		maxWait:   time.Duration(s.BufferSize) * interval,
+		now:       env.Now,
+		wait:      sleep,
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	// One schedule for the instance, as edgemicro's _default key, per
+	// setting: a schedule made with a longer interval (allow 1 per minute
+	// before an edit to 100 per second) would refuse everything until its
+	// next turn, up to a minute after the edit, and the zone outlives
+	// restarts. Each setting ever used keeps one of the zone's slots.
+	slot, err := z.Slot(fmt.Sprintf("spikearrest/_default/%d/%d/%d", p.interval, p.tolerance, p.maxWait))
 	if err != nil {
 		return nil, err
 	}
-	now := env.Now
-	if now == nil {
-		now = time.Now
-	}
-	interval := unit / time.Duration(s.Allow)
-	return &plugin{
-		slot: slot, interval: interval,
-		tolerance: time.Duration(s.Burst) * interval,
-		maxWait:   time.Duration(s.BufferSize) * interval,
-		now:       now,
-		wait:      sleep,
-	}, nil
+	p.slot = slot
+	return p, nil
 }
 
 func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/plugins"
+	"github.com/mgw-gateway/mgw/plugins/zone"
 )
 
 func build(t *testing.T, section string, now func() time.Time) (plugins.Plugin, error) {
@@ -162,6 +163,44 @@ func TestGoneWhileWaiting(t *testing.T) {
 	p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(ctx), next) // waits ~1 s, but the context is done
 	if reached != 1 {
 		t.Fatalf("the target was reached %d times; the waiting client had gone", reached)
+	}
+}
+
+// TestEditedSetting: a schedule made with a longer interval does not hold
+// back a new setting (the zone outlives edits, reloads and restarts); the
+// same setting again finds its own schedule.
+func TestEditedSetting(t *testing.T) {
+	t.Parallel()
+	configs.AllowSection(Section)
+	z := zone.New(16)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	status := func(settings string) int {
+		t.Helper()
+		s, err := configs.Parse([]byte("[spikearrest]\n"+settings+"\n"), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(plugins.Env{Now: func() time.Time { return now }, Zone: z}, s, &configs.Proxy{Name: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		return rec.Code
+	}
+	for i, step := range []struct {
+		settings string
+		want     int
+	}{
+		{"timeUnit = \"minute\"\nallow = 1", 200},
+		{"timeUnit = \"minute\"\nallow = 1", 503}, // a second proxy's chain, or a reload: the same schedule
+		{"allow = 100", 200},                      // edited: not held back by the minute
+		{"allow = 100", 503},
+		{"timeUnit = \"minute\"\nallow = 1", 503}, // back: its own schedule still runs
+	} {
+		if got := status(step.settings); got != step.want {
+			t.Fatalf("step %d (%q): %d, want %d", i+1, step.settings, got, step.want)
+		}
 	}
 }
 
