@@ -239,7 +239,7 @@ func (m *Master) run(ctx context.Context) error {
 	m.ln, m.lnFile = ln, lnFile
 	defer m.closeListener()
 
-	z, err := zone.Open(filepath.Join(m.opts.RunDir, ZoneFileName), zone.DefaultSlots)
+	z, err := m.openZone()
 	if err != nil {
 		return err
 	}
@@ -532,6 +532,34 @@ func writePIDFile(path string) error {
 		return err
 	}
 	return nil
+}
+
+// zoneFDName names the in-memory limit zone among the descriptors
+// tableflip hands to the next generation.
+const zoneFDName = "mgw.zone"
+
+// openZone maps the limit zone: the in-memory zone of the previous
+// generation when it had one, else the file in the run dir (in memory
+// when the file's pages cannot be reserved, handed on at the next reload).
+func (m *Master) openZone() (*zone.Zone, error) {
+	if f, err := m.upg.File(zoneFDName); err == nil && f != nil {
+		if z, err := zone.Map(f); err == nil {
+			m.log.Warn().Msg("the limit zone lives in memory, as the previous generation's did")
+			return z, nil
+		}
+		_ = f.Close()
+	}
+	z, err := zone.Open(filepath.Join(m.opts.RunDir, ZoneFileName), zone.DefaultSlots)
+	if err != nil {
+		return nil, fmt.Errorf("%w (free some space in the run dir %s, or give mgw another with --run-dir)", err, m.opts.RunDir)
+	}
+	if why := z.InMemory(); why != "" {
+		m.log.Warn().Str("reason", why).Msg("the limit zone lives in memory: limits hold across reloads, not across a stop and start")
+		if err := m.upg.AddFile(zoneFDName, z.File()); err != nil {
+			m.log.Warn().Err(err).Msg("the next generation will not inherit the in-memory limit zone")
+		}
+	}
+	return z, nil
 }
 
 // load reads the configuration and checks what the workers will build.

@@ -8,5 +8,8 @@
 // whole instance and costs a few atomic instructions, no IPC round trip.
 //
 // The file lives in the run dir and is reused by the next generation on
-// reload and by the next start, so limits survive both.
+// reload and by the next start, so limits survive both. Its blocks are
+// reserved when it is opened, so no write through the mapping can fault
+// on a full disk; when they cannot be, the zone lives in a memfd instead
+// (see Open).
 package zone

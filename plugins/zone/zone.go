@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -33,10 +36,21 @@ type Zone struct {
 	data  []byte
 	slots uint64
 	file  *os.File
+	// inMemory says why the zone lives in memory, not in its file.
+	inMemory string
 }
 
 // Open maps the zone file at path, creating (or re-creating, when it is
 // not a zone of this layout) it with the given number of slots.
+//
+// Every page of the file is reserved (fallocate) before it is mapped: a
+// sparse file would get its blocks only when a worker first writes a
+// slot, and on a full disk that write is a SIGBUS in every worker. When
+// the file cannot be reserved (full disk, a file system without
+// fallocate), the zone lives in memory that cannot fault instead (a
+// sealed-size memfd with its pages reserved, holding what the file held),
+// and InMemory says why; limits then survive a reload only while a
+// generation that holds it runs. When neither works, Open fails.
 func Open(path string, slots int) (*Zone, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -57,6 +71,9 @@ func Open(path string, slots int) (*Zone, error) {
 			f.Close()
 			return nil, fmt.Errorf("sizing limit zone: %w", err)
 		}
+		if err := reserveFile(f, size); err != nil {
+			return inMemory(f, size, slots, err)
+		}
 		hdr := make([]byte, headerSize)
 		copy(hdr, magic)
 		binary.LittleEndian.PutUint64(hdr[8:], uint64(slots))
@@ -64,6 +81,8 @@ func Open(path string, slots int) (*Zone, error) {
 			f.Close()
 			return nil, fmt.Errorf("writing limit zone: %w", err)
 		}
+	} else if err := reserveFile(f, size); err != nil {
+		return inMemory(f, size, slots, err)
 	}
 	z, err := Map(f)
 	if err != nil {
@@ -71,6 +90,70 @@ func Open(path string, slots int) (*Zone, error) {
 		return nil, err
 	}
 	return z, nil
+}
+
+// reserveFile reserves the zone file's blocks; tests replace it.
+var reserveFile = reserve
+
+// reserve allocates every block of f's first size bytes.
+func reserve(f *os.File, size int64) error {
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// inMemory makes the zone a memfd holding what file held (a fresh zone
+// when it held none), with every page reserved, and closes file.
+func inMemory(file *os.File, size int64, slots int, diskErr error) (*Zone, error) {
+	defer file.Close()
+	fail := func(err error) (*Zone, error) {
+		return nil, fmt.Errorf("reserving the limit zone: on disk (%s): %v; in memory: %w", file.Name(), diskErr, err)
+	}
+	fd, err := unix.MemfdCreate("mgw.zone", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return fail(err)
+	}
+	m := os.NewFile(uintptr(fd), "mgw.zone (memory)")
+	if err := m.Truncate(size); err != nil {
+		m.Close()
+		return fail(err)
+	}
+	if err := reserve(m, size); err != nil {
+		m.Close()
+		return fail(err)
+	}
+	// The size can never change under a mapping: no SIGBUS past its end.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW); err != nil {
+		m.Close()
+		return fail(err)
+	}
+	buf := make([]byte, size)
+	if n, err := file.ReadAt(buf, 0); (err != nil && !errors.Is(err, io.EOF)) || n != int(size) || !validHeader(buf, uint64(slots)) {
+		clear(buf)
+		copy(buf, magic)
+		binary.LittleEndian.PutUint64(buf[8:], uint64(slots))
+	}
+	if _, err := m.WriteAt(buf, 0); err != nil {
+		m.Close()
+		return fail(err)
+	}
+	z, err := Map(m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	z.inMemory = fmt.Sprintf("%s could not be reserved: %v", file.Name(), diskErr)
+	return z, nil
+}
+
+// InMemory returns why the zone is not the file in the run dir, or "".
+func (z *Zone) InMemory() string { return z.inMemory }
+
+func validHeader(hdr []byte, slots uint64) bool {
+	return len(hdr) >= headerSize && string(hdr[:8]) == magic && binary.LittleEndian.Uint64(hdr[8:]) == slots
 }
 
 func hasHeader(f *os.File, slots uint64) bool {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -175,4 +176,75 @@ func TestSharedAcrossProcesses(t *testing.T) {
 	if s.Take(3000, time.Now(), minutes(60)).Allowed {
 		t.Fatal("a reopened zone forgot the window")
 	}
+}
+
+// TestOpenReservesTheFile: the zone file has every block allocated, so a
+// write through the mapping can never meet a full disk.
+func TestOpenReservesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mgw.zone")
+	z, err := Open(path, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	if z.InMemory() != "" {
+		t.Skipf("the temp dir's file system cannot reserve: %s", z.InMemory())
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if size := int64(headerSize + 1024*slotSize); st.Blocks*512 < size {
+		t.Fatalf("%d bytes allocated for a %d-byte zone: sparse", st.Blocks*512, size)
+	}
+}
+
+// TestOpenFallsBackToMemory: when the file cannot be reserved, the zone
+// lives in a memfd that holds what the file held and is shared like it.
+func TestOpenFallsBackToMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mgw.zone")
+	z, err := Open(path, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := z.Slot("kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Store(42)
+	z.Close()
+
+	reserveFile = func(*os.File, int64) error { return syscall.ENOSPC }
+	defer func() { reserveFile = reserve }()
+	z, err = Open(path, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	if why := z.InMemory(); !strings.Contains(why, "no space left") {
+		t.Fatalf("InMemory() = %q", why)
+	}
+	if s, _ := z.Slot("kept"); s.Load() != 42 {
+		t.Fatalf("the in-memory zone lost the file's slot: %d", s.Load())
+	}
+	// A second mapping (a worker's) sees the same memory.
+	w, err := Map(dupFile(t, z.File()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ws, _ := w.Slot("new")
+	ws.Store(7)
+	if s, _ := z.Slot("new"); s.Load() != 7 {
+		t.Fatal("the second mapping does not share the zone")
+	}
+}
+
+func dupFile(t *testing.T, f *os.File) *os.File {
+	t.Helper()
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fd), "dup")
 }
