@@ -540,14 +540,14 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 	}
 	resp := &http.Response{Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || (line[7] != '0' && line[7] != '1') {
-		return nil, fmt.Errorf("malformed status line %q", truncate(line))
+		return nil, errors.New("the answer's status line is malformed")
 	}
 	if line[7] == '0' {
 		resp.Proto, resp.ProtoMinor = "HTTP/1.0", 0
 	}
 	code, err := strconv.Atoi(string(line[9:12]))
 	if err != nil || code < 100 || code > 999 || len(line) > 12 && line[12] != ' ' {
-		return nil, fmt.Errorf("malformed status line %q", truncate(line))
+		return nil, errors.New("the answer's status line is malformed")
 	}
 	resp.StatusCode = code
 	resp.Status = ls.str(line[9:])
@@ -578,15 +578,15 @@ func readHeader(ls *lineSource) (http.Header, error) {
 			return h, nil
 		}
 		if total += len(line); total > maxResponseHead {
-			return nil, errors.New("answer header too large")
+			return nil, errors.New("the answer's header is too large")
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !validToken(line[:colon]) {
-			return nil, fmt.Errorf("malformed header line %q", truncate(line))
+			return nil, errors.New("the answer has a malformed header line")
 		}
 		v := trimOWS(line[colon+1:])
 		if !validValue(v) {
-			return nil, fmt.Errorf("malformed header value in %q", truncate(line))
+			return nil, errors.New("the answer has a malformed header value")
 		}
 		name := line[:colon]
 		k, common := commonKeys[string(name)]
@@ -680,7 +680,7 @@ func (cc *clientConn) readLine(long []byte) ([]byte, error) {
 		b, err := cc.br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if len(long)+len(b) > maxResponseHead {
-				return nil, errors.New("answer header too large")
+				return nil, errors.New("the answer's header is too large")
 			}
 			long = append(long, b...)
 			continue
@@ -697,13 +697,6 @@ func (cc *clientConn) readLine(long []byte) ([]byte, error) {
 		}
 		return b, nil
 	}
-}
-
-func truncate(b []byte) []byte {
-	if len(b) > 64 {
-		return b[:64]
-	}
-	return b
 }
 
 func isReset(err error) bool {

@@ -197,3 +197,24 @@ func TestTransportConnWait(t *testing.T) {
 		t.Fatalf("second request while the first holds the connection: %v, want ErrConnWait", err)
 	}
 }
+
+// TestTransportErrorsQuoteNothing: the errors of a malformed answer,
+// which the worker puts in its 502, say what is wrong in the client's
+// words, never with the target's bytes.
+func TestTransportErrorsQuoteNothing(t *testing.T) {
+	const secret = "s3cr3t-internal-10.1.2.3"
+	for _, answer := range []string{
+		"HTTP/1.1 2x0 " + secret + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n" + secret + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: " + secret + "\x01\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: " + secret + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + secret + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2" + secret + "\r\n\r\n",
+	} {
+		s := newScripted(t, answer)
+		_, _, err := get(t, testTransport(s.addr), http.MethodGet, nil)
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%q: err = %v", answer, err)
+		}
+	}
+}
