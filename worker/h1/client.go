@@ -438,6 +438,10 @@ func asksUpgrade(req *http.Request) bool {
 func (cc *clientConn) writeRequest(req *http.Request) error {
 	w := cc.bw
 	uri := req.URL.RequestURI()
+	if !validTarget(uri) {
+		// A space or control byte would end or split the request line.
+		return errBody{errors.New("the request target has bytes a request line cannot carry")}
+	}
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -947,21 +951,30 @@ func parseChunkSize(v []byte) (int64, bool) {
 }
 
 // maxTrailer bounds the trailer section after the last chunk.
-const maxTrailer = 8 << 10
+const maxTrailer = 2 << 10
 
 // readTrailer reads the trailer section after the last chunk, checks
 // each field as a header's and drops it; it returns io.EOF at its end.
+// Its lines must end with CRLF (net/http looks for a CRLF CRLF ahead
+// before it reads a trailer), and it is bounded well within what
+// net/http looks ahead.
 func (b *clientBody) readTrailer() error {
 	total := 0
 	for {
-		line, err := b.cc.readLine(nil)
-		if err != nil {
+		line, err := b.cc.br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return &ChunkError{"trailer too large"}
+		case err != nil:
 			return unexpected(err)
+		case len(line) < 2 || line[len(line)-2] != '\r':
+			return &ChunkError{"a trailer line does not end with CRLF"}
 		}
+		line = line[:len(line)-2]
 		if len(line) == 0 {
 			return io.EOF
 		}
-		if total += len(line); total > maxTrailer {
+		if total += len(line) + 2; total > maxTrailer {
 			return &ChunkError{"trailer too large"}
 		}
 		colon := bytes.IndexByte(line, ':')

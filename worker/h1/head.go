@@ -308,9 +308,9 @@ func plainURL(target string) (u *url.URL, ok bool) {
 	return &url.URL{Path: path, RawQuery: query}, true
 }
 
-func validTarget(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f {
+func validTarget[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c <= ' ' || c >= 0x7f {
 			return false
 		}
 	}

@@ -160,7 +160,7 @@ func FuzzScreenHead(f *testing.F) {
 		end := headEnd(b)
 		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(b)))
 		line, err := tp.ReadLine()
-		if err != nil {
+		if err != nil || line == "" { // net/http refuses an empty request line
 			return
 		}
 		hdr, err := tp.ReadMIMEHeader()
