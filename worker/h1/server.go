@@ -746,6 +746,9 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	b.remaining -= int64(n)
 	if b.remaining == 0 {
+		if b.timed {
+			_ = c.rwc.SetReadDeadline(time.Time{}) // whatever reads next sets its own
+		}
 		c.bodyRead.Store(true)
 		return n, io.EOF
 	}
