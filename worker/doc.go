@@ -28,6 +28,20 @@
 // the target's scheme and host, its limits and its TLS settings, so a
 // configuration push does not drop warm connections.
 //
+// Before routing, a request's path is normalized once (path.go): the
+// form routing, excludeUrls, the plugins and the target all see, so that
+// no encoding of ".." can pass a check on one path and reach another; a
+// path that cannot be made normal is refused with 400. The client address
+// is the connection's peer, or behind one of trusted_proxies the
+// right-most untrusted X-Forwarded-For entry (clientip.go).
+//
+// Nothing a request does waits for the master: analytics records go to a
+// bounded buffer that the sink's own goroutine writes out (full: dropped
+// and counted), and API-key asks and quota watches are written from
+// goroutines of their own, an ask bounded by the request's key timeout.
+// An accept that fails for want of file descriptors is retried with a
+// backoff, never the end of the worker.
+//
 // Besides proxying, a worker verifies API keys for its auth plugins (the
 // snapshot's apps in local mode, the master's instance-wide cache over
 // IPC in Edge mode), serves the local-mode token service, collects
