@@ -144,13 +144,16 @@ secret = "bench-secret"
 products = ["bench-product"]'
 
 # FULL_TOML: the full chain: analytics (to a file), oauth, spike arrest
-# and quota, with limits far above what the bench reaches.
+# and quota, with limits far above what the bench reaches. Spike arrest
+# spaces requests 1 µs apart; without a burst, two requests in the same
+# microsecond on two workers would meet a 503.
 FULL_TOML='
 [edgemicro.plugins]
 sequence = ["oauth", "spikearrest", "quota"]
 [spikearrest]
 timeUnit = "second"
 allow = 1000000
+burst = 100000
 [analytics]
 flushInterval = 250
 [[products]]
@@ -188,7 +191,8 @@ EDGE_FULL_TOML='
 sequence = ["oauth", "spikearrest", "quota"]
 [spikearrest]
 timeUnit = "second"
-allow = 1000000'
+allow = 1000000
+burst = 100000'
 
 # start_mgw_edge PORT TARGET_PORT EDGE_PORT WORKERS DIR: scripts/bench-edge
 # (a fake Apigee org) on EDGE_PORT deploying /api to the target, and mgw
