@@ -617,3 +617,58 @@ func TestPID1(t *testing.T) {
 		t.Fatal("PID 1 did not exit after SIGTERM")
 	}
 }
+
+// TestReloadTakesWorkersAndPort: mgw reload -p N and -r PORT start the
+// new generation with N workers on PORT (and a master the keeper restarts
+// keeps them); --config naming another file, and -p 0, are refused with
+// exit 1 and change nothing.
+func TestReloadTakesWorkersAndPort(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	k := in.startKept(2)
+	in.checkTree(k, 2)
+
+	out, code := in.mgw("reload", "-p", "3")
+	if code != 0 || !strings.Contains(out, "3 workers") {
+		t.Fatalf("reload -p 3 exited %d: %s", code, out)
+	}
+	in.checkTree(k, 3)
+
+	newPort := freePort(t)
+	if out, code := in.mgw("reload", "-r", strconv.Itoa(newPort)); code != 0 {
+		t.Fatalf("reload -r exited %d: %s", code, out)
+	}
+	in.port = newPort
+	in.checkTree(k, 3)
+	if code, _ := get(t, in.url("/echo/moved")); code != 200 {
+		t.Fatalf("GET on the new port = %d", code)
+	}
+
+	before, _ := in.status()
+	other := filepath.Join(t.TempDir(), "other.toml")
+	if err := os.WriteFile(other, []byte("[edgemicro]\nport = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"reload", "--config", other}, {"reload", "-p", "0"}} {
+		out, code := in.mgw(args...)
+		if code != 1 || out == "" {
+			t.Fatalf("%v exited %d: %s", args, code, out)
+		}
+	}
+	if after, _ := in.status(); after.Generation != before.Generation || after.MasterPID != before.MasterPID {
+		t.Fatalf("a refused reload changed the instance: %+v → %+v", before, after)
+	}
+
+	// A restarted master keeps what the reloads set.
+	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	in.eventually(20*time.Second, "a new master", func() bool {
+		now, ok := in.status()
+		return ok && now.MasterPID != before.MasterPID
+	})
+	in.checkTree(k, 3)
+	if code, _ := get(t, in.url("/echo/restarted")); code != 200 {
+		t.Fatalf("GET after the restart = %d", code)
+	}
+}

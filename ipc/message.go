@@ -135,6 +135,13 @@ type Control struct {
 	Command string `json:"command"`
 	// Timeout bounds the drain of a stop. Zero means the master's default.
 	Timeout time.Duration `json:"timeout_ns,omitempty"`
+	// Processes, Port and Config are what `mgw reload` was given with
+	// -p, -r and --config (zero or empty: not given). The new generation
+	// takes a new worker count or port; a config file other than the
+	// instance's is refused.
+	Processes int    `json:"processes,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Config    string `json:"config,omitempty"`
 }
 
 // Reply answers a Control frame. Error is set when the command failed.

@@ -71,6 +71,10 @@ type keeper struct {
 	served   bool                // the current attempt has served
 	stopping bool
 	restart  <-chan time.Time
+	// carry is what a reload changed (worker count, port), read from the
+	// serving master's environment, for a master this keeper restarts.
+	carry      []string
+	carriedFor int
 }
 
 // Keep runs the keeper until the instance has stopped, and returns the
@@ -132,7 +136,7 @@ func Keep(opts KeeperOptions) int {
 
 // spawn starts a master: this executable with the same arguments.
 func (k *keeper) spawn() error {
-	env := append(os.Environ(), KeeperEnv+"="+strconv.Itoa(k.self))
+	env := append(append(os.Environ(), k.carry...), KeeperEnv+"="+strconv.Itoa(k.self))
 	pid, err := syscall.ForkExec(k.opts.Executable, k.opts.Args, &syscall.ProcAttr{
 		Env:   env,
 		Files: []uintptr{0, 1, 2},
@@ -156,6 +160,9 @@ func (k *keeper) check() (code int, done bool) {
 	live := k.liveMasters()
 	if pid := k.servingPID(); pid != 0 {
 		k.masters[pid] = true
+		if k.carriedFor != pid {
+			k.carriedFor, k.carry = pid, reloadEnv(pid)
+		}
 		if !k.served {
 			k.served = true
 			k.failures = 0
@@ -272,6 +279,22 @@ func (k *keeper) forward(sig syscall.Signal) {
 	if err := syscall.Kill(target, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		k.log.Warn().Err(err).Int("master_pid", target).Stringer("signal", sig).Msg("passing a signal on")
 	}
+}
+
+// reloadEnv returns the variables of pid's environment through which a
+// reload changed the worker count or the port.
+func reloadEnv(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if strings.HasPrefix(kv, envProcesses+"=") || strings.HasPrefix(kv, envPort+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func describeWait(ws syscall.WaitStatus) string {

@@ -34,6 +34,11 @@ const (
 	envGeneration = "MGW_GENERATION"      // the next generation's number
 	envRevision   = "MGW_REVISION"        // the last revision served, so revisions keep increasing
 	envUpgradeErr = "MGW_UPGRADE_ERRFILE" // where a failing new generation writes why
+	// The worker count and port a reload asked for (mgw reload -p N -r
+	// PORT). They override the command line's for every later
+	// generation; the keeper passes them on to a master it restarts.
+	envProcesses = "MGW_RELOAD_PROCESSES"
+	envPort      = "MGW_RELOAD_PORT"
 )
 
 // File names in the run directory.
@@ -143,6 +148,10 @@ type Master struct {
 	reloadAsked bool
 	// stopping is set once the listener is closed for a stop.
 	stopping bool
+	// next is what the reload being started asked for; nextProcesses the
+	// worker count the next generation starts.
+	next          ipc.Control
+	nextProcesses int
 }
 
 // Run starts a master generation and serves until it is stopped or
@@ -152,6 +161,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		opts.Signals = Signals()
 	}
 	defer signal.Stop(opts.Signals)
+	if n, err := strconv.Atoi(os.Getenv(envProcesses)); err == nil && n > 0 {
+		opts.Processes = n
+	}
+	if n, err := strconv.Atoi(os.Getenv(envPort)); err == nil && n > 0 {
+		opts.Port = n
+	}
 	if opts.Processes < 1 {
 		opts.Processes = 1
 	}
@@ -674,6 +689,12 @@ func (m *Master) onControl(req controlRequest) {
 		st := m.status()
 		req.reply <- ipc.Reply{OK: true, Status: &st}
 	case ipc.CommandReload:
+		if msg := m.reloadRefusal(req.ctl); msg != "" {
+			m.log.Warn().Msg("reload refused: " + msg)
+			req.reply <- ipc.Reply{Error: msg}
+			return
+		}
+		m.next = req.ctl
 		m.startUpgrade(req.reply)
 	case ipc.CommandStop:
 		if m.phase == phaseDraining && !m.replaced {
@@ -690,6 +711,28 @@ func (m *Master) onControl(req controlRequest) {
 		req.reply <- ipc.Reply{Error: fmt.Sprintf("unknown command %q", req.ctl.Command)}
 	}
 }
+
+// reloadRefusal says why a reload cannot do what ctl asks, or "".
+func (m *Master) reloadRefusal(ctl ipc.Control) string {
+	if ctl.Config != "" && ctl.Config != m.opts.ConfigPath {
+		abs, err := filepath.Abs(m.opts.ConfigPath)
+		if err != nil || abs != ctl.Config {
+			running := m.snap.Source
+			return fmt.Sprintf("reload reads the instance's own config file (%s) afresh and cannot switch to %s; to serve that file, run mgw stop, then mgw start --config %s",
+				running, ctl.Config, ctl.Config)
+		}
+	}
+	if ctl.Processes < 0 || ctl.Processes > maxProcesses {
+		return fmt.Sprintf("--processes %d: give 1 to %d workers", ctl.Processes, maxProcesses)
+	}
+	if ctl.Port < 0 || ctl.Port > 65535 {
+		return fmt.Sprintf("--port %d is not a port number", ctl.Port)
+	}
+	return ""
+}
+
+// maxProcesses bounds the worker count a reload may ask for.
+const maxProcesses = 1024
 
 // startUpgrade begins a tableflip upgrade; reply, if not nil, gets the
 // outcome. A previous generation still draining is waited for first.
@@ -717,6 +760,19 @@ func (m *Master) startUpgrade(reply chan ipc.Reply) {
 	_ = os.Setenv(envGeneration, strconv.Itoa(m.generation+1))
 	_ = os.Setenv(envRevision, strconv.FormatUint(m.snap.Revision, 10))
 	_ = os.Setenv(envUpgradeErr, errFile)
+	processes, port := m.opts.Processes, m.opts.Port
+	if m.next.Processes > 0 {
+		processes = m.next.Processes
+	}
+	if m.next.Port > 0 {
+		port = m.next.Port
+	}
+	m.next = ipc.Control{}
+	_ = os.Setenv(envProcesses, strconv.Itoa(processes))
+	if port > 0 {
+		_ = os.Setenv(envPort, strconv.Itoa(port))
+	}
+	m.nextProcesses = processes
 	wait := m.snap.Config.DrainTimeout() + 5*time.Second
 	m.log.Info().Int("next_generation", m.generation+1).Msg("reload: starting the next generation")
 	go func() {
@@ -748,7 +804,7 @@ func (m *Master) startUpgrade(reply chan ipc.Reply) {
 
 func (m *Master) finishUpgrade(err error) {
 	m.upgrading = false
-	rep := ipc.Reply{OK: true, Message: fmt.Sprintf("reloaded: generation %d serves", m.generation+1)}
+	rep := ipc.Reply{OK: true, Message: fmt.Sprintf("reloaded: generation %d serves with %d workers", m.generation+1, m.nextProcesses)}
 	if err != nil {
 		m.log.Error().Err(err).Msg("reload failed; this generation keeps serving")
 		rep = ipc.Reply{Error: err.Error()}

@@ -70,7 +70,8 @@ func workerEnv(workers int) []string {
 	}
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "TABLEFLIP_") || strings.HasPrefix(kv, "MGW_UPGRADE_") ||
-			strings.HasPrefix(kv, envGeneration+"=") || strings.HasPrefix(kv, KeeperEnv+"=") || strings.HasPrefix(kv, envRevision+"=") {
+			strings.HasPrefix(kv, envGeneration+"=") || strings.HasPrefix(kv, KeeperEnv+"=") ||
+			strings.HasPrefix(kv, envProcesses+"=") || strings.HasPrefix(kv, envPort+"=") || strings.HasPrefix(kv, envRevision+"=") {
 			continue
 		}
 		env = append(env, kv)

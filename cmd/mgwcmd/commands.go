@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,14 +141,34 @@ func stopCommand() *cli.Command {
 func reloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "reload",
-		Usage: "replace the running process tree with zero failed requests, reading the config afresh",
+		Usage: "replace the running process tree with zero failed requests, reading the config afresh; -p and -r change the worker count and port",
 		Flags: commonFlags(),
 		Action: func(c *cli.Context) error {
 			p, err := resolvePaths(c)
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
-			rep, err := ipc.Call(p.controlSocket(), ipc.Control{Command: ipc.CommandReload}, 5*time.Minute)
+			// What the new generation is asked to change; the master
+			// refuses what it cannot do, never ignores it.
+			ctl := ipc.Control{Command: ipc.CommandReload}
+			if c.IsSet(flagProcesses) {
+				if ctl.Processes = c.Int(flagProcesses); ctl.Processes < 1 {
+					return cli.Exit(fmt.Sprintf("--processes %d: give at least 1 worker", ctl.Processes), 1)
+				}
+			}
+			if c.IsSet(flagPort) {
+				if ctl.Port = c.Int(flagPort); ctl.Port < 1 || ctl.Port > 65535 {
+					return cli.Exit(fmt.Sprintf("--port %d is not a port number", ctl.Port), 1)
+				}
+			}
+			if f := c.String(flagConfig); f != "" {
+				abs, err := filepath.Abs(f)
+				if err != nil {
+					return cli.Exit(err, 1)
+				}
+				ctl.Config = abs
+			}
+			rep, err := ipc.Call(p.controlSocket(), ctl, 5*time.Minute)
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
