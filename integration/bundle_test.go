@@ -232,6 +232,26 @@ func TestUpgradeauthDeploysANewRevision(t *testing.T) {
 	}
 }
 
+// TestBundleVirtualHosts: -v replaces the virtual hosts of the bundle's
+// proxy endpoints before the import, as edgemicro edits them.
+func TestBundleVirtualHosts(t *testing.T) {
+	fe := startFakeEdge(t)
+	in := newInstance(t, "")
+	user, pass, _ := fe.MgmtUser()
+	out, code := in.mgwRaw(append([]string{"upgradeauth", "-v", "internal,secure", "--bundle", bundleDir(t)}, mgmtArgs(fe, in, "-u", user, "-p", pass)...)...)
+	if code != 0 {
+		t.Fatalf("upgradeauth: exit %d\n%s", code, out)
+	}
+	calls := fe.MgmtCalls()
+	sameCalls(t, calls, authDeployments, importCall, deployCall(4), deployState(4))
+	files := unzip(t, calls[1].Body)
+	want := strings.Replace(testBundle["apiproxy/proxies/default.xml"], "<VirtualHost>secure</VirtualHost>",
+		"<VirtualHost>internal</VirtualHost><VirtualHost>secure</VirtualHost>", 1)
+	if files["apiproxy/proxies/default.xml"] != want || files["apiproxy/edgemicro-auth.xml"] != testBundle["apiproxy/edgemicro-auth.xml"] {
+		t.Fatalf("imported proxy endpoint %q, want %q", files["apiproxy/proxies/default.xml"], want)
+	}
+}
+
 // TestBundleFailures: a deployment Edge refuses is reported with Edge's
 // message and exit 1, and configure stops there; a --bundle that is not
 // a proxy bundle is refused before any call; without --bundle on an org
@@ -276,6 +296,8 @@ func TestBundleFailures(t *testing.T) {
 			[]string{authDeployments, importCall}},
 		{"directory without apiproxy", args("configure", "--bundle", notBundle), nil,
 			[]string{"is neither an apiproxy directory nor holds one"}, nil},
+		{"bad virtual host", args("configure", "-v", "in ternal", "--bundle", bundleDir(t)), nil,
+			[]string{`--virtual-hosts: "in ternal" is not a virtual host name`}, nil},
 		{"not a zip", args("upgradeauth", "--bundle", notZip), nil,
 			[]string{"not a zip file"}, nil},
 		{"missing file", args("configure", "--bundle", filepath.Join(notBundle, "nosuch.zip")), nil,

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -39,10 +41,13 @@ const bundleHelp = "mgw does not ship Apigee's edgemicro-auth proxy: get its bun
 	"`npm pack microgateway-edgeauth && tar xzf microgateway-edgeauth-*.tgz` and use package/apiproxy), " +
 	"and pass it with --bundle DIR (or a zip of that apiproxy directory)"
 
+// bundleFlags are --bundle, --deploy-timeout and --virtual-hosts (named
+// as edgemicro's configure and upgradeauth name it, too).
 func bundleFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "bundle", Usage: "import and deploy the edgemicro-auth proxy from Apigee's bundle at `PATH`: its apiproxy directory, a directory holding it, or a zip of it"},
 		&cli.DurationFlag{Name: "deploy-timeout", Value: defaultDeployTimeout, Usage: "how long the import and deployment of --bundle may take in all (`DURATION`, e.g. 10m)"},
+		&cli.StringFlag{Name: "virtual-hosts", Aliases: []string{"v", "virtualHosts", "virtualhost"}, Usage: "with --bundle, the comma-separated virtual hosts the proxy listens on, in place of those its proxy endpoints name (default: the bundle's own)"},
 	}
 }
 
@@ -178,12 +183,115 @@ func checkBundle(names []string) error {
 }
 
 // bundleFromFlag reads --bundle, or returns nil when it was not given.
+// A --virtual-hosts given on the command line replaces the virtual hosts
+// of the bundle's proxy endpoints, as edgemicro edits them.
 func bundleFromFlag(c *cli.Context) ([]byte, error) {
 	arg := c.String("bundle")
 	if arg == "" {
 		return nil, nil
 	}
-	return readBundle(arg)
+	b, err := readBundle(arg)
+	if err != nil || !c.IsSet("virtual-hosts") {
+		return b, err
+	}
+	var hosts []string
+	for _, h := range strings.Split(c.String("virtual-hosts"), ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		if !virtualHostName.MatchString(h) {
+			return nil, fmt.Errorf("--virtual-hosts: %q is not a virtual host name (letters, digits, '.', '-', '_')", h)
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("--virtual-hosts names no virtual host")
+	}
+	if b, err = setVirtualHosts(b, hosts); err != nil {
+		return nil, fmt.Errorf("setting the virtual hosts of the bundle %s: %w", arg, err)
+	}
+	return b, nil
+}
+
+var (
+	virtualHostName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	// virtualHostRE is one VirtualHost element with the line break and
+	// indentation before it, if any.
+	virtualHostRE = regexp.MustCompile(`(\r?\n[ \t]*)?<VirtualHost>[^<]*</VirtualHost>`)
+)
+
+// setVirtualHosts rewrites the zip with the VirtualHost elements of every
+// proxy endpoint (apiproxy/proxies/*.xml) replaced by hosts, one per line
+// where the first one was.
+func setVirtualHosts(z []byte, hosts []string) ([]byte, error) {
+	r, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	edited, total := 0, int64(0)
+	for _, f := range r.File {
+		rc, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, maxBundle-total+1))
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		if total += int64(len(b)); total > maxBundle {
+			return nil, fmt.Errorf("it unpacks to more than the %d bytes a proxy bundle may have", maxBundle)
+		}
+		if dir, file := path.Split(f.Name); dir == "apiproxy/proxies/" && strings.HasSuffix(file, ".xml") {
+			if nb, ok := replaceVirtualHosts(b, hosts); ok {
+				b, edited = nb, edited+1
+			}
+		}
+		out, err := w.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: f.Modified})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := out.Write(b); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if edited == 0 {
+		return nil, errors.New("no proxy endpoint in apiproxy/proxies names a VirtualHost to replace")
+	}
+	return buf.Bytes(), nil
+}
+
+func replaceVirtualHosts(b []byte, hosts []string) ([]byte, bool) {
+	locs := virtualHostRE.FindAllSubmatchIndex(b, -1)
+	if len(locs) == 0 {
+		return b, false
+	}
+	var out bytes.Buffer
+	last := 0
+	for i, l := range locs {
+		out.Write(b[last:l[0]])
+		last = l[1]
+		if i > 0 {
+			continue // the first one's place holds them all
+		}
+		sep := ""
+		if l[2] >= 0 {
+			sep = string(b[l[2]:l[3]])
+		}
+		for j, h := range hosts {
+			if j > 0 || sep != "" {
+				out.WriteString(sep)
+			}
+			out.WriteString("<VirtualHost>" + h + "</VirtualHost>")
+		}
+	}
+	out.Write(b[last:])
+	return out.Bytes(), true
 }
 
 // deployBundle imports the bundle as a new revision of proxy, deploys that

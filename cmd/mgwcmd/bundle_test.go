@@ -149,3 +149,47 @@ func TestDeploymentError(t *testing.T) {
 		}
 	}
 }
+
+// TestSetVirtualHosts: the VirtualHost elements of each proxy endpoint
+// are replaced by the hosts given, one per line where the first was;
+// other files are kept as they are.
+func TestSetVirtualHosts(t *testing.T) {
+	t.Parallel()
+	endpoint := "<ProxyEndpoint>\n    <HTTPProxyConnection>\n        <BasePath>/edgemicro-auth</BasePath>\n" +
+		"        <VirtualHost>default</VirtualHost>\n        <VirtualHost>secure</VirtualHost>\n    </HTTPProxyConnection>\n</ProxyEndpoint>\n"
+	z := zipOf(t, map[string]string{
+		"apiproxy/edgemicro-auth.xml":  "<APIProxy><VirtualHost>kept</VirtualHost></APIProxy>",
+		"apiproxy/proxies/default.xml": endpoint,
+		"apiproxy/proxies/inline.xml":  "<P><VirtualHost>a</VirtualHost><VirtualHost>b</VirtualHost></P>",
+	})
+	for _, tc := range []struct {
+		hosts          []string
+		endpoint, line string
+	}{
+		{[]string{"internal"}, strings.Replace(endpoint, "        <VirtualHost>default</VirtualHost>\n        <VirtualHost>secure</VirtualHost>\n", "        <VirtualHost>internal</VirtualHost>\n", 1),
+			"<P><VirtualHost>internal</VirtualHost></P>"},
+		{[]string{"one", "two"}, strings.Replace(endpoint, "<VirtualHost>default</VirtualHost>\n        <VirtualHost>secure</VirtualHost>", "<VirtualHost>one</VirtualHost>\n        <VirtualHost>two</VirtualHost>", 1),
+			"<P><VirtualHost>one</VirtualHost><VirtualHost>two</VirtualHost></P>"},
+	} {
+		out, err := setVirtualHosts(z, tc.hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]string{}
+		r, _ := zip.NewReader(bytes.NewReader(out), int64(len(out)))
+		for _, f := range r.File {
+			rc, _ := f.Open()
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(rc)
+			rc.Close()
+			files[f.Name] = b.String()
+		}
+		if files["apiproxy/proxies/default.xml"] != tc.endpoint || files["apiproxy/proxies/inline.xml"] != tc.line ||
+			files["apiproxy/edgemicro-auth.xml"] != "<APIProxy><VirtualHost>kept</VirtualHost></APIProxy>" {
+			t.Fatalf("%v: got %q", tc.hosts, files)
+		}
+	}
+	if _, err := setVirtualHosts(zipOf(t, map[string]string{"apiproxy/a.xml": "x", "apiproxy/proxies/d.xml": "<P/>"}), []string{"v"}); err == nil {
+		t.Fatal("a bundle without VirtualHost elements was accepted")
+	}
+}

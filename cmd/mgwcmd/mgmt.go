@@ -455,7 +455,6 @@ func configureCommand() *cli.Command {
 		Usage: "set mgw up for an org and env: check edgemicro-auth (or deploy it from --bundle), install the key pair, make a key and secret, write the config",
 		Flags: append(append(mgmtFlags(true),
 			&cli.StringFlag{Name: "proxy-name", Aliases: []string{"x"}, Value: "edgemicro-auth", Usage: "the auth proxy's name"},
-			&cli.StringFlag{Name: "virtual-hosts", Aliases: []string{"v"}, Value: "default,secure", Usage: "accepted for edgemicro compatibility"},
 		), bundleFlags()...),
 		Action: func(c *cli.Context) error {
 			e := newMgmtEnv(c)
