@@ -31,6 +31,8 @@ func TestConfigReferenceDescribesEveryKey(t *testing.T) {
 	defaults.Metrics, defaults.EdgeConfig = &Metrics{}, &EdgeConfig{}
 	defaults.normalizeRest()
 	problems = append(problems, configdoc.Defaults(doc, reflect.ValueOf(defaults), "toml", "")...)
+	// Every row of the document, plugin sections included, is complete.
+	problems = append(problems, configdoc.Incomplete(doc)...)
 	if len(problems) > 0 {
 		t.Errorf("docs/CONFIG.md is out of step with configs.Config:\n%s", strings.Join(problems, "\n"))
 	}

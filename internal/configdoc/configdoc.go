@@ -23,9 +23,12 @@ import (
 const Path = "docs/CONFIG.md"
 
 // Doc is what CONFIG.md describes: for each section (edgemicro.logging,
-// proxies, quotas …) the keys that have a row in its table, each with
-// the text of the row's default cell.
-type Doc map[string]map[string]string
+// proxies, quotas …) the keys that have a row in its table.
+type Doc map[string]map[string]Row
+
+// Row is one key's row: its cells by the column names of the table's
+// header (key, type, default, unit, applies, edgemicro, meaning).
+type Row map[string]string
 
 var (
 	// A section heading names the section in backticks: ## `[edgemicro]`
@@ -45,16 +48,16 @@ func Read(path string) (Doc, error) {
 	defer f.Close()
 	doc := Doc{}
 	section := ""
-	defaultCol := -1 // the default column of the current table
+	var columns []string // the header of the current table
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "#") {
-			section, defaultCol = "", -1
+			section, columns = "", nil
 			if m := headingRe.FindStringSubmatch(line); m != nil {
 				section = m[1]
 				if doc[section] == nil {
-					doc[section] = map[string]string{}
+					doc[section] = map[string]Row{}
 				}
 			}
 			continue
@@ -64,13 +67,15 @@ func Read(path string) (Doc, error) {
 		}
 		cells := splitRow(line)
 		if m := rowRe.FindStringSubmatch(line); m != nil {
-			def := ""
-			if defaultCol >= 0 && defaultCol < len(cells) {
-				def = cells[defaultCol]
+			row := Row{}
+			for i, c := range cells {
+				if i < len(columns) {
+					row[columns[i]] = c
+				}
 			}
-			doc[section][m[1]] = def
+			doc[section][m[1]] = row
 		} else if len(cells) > 0 && cells[0] == "key" {
-			defaultCol = slices.Index(cells, "default")
+			columns = cells
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -208,10 +213,37 @@ func Defaults(doc Doc, v reflect.Value, tag, section string) []string {
 		if want == "" {
 			continue
 		}
-		cell, ok := doc[section][name]
-		if ok && !strings.Contains(cell, want) {
+		row, ok := doc[section][name]
+		if cell := row["default"]; ok && !strings.Contains(cell, want) {
 			msgs = append(msgs, fmt.Sprintf("%s gives the default of %s as %q, but mgw's default is %s: write %s in the default column of its row under the heading of `[%s]`",
 				Path, key, cell, want, want, section))
+		}
+	}
+	sort.Strings(msgs)
+	return msgs
+}
+
+// Applies are the values of the applies column: a file edit applies the
+// key to running workers, or it waits for mgw reload.
+var Applies = []string{"edit", "reload"}
+
+// Incomplete returns one message for every row of doc that leaves its
+// type, default, edgemicro or meaning cell empty, or whose applies cell
+// is not one of Applies. The unit cell may be empty.
+func Incomplete(doc Doc) []string {
+	var msgs []string
+	for section, rows := range doc {
+		for key, row := range rows {
+			for _, col := range []string{"type", "default", "edgemicro", "meaning"} {
+				if row[col] == "" {
+					msgs = append(msgs, fmt.Sprintf("%s: the row of %s.%s has no %s: fill its %s column (the table's header names the columns: | key | type | default | unit | applies | edgemicro | meaning |)",
+						Path, section, key, col, col))
+				}
+			}
+			if !slices.Contains(Applies, row["applies"]) {
+				msgs = append(msgs, fmt.Sprintf("%s: the row of %s.%s says it applies on %q: write edit (a saved file applies it in place) or reload (it waits for mgw reload)",
+					Path, section, key, row["applies"]))
+			}
 		}
 	}
 	sort.Strings(msgs)
