@@ -4,7 +4,9 @@ FUZZTIME ?= 30s
 BIN      := bin/mgw
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help build run test test-unit test-integration race bench cpu-per-request reload-under-load fuzz lint fmt vet docs ci
+IMAGE    ?= mgw:$(VERSION)
+
+.PHONY: help build image run test test-unit test-deploy test-integration race bench cpu-per-request reload-under-load fuzz lint fmt vet docs ci
 #? help: list the targets
 help:
 	@sed -n 's/^#?//p' $(MAKEFILE_LIST) | column -t -s ':'
@@ -13,16 +15,29 @@ help:
 build:
 	$(GO) build -ldflags "-X github.com/mgw-gateway/mgw/cmd/mgwcmd.version=$(VERSION)" -o $(BIN) ./cmd/mgw
 
+#? image: build the container image deploy/Containerfile (static binary, FROM scratch) with podman or docker
+image:
+	rm -rf bin/image && mkdir -p bin/image/rootfs/usr/local/bin bin/image/rootfs/etc/mgw bin/image/rootfs/run/mgw bin/image/rootfs/etc/ssl/certs
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/mgw-gateway/mgw/cmd/mgwcmd.version=$(VERSION)" -o bin/image/rootfs/usr/local/bin/mgw ./cmd/mgw
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/rootfs/etc/ssl/certs/
+	cp deploy/Containerfile bin/image/
+	@engine=$$(command -v podman || command -v docker) || { echo "make image needs podman or docker"; exit 1; }; \
+		echo "$$engine build -t $(IMAGE) bin/image"; $$engine build -t $(IMAGE) -f bin/image/Containerfile bin/image
+
 #? run: run the gateway on the embedded default config (port 8000)
 run: build
 	$(BIN) start --processes 2
 
 #? test: every test: unit tests with -race, then integration tests with the real binary
-test: vet test-unit test-integration
+test: vet test-unit test-deploy test-integration
 
 #? test-unit: unit tests with the race detector
 test-unit:
 	$(GO) test -race -count=1 ./ipc/... ./configs/... ./plugins/... ./worker/... ./master/... ./cmd/...
+
+#? test-deploy: decode every Kubernetes manifest in deploy/ strictly (deploy/ is its own module)
+test-deploy:
+	cd deploy && $(GO) test -count=1 ./...
 
 #? test-integration: build mgw and run integration/ against real processes
 test-integration:

@@ -10,7 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/integration/fakeedge"
+	"github.com/mgw-gateway/mgw/master"
+	_ "github.com/mgw-gateway/mgw/plugins/builtin"
 )
 
 // TestNoSilentFallbackToTheDemo: the embedded default serves only when
@@ -215,5 +220,48 @@ products = []
 	}
 	if strings.Contains(out, fe.Secret) || strings.Contains(out, fe.Key) || doc.Run["secret"] != "****" {
 		t.Errorf("config show prints the Edge key or secret:\n%s", out)
+	}
+}
+
+// TestDeployConfigMapIsAValidConfig: the mgw.toml the Kubernetes example
+// mounts parses as mgw's config, and the Deployment probes the health
+// paths the master serves.
+func TestDeployConfigMapIsAValidConfig(t *testing.T) {
+	b, err := os.ReadFile("../deploy/kubernetes/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for name, text := range cm.Data {
+		if !strings.HasSuffix(name, ".toml") {
+			continue
+		}
+		n++
+		snap, err := configs.Parse([]byte(text), os.LookupEnv)
+		if err != nil {
+			t.Errorf("%s in the ConfigMap: %v", name, err)
+			continue
+		}
+		if a := snap.Config.Edgemicro.Address; a == "127.0.0.1" || snap.Config.Metrics == nil || snap.Config.Metrics.Address == "127.0.0.1" {
+			t.Errorf("%s listens on loopback only (address %q, metrics %+v): the Service and the probes cannot reach it", name, a, snap.Config.Metrics)
+		}
+	}
+	if n == 0 {
+		t.Fatal("the ConfigMap holds no .toml")
+	}
+	d, err := os.ReadFile("../deploy/kubernetes/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{master.HealthPath, master.ReadyPath} {
+		if !strings.Contains(string(d), "path: "+path) {
+			t.Errorf("the Deployment does not probe %s", path)
+		}
 	}
 }
