@@ -76,6 +76,12 @@ func startCommand() *cli.Command {
 				Secret:     c.String(flagSecret),
 				Signals:    sigs,
 			})
+			if err != nil && !ls.console {
+				// A JSON log stays JSON: the reason is one more record
+				// (the keeper says on its terminal that the master failed).
+				logger.Error().Err(err).Msg("mgw start failed")
+				return cli.Exit("", 1)
+			}
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
