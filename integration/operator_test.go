@@ -265,3 +265,36 @@ func TestDeployConfigMapIsAValidConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONLogStaysJSON: with JSON logs in a file, a reload whose new
+// generation cannot start leaves only JSON lines in mgw.log.
+func TestJSONLogStaysJSON(t *testing.T) {
+	logDir := t.TempDir()
+	cfg := strings.Replace(proxyConfig("http://127.0.0.1:1"), "to_console = true", "to_console = false\ndir = \""+logDir+"\"", 1)
+	in := newInstance(t, cfg)
+	in.start(1)
+	// The new generation cannot bind the metrics port another holds.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	in.writeConfig(cfg + fmt.Sprintf("\n[metrics]\nport = %d\n", busy.Addr().(*net.TCPAddr).Port))
+	if out, code := in.mgw("reload"); code != 1 {
+		t.Fatalf("reload onto a busy metrics port: exit %d, want 1:\n%s", code, out)
+	}
+	b, err := os.ReadFile(filepath.Join(logDir, "mgw.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := false
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("mgw.log line %d is not JSON: %s", i+1, line)
+		}
+		failed = failed || strings.Contains(line, "mgw start failed")
+	}
+	if !failed {
+		t.Errorf("mgw.log does not record the failed generation:\n%s", b)
+	}
+}
