@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestRequestHeaderHygiene: what a client cannot make a target believe.
@@ -215,3 +218,45 @@ func TestLimitedTransport(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestUnmatchedRequestsCounted: requests that reach no proxy (404, a
+// refused path) are in the access log and the metrics as proxy (none).
+func TestUnmatchedRequestsCounted(t *testing.T) {
+	t.Parallel()
+	tg := echoTarget(t)
+	w, srv := newTestWorker(t, "[edgemicro.logging]\naccess_log = true\n"+routes, tg.URL)
+	var buf syncLog
+	w.alog = zerolog.New(&buf)
+	for _, path := range []string{"/nothing", "/hello/a%2fb", "/hello/x"} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.URL.Opaque = path
+		_, _ = do(t, req)
+	}
+	m := w.metrics.snapshot()
+	if got := m.Requests[NoProxy]["4xx"]; got != 2 {
+		t.Fatalf("metrics count %d 4xx answers of %s, want 2: %v", got, NoProxy, m.Requests)
+	}
+	log := buf.String()
+	for _, want := range []string{`"proxy":"(none)","method":"GET","path":"/nothing","status":404`, `"proxy":"(none)","method":"GET","path":"/hello/a%2fb","status":400`, `"proxy":"hello"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("access log lacks %s:\n%s", want, log)
+		}
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

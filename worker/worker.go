@@ -382,7 +382,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		plugins.WriteError(wr, http.StatusBadRequest, err.Error())
-		w.unmatched(r, cfg, wr)
+		w.unmatched(r, requestPath(r), cfg, wr) // as sent: it has no normal form
 		return
 	}
 	if rt.issuer != nil && rt.issuer.serve(wr, r) {
@@ -391,7 +391,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	route := rt.match(cp.path)
 	if route == nil {
 		plugins.WriteError(wr, http.StatusNotFound, "no match found")
-		w.unmatched(r, cfg, wr)
+		w.unmatched(r, r.URL.Path, cfg, wr)
 		return
 	}
 	var x *plugins.Exchange
@@ -407,7 +407,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	took := time.Since(wr.start)
 	w.metrics.observe(route.metrics, status, took)
 	if cfg.Edgemicro.Logging.AccessLog {
-		w.accessLog(r, route.name, status, took, x)
+		w.accessLog(r, r.URL.Path, route.name, status, took, x)
 	}
 	if x != nil && x.Plugin != "" && status >= 400 {
 		w.metrics.rejected(x.Plugin)
@@ -420,11 +420,11 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 const NoProxy = "(none)"
 
 // unmatched counts and logs a request that reached no proxy.
-func (w *Worker) unmatched(r *http.Request, cfg *configs.Config, wr *responseWriter) {
+func (w *Worker) unmatched(r *http.Request, path string, cfg *configs.Config, wr *responseWriter) {
 	took := time.Since(wr.start)
 	w.metrics.observe(w.noProxy(), wr.status, took)
 	if cfg.Edgemicro.Logging.AccessLog {
-		w.accessLog(r, NoProxy, wr.status, took, nil)
+		w.accessLog(r, path, NoProxy, wr.status, took, nil)
 	}
 }
 
@@ -449,7 +449,7 @@ func headersTimeout(e *configs.Edgemicro) time.Duration {
 
 // accessLog writes one line for a request. It names the path but never
 // the query or any header, so no API key or token reaches the log.
-func (w *Worker) accessLog(r *http.Request, proxy string, status int, took time.Duration, x *plugins.Exchange) {
+func (w *Worker) accessLog(r *http.Request, path, proxy string, status int, took time.Duration, x *plugins.Exchange) {
 	ip := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
@@ -458,7 +458,7 @@ func (w *Worker) accessLog(r *http.Request, proxy string, status int, took time.
 	if id == "" && x != nil {
 		id = x.RequestID
 	}
-	w.alog.Info().Str("proxy", proxy).Str("method", r.Method).Str("path", r.URL.Path).
+	w.alog.Info().Str("proxy", proxy).Str("method", r.Method).Str("path", path).
 		Int("status", status).Float64("ms", float64(took.Microseconds())/1000).
 		Str("client_ip", ip).Str("request_id", id).Msg("request")
 }
