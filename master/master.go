@@ -99,8 +99,12 @@ type LogFile interface {
 	Rotate(now time.Time) (bool, error)
 }
 
-// logCheckInterval is how often the log file's size and age are checked.
-const logCheckInterval = 10 * time.Second
+// logCheckInterval is how often the log file's size and age are checked
+// (a stat, and one of the config file): often enough that a busy access
+// log overshoots max_size_mb by a tenth of a second of logging (at 9k
+// requests/s with the access log, 1 MB became 3.5 MB with checks every
+// second, 50 MB every ten).
+const logCheckInterval = 100 * time.Millisecond
 
 // Master is one generation of the master process.
 type Master struct {

@@ -265,3 +265,39 @@ func TestMaskURL(t *testing.T) {
 		}
 	}
 }
+
+// TestLogRotationFollowsEdits: max_size_mb written into the config after
+// the start applies at the next check.
+func TestLogRotationFollowsEdits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mgw.toml")
+	write := func(extra string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte("[edgemicro]\nport = 1\n[edgemicro.logging]\ndir = \""+dir+"\"\n"+extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	spare, err := os.Create(filepath.Join(dir, "spare"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	s := settingsFrom(cfg, "")
+	lf := &logFile{fd: int(spare.Fd()), path: filepath.Join(dir, "mgw.log"), maxFiles: 10, config: s.config, seen: fileStamp(cfg)}
+	if err := lf.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spare.WriteString(strings.Repeat("x", 2<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if rotated, _ := lf.Rotate(time.Now()); rotated {
+		t.Fatal("rotated with no max_size_mb")
+	}
+	write("max_size_mb = 1\n")
+	// A different size is enough for the stamp to change within one mtime tick.
+	if rotated, err := lf.Rotate(time.Now()); err != nil || !rotated {
+		t.Fatalf("after max_size_mb = 1 was written: rotated %v, %v", rotated, err)
+	}
+}

@@ -23,6 +23,9 @@ type logSettings struct {
 	maxSizeMB   int
 	rotateHours int
 	maxFiles    int
+	// config is the file the settings came from ("" for the embedded
+	// default): the master's log file follows its edits.
+	config string
 }
 
 // settingsFrom takes the logging section of the configuration at path
@@ -45,6 +48,7 @@ func settingsFrom(path, levelFlag string) logSettings {
 	if levelFlag != "" {
 		s.level = levelFlag
 	}
+	s.config = path
 	return s
 }
 
@@ -90,6 +94,10 @@ type logFile struct {
 	maxAge   time.Duration // rotate when the file is older; 0: never by age
 	maxFiles int           // rotated files kept
 	opened   time.Time
+	// config is the configuration file the rotation settings come from;
+	// seen is its modification time and size when they were last read.
+	config string
+	seen   [2]int64
 }
 
 // redirectStderr points descriptor 2 at dir/mgw.log.
@@ -99,11 +107,12 @@ func redirectStderr(dir string, s logSettings) (*logFile, error) {
 	}
 	lf := &logFile{
 		fd: 2, path: filepath.Join(dir, "mgw.log"), maxBytes: int64(s.maxSizeMB) << 20,
-		maxAge: time.Duration(s.rotateHours) * time.Hour, maxFiles: s.maxFiles,
+		maxAge: time.Duration(s.rotateHours) * time.Hour, maxFiles: s.maxFiles, config: s.config,
 	}
 	if lf.maxFiles <= 0 {
 		lf.maxFiles = 10
 	}
+	lf.seen = fileStamp(s.config)
 	return lf, lf.Reopen()
 }
 
@@ -161,6 +170,7 @@ func fileBirth(st os.FileInfo, mod time.Time) time.Time {
 // mgw.log.1 (shifting older ones, keeping maxFiles) and reopens. It
 // reports whether it rotated, so that the workers are told to reopen.
 func (lf *logFile) Rotate(now time.Time) (bool, error) {
+	lf.follow()
 	st, err := os.Stat(lf.path)
 	if err != nil {
 		return false, lf.Reopen() // moved away: start a new one
@@ -178,6 +188,42 @@ func (lf *logFile) Rotate(now time.Time) (bool, error) {
 		return false, fmt.Errorf("rotating log: %w", err)
 	}
 	return true, lf.Reopen()
+}
+
+// follow takes max_size_mb, rotate_interval and max_files afresh when the
+// configuration file changed, so that an edit applies without a reload
+// (as the rest of an edit does). A file that does not load keeps the
+// settings in force; the master reports why.
+func (lf *logFile) follow() {
+	if lf.config == "" {
+		return
+	}
+	stamp := fileStamp(lf.config)
+	if stamp == lf.seen {
+		return
+	}
+	lf.seen = stamp
+	snap, err := configs.Load(lf.config, os.LookupEnv)
+	if err != nil {
+		return
+	}
+	l := snap.Config.Edgemicro.Logging
+	lf.maxBytes = int64(l.MaxSizeMB) << 20
+	lf.maxAge = time.Duration(l.RotateInterval) * time.Hour
+	lf.maxFiles = l.MaxFiles
+	if lf.maxFiles <= 0 {
+		lf.maxFiles = 10
+	}
+}
+
+// fileStamp is a file's modification time and size; zero when it cannot
+// be read.
+func fileStamp(path string) [2]int64 {
+	st, err := os.Stat(path)
+	if path == "" || err != nil {
+		return [2]int64{}
+	}
+	return [2]int64{st.ModTime().UnixNano(), st.Size()}
 }
 
 // maskWriter replaces secrets in everything written through it, so that a
