@@ -262,3 +262,52 @@ func TestMgmtRetriesOnlyGets(t *testing.T) {
 		t.Fatalf("404: %v", err)
 	}
 }
+
+// TestVerifyRefusesWhatStartRefuses holds verify to start's reading of
+// Edge's answers: a bootstrap or products answer without its list fails
+// both (a {} from a broken proxy in front of Edge is not an empty org),
+// while empty lists pass both, and the public key check passes on a PEM
+// key whatever the other answers hold.
+func TestVerifyRefusesWhatStartRefuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc, boot, products string
+		failed               []string
+	}{
+		{desc: "empty lists", boot: `{"apiProxies":[]}`, products: `{"apiProduct":[]}`},
+		{desc: "bootstrap {}", boot: `{}`, products: `{"apiProduct":[]}`, failed: []string{"bootstrap"}},
+		{desc: "products {}", boot: `{"apiProxies":[]}`, products: `{}`, failed: []string{"products"}},
+		{desc: "null lists", boot: `{"apiProxies":null}`, products: `{"apiProduct":null}`, failed: []string{"bootstrap", "products"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/b":
+					_, _ = w.Write([]byte(tc.boot))
+				case "/p":
+					_, _ = w.Write([]byte(tc.products))
+				default:
+					_, _ = w.Write([]byte(pemKey))
+				}
+			}))
+			defer srv.Close()
+			c, err := NewClient(configs.EdgeConfig{Bootstrap: srv.URL + "/b", Products: srv.URL + "/p", JWTPublicKey: srv.URL + "/k"}, Credentials{Key: "k", Secret: "s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var failed []string
+			for _, ch := range c.Verify(context.Background(), "") {
+				if ch.Err != nil {
+					failed = append(failed, ch.Name)
+					if !errors.Is(ch.Err, ErrIncomplete) {
+						t.Errorf("%s: %v, want ErrIncomplete", ch.Name, ch.Err)
+					}
+				}
+			}
+			if fmt.Sprint(failed) != fmt.Sprint(tc.failed) {
+				t.Fatalf("failed checks %v, want %v", failed, tc.failed)
+			}
+		})
+	}
+}

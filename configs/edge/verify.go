@@ -39,13 +39,18 @@ func (c *Client) Verify(ctx context.Context, verifyKeyURL string) []Check {
 			if err := json.Unmarshal(b, &doc); err != nil {
 				return "", fmt.Errorf("not JSON: %w", err)
 			}
-			return fmt.Sprintf("%d %s", len(doc[field]), field), nil
+			list, ok := doc[field]
+			if !ok || list == nil {
+				// start refuses such an answer (ErrIncomplete): so must verify
+				return "", fmt.Errorf("%w: no %s list", ErrIncomplete, field)
+			}
+			return fmt.Sprintf("%d %s", len(list), field), nil
 		}
 	}
 	get("bootstrap", c.cfg.Bootstrap, true, count("apiProxies"))
 	get("products", c.cfg.Products, true, count("apiProduct"))
 	get("jwt_public_key", c.cfg.JWTPublicKey, false, func(b []byte) (string, error) {
-		d := Download{Bootstrap: []byte("{}"), Products: []byte("{}"), PublicKey: string(b)}
+		d := Download{Bootstrap: []byte(`{"apiProxies":[]}`), Products: []byte(`{"apiProduct":[]}`), PublicKey: string(b)}
 		if _, err := d.parse(); err != nil {
 			return "", err
 		}
