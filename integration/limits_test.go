@@ -196,7 +196,9 @@ func TestQuotaEdgeBackend(t *testing.T) {
 	tgt, _ := countingTarget(t)
 	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
 	fe.SetProducts(fakeedge.Product{Name: "hello-product", Proxies: []string{"edgemicro_hello"}, APIResources: []string{"/**"}, Quota: "5", QuotaInterval: "1", QuotaTimeUnit: "minute"})
-	cfg := edgeConfig(fe, "[analytics]\nenabled = false\n[quotas]\nbackend = \"edge\"\n")
+	// edge_instances = 1: each instance may use all that is left, so the
+	// counts below are exact whatever the timing of the exchanges.
+	cfg := edgeConfig(fe, "[analytics]\nenabled = false\n[quotas]\nbackend = \"edge\"\nedge_instances = 1\n")
 	cfg = strings.Replace(cfg, `sequence = ["oauth"]`, `sequence = ["oauth", "quota"]`, 1)
 	a, b := newInstance(t, cfg), newInstance(t, cfg)
 	a.start(4, edgeFlags(fe)...)

@@ -61,21 +61,21 @@ func quotaApplyURI(cfg *configs.Config, org, env string) string {
 	return ""
 }
 
+// watch takes a worker's quota-watch: a new identifier to keep in step,
+// or a known one whose instance share is used up. Either way it asks for
+// an exchange now rather than at the next tick.
 func (q *quotaSyncer) watch(w ipc.QuotaWatch) {
 	q.mu.Lock()
-	_, known := q.ids[w.Identifier]
 	q.ids[w.Identifier] = w
 	q.mu.Unlock()
-	if !known {
-		select {
-		case q.kick <- struct{}{}:
-		default:
-		}
+	select {
+	case q.kick <- struct{}{}:
+	default:
 	}
 }
 
-// run syncs every interval, and at once when a new identifier appears,
-// until stop is closed.
+// run syncs every interval, and at once when a worker asks, until stop
+// is closed.
 func (q *quotaSyncer) run(stop <-chan struct{}) {
 	t := time.NewTicker(quotaSyncInterval)
 	defer t.Stop()

@@ -7,7 +7,10 @@
 // The memory backend counts in the instance's shared limit zone, so a
 // quota of L admits exactly L whatever the number of workers; the redis
 // backend counts in Redis with a server-side script, exact across every
-// instance that shares it. A backend that fails admits the request with
+// instance that shares it. The edge backend exchanges the instance's
+// count with Apigee's quota service and admits, between exchanges, at
+// most its share of what was left (edge.go), so instances together stay
+// within a stated bound. A backend that fails admits the request with
 // failOpen, and answers 500 without. Every
 // response of a proxy a quota covers carries X-RateLimit-Limit,
 // -Remaining (never below 0) and -Reset (whole seconds left).
@@ -43,6 +46,10 @@ type Settings struct {
 	BufferSize   map[string]int `json:"bufferSize"`
 	UseDebugMpID bool           `json:"useDebugMpId"`
 	UseRedis     bool           `json:"useRedis"`
+	// EdgeInstances is how many instances share the org's quotas, for the
+	// edge backend: between two exchanges with Edge an instance admits at
+	// most its share (1/EdgeInstances) of what was left at the last one.
+	EdgeInstances int `json:"edge_instances"`
 }
 
 // limit is one product's quota.
@@ -70,9 +77,12 @@ type plugin struct {
 // New builds the plugin for a proxy: the quotas of the products that
 // list it. It returns nil when no product with a quota covers the proxy.
 func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins.Plugin, error) {
-	s := Settings{Backend: "memory"}
+	s := Settings{Backend: "memory", EdgeInstances: 2}
 	if err := snap.Config.Section(Section, &s); err != nil {
 		return nil, err
+	}
+	if s.EdgeInstances < 1 {
+		return nil, fmt.Errorf("[quotas] edge_instances must be at least 1 (the instances sharing the org's quotas)")
 	}
 	if s.UseRedis && s.Backend == "memory" {
 		s.Backend = "redis" // edgemicro's spelling
@@ -99,7 +109,7 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 		if !snap.Config.EdgeMode() {
 			return nil, fmt.Errorf("[quotas] backend \"edge\" needs Edge mode ([edge_config])")
 		}
-		p.edge = &edgeBackend{zone: p.zone, watch: env.WatchQuota}
+		p.edge = &edgeBackend{zone: p.zone, watch: env.WatchQuota, instances: uint64(s.EdgeInstances)}
 	default:
 		return nil, fmt.Errorf("[quotas] backend %q is not memory, redis or edge", s.Backend)
 	}
