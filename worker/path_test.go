@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -205,4 +206,45 @@ url = "TARGET/r%20oot/"
 			}
 		})
 	}
+}
+
+// FuzzOutgoingPath: whatever the normal path, the request line the
+// target gets is the target's path followed by exactly the escaped rest
+// that was checked (never escaped again differently), and it decodes to
+// the target's path plus the decoded rest.
+func FuzzOutgoingPath(f *testing.F) {
+	for _, s := range []string{"/api/a%20b;c", "/api", "/api/", "/x/y", "/api/%3B!'()*", "/api/a\\b"} {
+		f.Add(s)
+	}
+	target, _ := url.Parse("http://t.example/ba%20se;v=1/")
+	f.Fuzz(func(t *testing.T, in string) {
+		cp, err := normalizePath(in)
+		if err != nil {
+			return
+		}
+		for _, bp := range []string{"/", "/api"} {
+			if bp != "/" && cp.path != bp && !strings.HasPrefix(cp.path, bp+"/") {
+				continue
+			}
+			p := &proxy{basePath: bp, target: target, targetPath: strings.TrimSuffix(target.Path, "/"),
+				targetEsc: strings.TrimSuffix(target.EscapedPath(), "/")}
+			r := httptest.NewRequest("GET", "/", nil)
+			r = withCleanPath(r, cp)
+			out := p.outgoing(r)
+			cut := len(bp)
+			if bp == "/" {
+				cut = 0
+			}
+			want := p.targetEsc + cp.escaped[escapedLen(cp.escaped, cut):]
+			if want == "" {
+				want = "/"
+			}
+			if got := out.URL.RequestURI(); got != want {
+				t.Fatalf("%q under %s: the target gets %q, want %q", in, bp, got, want)
+			}
+			if dec, _ := url.PathUnescape(want); dec != out.URL.Path {
+				t.Fatalf("%q under %s: %q decodes to %q, URL.Path %q", in, bp, want, dec, out.URL.Path)
+			}
+		}
+	})
 }
