@@ -458,10 +458,14 @@ func TestTokenAndVerifyCommands(t *testing.T) {
 	in := newInstance(t, strings.Replace(edgeConfigNoAuth(fe), "[edge_config]\n", "[edge_config]\nauthUri = \""+fe.URL+"/edgemicro-auth\"\n", 1))
 	app := fe.Apps()[0]
 	flags := []string{"-o", fe.Org, "-e", fe.Env}
-	out, code := in.mgw(append([]string{"token", "get", "-i", app.Key, "-s", app.Secret}, flags...)...)
+	out, code := in.mgw(append([]string{"token", "get", "--json", "-i", app.Key, "-s", app.Secret}, flags...)...)
 	var tok struct{ Token string }
 	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || tok.Token == "" {
-		t.Fatalf("token get: %d %s", code, out)
+		t.Fatalf("token get --json: %d %s", code, out)
+	}
+	// Without --json, the token alone: TOKEN=$(mgw token get …) works.
+	if out, code := in.mgw(append([]string{"token", "get", "-i", app.Key, "-s", app.Secret}, flags...)...); code != 0 || strings.Count(out, ".") != 2 || strings.ContainsAny(strings.TrimSpace(out), "{} \n") {
+		t.Fatalf("token get prints %q (exit %d), want the token alone", out, code)
 	}
 	if out, code := in.mgwRaw("token", "decode", tok.Token); code != 0 || !strings.Contains(out, `"application_name": "mgw-app"`) {
 		t.Fatalf("token decode: %d %s", code, out)

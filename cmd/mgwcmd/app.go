@@ -50,7 +50,7 @@ func newApp() *cli.App {
 		Name:                 "mgw",
 		Usage:                "an API gateway compatible with Apigee Edge Microgateway",
 		Version:              versionString(),
-		EnableBashCompletion: false,
+		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			startCommand(),
 			stopCommand(),
@@ -68,6 +68,7 @@ func newApp() *cli.App {
 			upgradekvmCommand(),
 			upgradeauthCommand(),
 			workerCommand(),
+			completionCommand(),
 		},
 	}
 }

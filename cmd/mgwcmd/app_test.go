@@ -18,7 +18,7 @@ import (
 func TestInitWritesAndRefusesToOverwrite(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := writeInit(dir, false); err != nil {
+	if _, err := writeInit(dir, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := configs.Load(filepath.Join(dir, initConfigName), os.LookupEnv); err != nil {
@@ -27,11 +27,22 @@ func TestInitWritesAndRefusesToOverwrite(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(dir, initPrivateKeyName)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("private key: %v %v", info, err)
 	}
-	if err := writeInit(dir, false); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, err := writeInit(dir, false, false); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second init = %v, want a refusal naming --force", err)
 	}
-	if err := writeInit(dir, true); err != nil {
-		t.Fatalf("init --force = %v", err)
+	key, _ := os.ReadFile(filepath.Join(dir, initPrivateKeyName))
+	wrote, err := writeInit(dir, true, false)
+	if err != nil || strings.Join(wrote, ",") != initConfigName {
+		t.Fatalf("init --force wrote %v, %v; want mgw.toml alone", wrote, err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, initPrivateKeyName)); string(again) != string(key) {
+		t.Fatal("init --force replaced the signing key")
+	}
+	if wrote, err := writeInit(dir, false, true); err != nil || len(wrote) != 3 {
+		t.Fatalf("init --force-keys wrote %v, %v", wrote, err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, initPrivateKeyName)); string(again) == string(key) {
+		t.Fatal("init --force-keys kept the signing key")
 	}
 }
 

@@ -79,6 +79,7 @@ func tokenCommand() *cli.Command {
 					&cli.StringFlag{Name: "id", Aliases: []string{"i"}, Usage: "the app's client id (key)", Required: true},
 					&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, Usage: "the app's client secret", Required: true},
 					&cli.StringFlag{Name: "url", Usage: "token `URL` (default: authUri/token, or the local gateway's)"},
+					&cli.BoolFlag{Name: "json", Usage: "print the whole JSON answer instead of the token alone"},
 				),
 				Action: func(c *cli.Context) error {
 					_, snap, err := loadFileConfig(c)
@@ -94,7 +95,22 @@ func tokenCommand() *cli.Command {
 					if err != nil {
 						return cli.Exit(fmt.Sprintf("token get: %v", err), 1)
 					}
-					fmt.Println(strings.TrimSpace(string(out)))
+					if c.Bool("json") {
+						fmt.Println(strings.TrimSpace(string(out)))
+						return nil
+					}
+					// The token alone, so that TOKEN=$(mgw token get …) works.
+					var ans struct {
+						Token       string `json:"token"`
+						AccessToken string `json:"access_token"`
+					}
+					if err := json.Unmarshal(out, &ans); err != nil || (ans.Token == "" && ans.AccessToken == "") {
+						return cli.Exit(fmt.Sprintf("token get: the answer holds no token: %.200s", out), 1)
+					}
+					if ans.Token == "" {
+						ans.Token = ans.AccessToken
+					}
+					fmt.Println(ans.Token)
 					return nil
 				},
 			},
