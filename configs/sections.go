@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -32,32 +35,184 @@ func sectionAllowed(name string) bool {
 	return sections[name]
 }
 
-// Section decodes the plugin section name into v (a pointer to the
-// plugin's settings struct, with json tags named like the TOML keys). A
-// key v does not have is an error naming it. A missing section leaves v
-// as it is.
+// ChainKeys are the keys of a plugin section that the chain reads for
+// every plugin (excludeUrls: the paths the plugin lets through). Section
+// strips them before a plugin decodes its settings, so a plugin's
+// Settings struct declares only the keys the plugin itself reads.
+var ChainKeys = []string{"excludeUrls"}
+
+// UnknownKeyError is a key of a plugin section that the plugin's settings
+// do not have (a typo, or a key of another plugin). Key is the dotted path
+// below the section for a key of a nested table.
+type UnknownKeyError struct {
+	Section string
+	Key     string
+}
+
+func (e *UnknownKeyError) Error() string {
+	return fmt.Sprintf("[%s]: unknown key %q", e.Section, e.Key)
+}
+
+// Section decodes the plugin section name into v, a pointer to the
+// plugin's settings struct whose json tags name the TOML keys. The chain's
+// own keys (ChainKeys) are taken out first. A key v does not have is an
+// *UnknownKeyError; a value of the wrong type is an error naming its key.
+// A missing section leaves v as it is.
 func (c *Config) Section(name string, v any) error {
 	raw, ok := c.Sections[name]
 	if !ok {
 		return nil
+	}
+	if m, ok := raw.(map[string]any); ok {
+		own := make(map[string]any, len(m))
+		for k, val := range m {
+			if !slices.Contains(ChainKeys, k) {
+				own[k] = val
+			}
+		}
+		raw = own
+	}
+	if key, found := unknownKey(raw, reflect.TypeOf(v)); found {
+		return &UnknownKeyError{Section: name, Key: key}
 	}
 	b, err := json.Marshal(raw)
 	if err != nil {
 		return fmt.Errorf("[%s]: %w", name, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	dec.DisallowUnknownFields() // unknownKey found them all; this is a second guard
 	if err := dec.Decode(v); err != nil {
-		msg := err.Error()
-		if k, found := strings.CutPrefix(msg, "json: unknown field "); found {
-			return fmt.Errorf("[%s]: unknown key %s", name, k)
-		}
-		if _, found := strings.CutPrefix(msg, "json: cannot unmarshal "); found {
-			return fmt.Errorf("[%s]: a value has the wrong type: %s", name, strings.TrimPrefix(msg, "json: "))
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
+			return fmt.Errorf("[%s]: key %q wants %s, not a %s", name, te.Field, goKind(te.Type), te.Value)
 		}
 		return fmt.Errorf("[%s]: %w", name, err)
 	}
 	return nil
+}
+
+// goKind names a Go type for an operator: "a number", "a list" …
+func goKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a table"
+	}
+	return t.String()
+}
+
+// unknownKey walks data (a decoded TOML table) against t, the type it
+// will be decoded into, and returns the dotted path of the first key
+// (in sorted order) that t has no field for. Types that decode
+// themselves, maps and interfaces accept any key.
+func unknownKey(data any, t reflect.Type) (string, bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		return "", false
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := data.(map[string]any)
+		if !ok {
+			return "", false // a type error, reported by the decoder
+		}
+		fields := jsonFields(t, nil)
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			ft, ok := fields[k]
+			if !ok {
+				ft, ok = foldedField(fields, k)
+			}
+			if !ok {
+				return k, true
+			}
+			if sub, found := unknownKey(m[k], ft); found {
+				return k + "." + sub, true
+			}
+		}
+	case reflect.Map:
+		m, ok := data.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if sub, found := unknownKey(m[k], t.Elem()); found {
+				return k + "." + sub, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		list, ok := data.([]any)
+		if !ok {
+			return "", false
+		}
+		for i, e := range list {
+			if sub, found := unknownKey(e, t.Elem()); found {
+				return fmt.Sprintf("%d.%s", i, sub), true
+			}
+		}
+	}
+	return "", false
+}
+
+// foldedField finds the field of key ignoring case, the match
+// encoding/json falls back to.
+func foldedField(fields map[string]reflect.Type, key string) (reflect.Type, bool) {
+	for name, t := range fields {
+		if strings.EqualFold(name, key) {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// jsonFields maps the keys encoding/json decodes into struct t to their
+// field types, following embedded structs as encoding/json does.
+func jsonFields(t reflect.Type, into map[string]reflect.Type) map[string]reflect.Type {
+	if into == nil {
+		into = map[string]reflect.Type{}
+	}
+	for f := range t.Fields() {
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		if f.Anonymous && name == "" {
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				jsonFields(ft, into)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if _, taken := into[name]; !taken {
+			into[name] = ft
+		}
+	}
+	return into
 }
 
 // HasSection reports whether the file has the section name.
@@ -117,23 +272,29 @@ func splitList(s string) StringList {
 }
 
 // ExcludeURLs returns the excludeUrls of a plugin's section: the typed
-// auth sections, or the excludeUrls key of a plugin section.
-func (c *Config) ExcludeURLs(section string) StringList {
+// auth sections, or the excludeUrls key of a plugin section. A value that
+// is neither a string nor a list of strings is an error naming the key.
+func (c *Config) ExcludeURLs(section string) (StringList, error) {
 	switch section {
 	case "oauth", "apikeys", "oauthv2":
 		a := map[string]*Auth{"oauth": c.OAuth, "apikeys": c.APIKeys, "oauthv2": c.OAuthV2}[section]
 		if a != nil {
-			return a.ExcludeUrls
+			return a.ExcludeUrls, nil
 		}
-		return nil
-	}
-	var s struct {
-		ExcludeUrls StringList `json:"excludeUrls"`
+		return nil, nil
 	}
 	raw, _ := c.Sections[section].(map[string]any)
-	if v, ok := raw["excludeUrls"]; ok {
-		b, _ := json.Marshal(map[string]any{"excludeUrls": v})
-		_ = json.Unmarshal(b, &s)
+	v, ok := raw["excludeUrls"]
+	if !ok {
+		return nil, nil
 	}
-	return s.ExcludeUrls
+	var l StringList
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = l.UnmarshalJSON(b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("[%s]: key \"excludeUrls\": %w", section, err)
+	}
+	return l, nil
 }

@@ -85,12 +85,24 @@ type sharedValue struct {
 // NewShared returns an empty store.
 func NewShared() *Shared { return &Shared{m: map[string]sharedValue{}} }
 
-// Get returns the value stored under name, building it first if needed.
-func (s *Shared) Get(name string, build func() (any, error)) (any, error) {
+// SharedValue returns the value of type T stored in s under name,
+// building it first if needed: the first plugin instance of a revision
+// builds it, the others get the same value (or the same error). A value
+// stored under name with another type is an error, since two plugins
+// then use one name for different things; prefix names with the plugin's.
+func SharedValue[T any](s *Shared, name string, build func() (T, error)) (T, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.m[name]; ok {
-		return v.v, v.err
+	var zero T
+	if sv, ok := s.m[name]; ok {
+		if sv.err != nil {
+			return zero, sv.err
+		}
+		v, ok := sv.v.(T)
+		if !ok {
+			return zero, fmt.Errorf("shared value %q is a %T, not a %T", name, sv.v, zero)
+		}
+		return v, nil
 	}
 	v, err := build()
 	s.m[name] = sharedValue{v, err}
@@ -248,6 +260,14 @@ func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Han
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s for proxy %q: %w", name, proxy.Name, err)
 		}
+		section := spec.Section
+		if section == "" {
+			section = spec.Name
+		}
+		own, err := snap.Config.ExcludeURLs(section)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s for proxy %q: %w", name, proxy.Name, err)
+		}
 		if p == nil {
 			continue
 		}
@@ -255,11 +275,7 @@ func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Han
 		if name != Analytics {
 			excl = append(excl, global...)
 		}
-		section := spec.Section
-		if section == "" {
-			section = spec.Name
-		}
-		excl = append(excl, snap.Config.ExcludeURLs(section)...)
+		excl = append(excl, own...)
 		h = link{name: name, p: p, next: h, exclude: compileExcludes(excl)}
 	}
 	return h, nil

@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -135,6 +136,10 @@ func TestContract(t *testing.T) {
 			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreeting = \"hi\"\n", "/p", "in:hi,target,out:hi", ""},
 		{"an unknown key of a typed section is an error naming it",
 			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreting = \"hi\"\n", "/p", "", `[typed]: unknown key "greting"`},
+		{"a typed section's excludeUrls is the chain's, not the plugin's",
+			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreeting = \"hi\"\nexcludeUrls = \"/p/open\"\n", "/p/open", "target", ""},
+		{"an excludeUrls that is not strings is an error naming it",
+			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n[test-a]\nexcludeUrls = 3\n", "/p", "", `[test-a]: key "excludeUrls"`},
 		{"a section of no plugin is an unknown key",
 			"[nosuch]\nx = 1\n", "/p", "", `unknown key "nosuch`},
 	}
@@ -152,5 +157,30 @@ func TestContract(t *testing.T) {
 				t.Fatalf("trace %q (err %v), want %q", trace, err, tc.trace)
 			}
 		})
+	}
+}
+
+func TestSharedValueIsBuiltOnceAndTyped(t *testing.T) {
+	t.Parallel()
+	s := NewShared()
+	builds := 0
+	build := func() (*int, error) { builds++; n := 7; return &n, nil }
+	a, err := SharedValue(s, "n", build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := SharedValue(s, "n", build)
+	if err != nil || a != b || builds != 1 {
+		t.Fatalf("second lookup: %p, %v after %d builds; want %p, nil after 1", b, err, builds, a)
+	}
+	if _, err := SharedValue(s, "n", func() (string, error) { return "x", nil }); err == nil {
+		t.Fatal("a lookup of another type under the same name: want an error")
+	}
+	failed := errors.New("broken")
+	if _, err := SharedValue(s, "bad", func() (int, error) { return 0, failed }); !errors.Is(err, failed) {
+		t.Fatalf("build error = %v", err)
+	}
+	if _, err := SharedValue(s, "bad", func() (int, error) { t.Fatal("rebuilt after an error"); return 0, nil }); !errors.Is(err, failed) {
+		t.Fatalf("stored build error = %v", err)
 	}
 }

@@ -26,10 +26,9 @@ const Section = "accesscontrol"
 
 // Settings are the keys of [accesscontrol].
 type Settings struct {
-	Allow             []string           `json:"allow"`
-	Deny              []string           `json:"deny"`
-	NoRuleMatchAction string             `json:"noRuleMatchAction"`
-	ExcludeUrls       configs.StringList `json:"excludeUrls"`
+	Allow             []string `json:"allow"`
+	Deny              []string `json:"deny"`
+	NoRuleMatchAction string   `json:"noRuleMatchAction"`
 }
 
 type plugin struct {

@@ -35,10 +35,9 @@ type Settings struct {
 	Concurrency int  `json:"concurrency"`
 	Compress    bool `json:"compress"`
 	// Accepted for edgemicro files.
-	Source        string             `json:"source"`
-	Proxy         string             `json:"proxy"`
-	ProxyRevision any                `json:"proxy_revision"`
-	ExcludeUrls   configs.StringList `json:"excludeUrls"`
+	Source        string `json:"source"`
+	Proxy         string `json:"proxy"`
+	ProxyRevision any    `json:"proxy_revision"`
 }
 
 // Load reads [analytics] with its defaults.

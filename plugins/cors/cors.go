@@ -17,11 +17,10 @@ const Section = "cors"
 // Settings are the keys of [cors], with edgemicro's names and defaults.
 type Settings struct {
 	// Origin is the allowed origin; empty echoes the request's Origin.
-	Origin      string             `json:"cors-origin"`
-	Methods     string             `json:"cors-methods"`
-	Headers     string             `json:"cors-headers"`
-	MaxAge      int                `json:"cors-max-age"`
-	ExcludeUrls configs.StringList `json:"excludeUrls"`
+	Origin  string `json:"cors-origin"`
+	Methods string `json:"cors-methods"`
+	Headers string `json:"cors-headers"`
+	MaxAge  int    `json:"cors-max-age"`
 }
 
 type plugin struct{ s Settings }

@@ -20,8 +20,7 @@ const Section = "healthcheck"
 
 // Settings are the keys of [healthcheck].
 type Settings struct {
-	URL         string             `json:"healthcheck_url"`
-	ExcludeUrls configs.StringList `json:"excludeUrls"`
+	URL string `json:"healthcheck_url"`
 }
 
 var started = time.Now()

@@ -85,15 +85,18 @@ func newPlugin(mode Mode, env plugins.Env, snap *configs.Snapshot, proxy *config
 	if size == 0 {
 		size = 1000
 	}
-	v, err := env.Shared.Get(fmt.Sprintf("oauth-verifier/%d/%t/%d", grace, cacheOn, size), func() (any, error) {
+	v, err := plugins.SharedValue(env.Shared, fmt.Sprintf("oauth-verifier/%d/%t/%d", grace, cacheOn, size), func() (*verifier, error) {
 		return newVerifier(snap.Keys, grace, cacheOn, size, env.Now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("[%s] %w", name, err)
 	}
-	p.v = v.(*verifier)
-	set, _ := env.Shared.Get("oauth-rules", func() (any, error) { return newRuleSet(c.Products), nil })
-	p.rules = newProxyRules(set.(*ruleSet), proxy, p.cfg.ProductOnly)
+	p.v = v
+	set, err := plugins.SharedValue(env.Shared, "oauth-rules", func() (*ruleSet, error) { return newRuleSet(c.Products), nil })
+	if err != nil {
+		return nil, fmt.Errorf("[%s] %w", name, err)
+	}
+	p.rules = newProxyRules(set, proxy, p.cfg.ProductOnly)
 	return p, nil
 }
 

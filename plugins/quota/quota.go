@@ -40,8 +40,7 @@ type Settings struct {
 	RedisURL string `json:"redis_url"`
 	FailOpen bool   `json:"failOpen"`
 	// IsHTTPStatusTooManyRequestEnabled answers 429 instead of 403.
-	IsHTTPStatusTooManyRequestEnabled bool               `json:"isHTTPStatusTooManyRequestEnabled"`
-	ExcludeUrls                       configs.StringList `json:"excludeUrls"`
+	IsHTTPStatusTooManyRequestEnabled bool `json:"isHTTPStatusTooManyRequestEnabled"`
 	// Accepted for edgemicro files; the memory backend needs no buffer.
 	BufferSize   map[string]int `json:"bufferSize"`
 	UseDebugMpID bool           `json:"useDebugMpId"`
@@ -118,8 +117,11 @@ func New(env plugins.Env, snap *configs.Snapshot, proxy *configs.Proxy) (plugins
 	}
 	var idx *index
 	if env.Shared != nil {
-		v, _ := env.Shared.Get("quota-index", func() (any, error) { return newIndex(snap.Config.Products), nil })
-		idx = v.(*index)
+		v, err := plugins.SharedValue(env.Shared, "quota-index", func() (*index, error) { return newIndex(snap.Config.Products), nil })
+		if err != nil {
+			return nil, fmt.Errorf("[quotas] %w", err)
+		}
+		idx = v
 	} else { // a plugin built alone, in tests
 		idx = newIndex(snap.Config.Products)
 	}

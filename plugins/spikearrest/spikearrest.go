@@ -35,11 +35,10 @@ const Section = "spikearrest"
 
 // Settings are the keys of [spikearrest].
 type Settings struct {
-	TimeUnit    string             `json:"timeUnit"`
-	Allow       int                `json:"allow"`
-	BufferSize  int                `json:"bufferSize"`
-	Burst       int                `json:"burst"`
-	ExcludeUrls configs.StringList `json:"excludeUrls"`
+	TimeUnit   string `json:"timeUnit"`
+	Allow      int    `json:"allow"`
+	BufferSize int    `json:"bufferSize"`
+	Burst      int    `json:"burst"`
 }
 
 type plugin struct {

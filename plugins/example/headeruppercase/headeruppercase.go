@@ -28,9 +28,10 @@ const (
 
 // Settings are the keys of [header-uppercase]. Each plugin decodes its
 // own table: a key not in this struct is a configuration error naming it.
+// The chain's own keys (excludeUrls) are taken out before the plugin
+// decodes, so the struct declares only what the plugin reads.
 type Settings struct {
-	UppercaseBody bool               `json:"uppercase_body"`
-	ExcludeUrls   configs.StringList `json:"excludeUrls"` // honoured by the chain
+	UppercaseBody bool `json:"uppercase_body"`
 }
 
 // plugin is built once per proxy and configuration revision, and used by
