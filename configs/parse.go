@@ -112,16 +112,16 @@ func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return nil, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+			return nil, tomlTerms(fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message))
 		}
-		return nil, err
+		return nil, tomlTerms(err)
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
 		if sectionAllowed(k[0]) {
 			continue // a plugin's section: kept below, checked by the plugin
 		}
-		errs = append(errs, fmt.Errorf("unknown key %q%s", k.String(), lineOf(resolved, k)))
+		errs = append(errs, fmt.Errorf("unknown key %q%s%s", k.String(), lineOf(resolved, k), didYouMean(k)))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

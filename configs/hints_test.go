@@ -1,0 +1,30 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestErrorsInTOMLTerms: a type error names the key, what the file has
+// and what mgw wants, in TOML's words; a misspelt key gets a suggestion.
+func TestErrorsInTOMLTerms(t *testing.T) {
+	t.Parallel()
+	AllowSection("spikearrest")
+	tests := []struct{ src, want string }{
+		{"[proxies]\nname = \"a\"\n", "proxies is a table ([proxies]), but mgw wants an array of tables: write [[proxies]]"},
+		{"[[edgemicro]]\nport = 1\n", "edgemicro is an array of tables ([[edgemicro]]), but mgw wants one table: write [edgemicro]"},
+		{"[edgemicro]\nport = \"80\"\n", `line 2: edgemicro.port is a string, but mgw wants an integer (write 80, not "80")`},
+		{"[edgemicro]\nprot = 80\n", `unknown key "edgemicro.prot" (line 2) (did you mean "port"?)`},
+		{"[edgemicro.logging]\nlevle = \"info\"\n", `(did you mean "level"?)`},
+		{"[spikarrest]\nallow = 1\n", `unknown key "spikarrest" (line 1) (did you mean "spikearrest"?)`},
+	}
+	for _, tc := range tests {
+		_, err := Parse([]byte(tc.src), testEnv)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want it to say %q", tc.src, err, tc.want)
+		}
+	}
+	if _, err := Parse([]byte("[edgemicro]\nzzzzzz = 1\n"), testEnv); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a key far from every known one got a suggestion: %v", err)
+	}
+}
