@@ -118,11 +118,11 @@ func TestHostileTargetSwitch(t *testing.T) {
 // TestHostileTargetTruncated: an answer whose target dies mid-body or
 // sends a bad chunk (a chunk size net/http refuses) reaches the client
 // cut: no last chunk, the connection ended, so it can tell; mgw logs it
-// with the proxy's name.
+// with the proxy's name, and the request still has its access-log line.
 func TestHostileTargetTruncated(t *testing.T) {
 	t.Parallel()
 	ht := newHostileTarget(t, hostileScript)
-	in := newInstance(t, proxyConfig(ht.url()))
+	in := newInstance(t, strings.Replace(proxyConfig(ht.url()), "to_console = true", "to_console = true\naccess_log = true", 1))
 	in.start(1)
 	for _, path := range []string{"dies-chunked", "bad-chunk", "dies-length"} {
 		t.Run(path, func(t *testing.T) {
@@ -146,6 +146,16 @@ func TestHostileTargetTruncated(t *testing.T) {
 		}
 		return false
 	})
+	for _, path := range []string{"dies-chunked", "bad-chunk", "dies-length"} {
+		in.eventually(10*time.Second, "the access log has the broken answer to /api/"+path, func() bool {
+			for _, l := range strings.Split(in.logs.String(), "\n") {
+				if strings.Contains(l, "path=/api/"+path) && strings.Contains(l, "status=200") && strings.Contains(l, "proxy=api") {
+					return true
+				}
+			}
+			return false
+		})
+	}
 }
 
 // TestHostileClientHeads: a head over max_header_bytes gets mgw's JSON

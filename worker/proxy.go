@@ -86,12 +86,31 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		// The target's answer broke off (it died, or sent a bad chunk):
-		// end the client's connection without the end of the body, so
+		// the client's connection ends without the end of the body, so
 		// that the client sees the cut, as net/http and nginx do. The
-		// server recovers this panic without logging it.
+		// worker aborts it once the plugins' response hooks, the access
+		// log and the metrics have seen the request (see abortAfter).
 		p.metrics.errors.Add(1)
 		p.log.Warn().Err(err).Str("path", r.URL.Path).Msg("the target's answer broke off; aborting the client connection")
-		panic(http.ErrAbortHandler)
+		abortAfter(w)
+	}
+}
+
+// abortAfter marks the request whose outermost writer w wraps, so that
+// the worker ends its connection without the end of the answer once the
+// request has been logged, counted and recorded. A writer that is not
+// the worker's (a test's) is aborted at once.
+func abortAfter(w http.ResponseWriter) {
+	for {
+		switch ww := w.(type) {
+		case *responseWriter:
+			ww.abort = true
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = ww.Unwrap()
+		default:
+			panic(http.ErrAbortHandler)
+		}
 	}
 }
 

@@ -412,6 +412,11 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if x != nil && x.Plugin != "" && status >= 400 {
 		w.metrics.rejected(x.Plugin)
 	}
+	if wr.abort {
+		// The server recovers this without logging it, and closes the
+		// connection without the end of the body (the client sees a cut).
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // NoProxy is the proxy name under which the access log and the metrics

@@ -16,6 +16,9 @@ type responseWriter struct {
 	status       int
 	responseTime bool
 	closeConn    bool
+	// abort is set when the target's answer broke off after its head
+	// went out: the connection must end without the answer's end.
+	abort bool
 }
 
 var writerPool = sync.Pool{New: func() any { return new(responseWriter) }}
