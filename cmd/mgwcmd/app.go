@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mgw-gateway/mgw/master"
 	// The built-in plugins register themselves; master and workers need them.
 	_ "github.com/mgw-gateway/mgw/plugins/builtin"
 )
@@ -208,4 +209,4 @@ func resolveConfig(c *cli.Context) (paths, error) {
 	return p, fmt.Errorf("no config file: %s does not exist; %s", looked, whatToDo(p.configDir))
 }
 
-func (p paths) controlSocket() string { return filepath.Join(p.runDir, "mgw.sock") }
+func (p paths) controlSocket() string { return filepath.Join(p.runDir, master.ControlFileName) }

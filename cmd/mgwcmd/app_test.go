@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/configs/edge"
@@ -206,6 +207,53 @@ func TestLogRotation(t *testing.T) {
 	}
 	if _, err := os.Stat(lf.path + ".3"); err == nil {
 		t.Fatal("more files kept than max_files")
+	}
+}
+
+// TestLogAgeCountsFromTheFilesBirth: a log file reopened at a start keeps
+// the age it had, counted from its creation, not from its last write or
+// status change (which every write moves).
+func TestLogAgeCountsFromTheFilesBirth(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mgw.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME|unix.STATX_CTIME, &st); err != nil || st.Mask&unix.STATX_BTIME == 0 {
+		t.Skipf("the file system of %s records no birth time (statx: %v)", dir, err)
+	}
+	birth := time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))
+	// Write until the status change time has moved past the birth (one
+	// clock tick of the file system), so the two can be told apart.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := f.WriteString("a line\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_CTIME, &st); err != nil {
+			t.Fatal(err)
+		}
+		if time.Unix(st.Ctime.Sec, int64(st.Ctime.Nsec)).After(birth) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the status change time never moved")
+		}
+	}
+	spare, err := os.Create(filepath.Join(dir, "spare"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	lf := &logFile{fd: int(spare.Fd()), path: path, maxFiles: 2}
+	if err := lf.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if !lf.opened.Equal(birth) {
+		t.Fatalf("the file's age counts from %v, want its birth %v", lf.opened, birth)
 	}
 }
 

@@ -15,13 +15,15 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/master"
 )
 
-// Files `mgw init` writes into the config dir.
+// Files `mgw init` writes into the config dir; the master reads the key
+// pair under the names it exports.
 const (
 	initConfigName     = "mgw.toml"
-	initPrivateKeyName = "jwt-private.pem"
-	initPublicKeyName  = "jwt-public.pem"
+	initPrivateKeyName = master.PrivateKeyFile
+	initPublicKeyName  = master.PublicKeyFile
 )
 
 func initCommand() *cli.Command {

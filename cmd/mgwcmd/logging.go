@@ -11,6 +11,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/mgw-gateway/mgw/configs"
 )
@@ -152,18 +153,24 @@ func (lf *logFile) Reopen() error {
 	lf.opened = time.Now()
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
 		if t := st.ModTime(); t.Before(lf.opened) {
-			lf.opened = fileBirth(st, t)
+			lf.opened = fileBirth(f, t)
 		}
 	}
 	return nil
 }
 
-// fileBirth is when a log file was started, as well as Go can tell.
-func fileBirth(st os.FileInfo, mod time.Time) time.Time {
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec)
+// fileBirth is when the log file f was created, so that age-based
+// rotation keeps its clock across restarts: the birth time statx reports
+// where the file system records one, else mod, the last write (a later
+// time: the file then rotates at most one period late, never early).
+// The status change time is no birth: every write moves it.
+func fileBirth(f *os.File, mod time.Time) time.Time {
+	var st unix.Statx_t
+	err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st)
+	if err != nil || st.Mask&unix.STATX_BTIME == 0 || st.Btime.Sec == 0 {
+		return mod
 	}
-	return mod
+	return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))
 }
 
 // Rotate, when the file is over its size or age, renames mgw.log to
