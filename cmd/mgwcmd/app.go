@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -102,6 +103,26 @@ func commonFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagPort, Aliases: []string{"r"}, Usage: "listening port (overrides edgemicro.port)"},
 		&cli.StringFlag{Name: flagLogLevel, Usage: "log level: error, warn, info, debug, trace, none (overrides the config)"},
 	}
+}
+
+// commonFlagsFor is commonFlags for a command that honours only the
+// named ones: the others are accepted, so that scripts may pass the same
+// set to every command, but hidden from its help, which lists only what
+// the command uses.
+func commonFlagsFor(honoured ...string) []cli.Flag {
+	flags := commonFlags()
+	for _, f := range flags {
+		if slices.Contains(honoured, f.Names()[0]) {
+			continue
+		}
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Hidden = true
+		case *cli.IntFlag:
+			f.Hidden = true
+		}
+	}
+	return flags
 }
 
 // paths resolves the config dir, run dir and config file of a command.

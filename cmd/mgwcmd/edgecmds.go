@@ -367,11 +367,11 @@ func configImportCommand() *cli.Command {
 			"A key whose loss weakens the gateway (TLS, address lists, mutual TLS, a plugin or its settings) " +
 			"makes the import fail unless --force. Where a meaning changes (spike arrests and quotas counted " +
 			"per worker in edgemicro, per instance in mgw) a note gives the value that keeps the old effect.",
-		Flags: []cli.Flag{
+		Flags: append(commonFlagsFor(),
 			&cli.StringFlag{Name: "output", Aliases: []string{"out"}, Usage: "write the TOML to `FILE` (default: standard output)"},
 			&cli.BoolFlag{Name: "force", Usage: "write the TOML even when settings that protect the gateway cannot be carried"},
 			&cli.IntFlag{Name: "edgemicro-processes", Usage: "the `N` workers edgemicro ran (its -p): spikearrest.allow is multiplied by it to keep the effective limit"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return cli.Exit("config import: give one edgemicro YAML file", 1)

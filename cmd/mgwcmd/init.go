@@ -30,7 +30,7 @@ func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "init",
 		Usage: "write a commented mgw.toml and a fresh RS256 signing key pair into the config dir",
-		Flags: append(commonFlags(),
+		Flags: append(commonFlagsFor(flagConfigDir),
 			&cli.BoolFlag{Name: "force", Usage: "overwrite mgw.toml; an existing key pair is kept"},
 			&cli.BoolFlag{Name: "force-keys", Usage: "replace the signing key pair too: tokens it signed stop verifying"},
 		),
