@@ -10,6 +10,10 @@
 // beside it and reports back: Edge downloads, the API key cache, the
 // analytics uploader and the quota syncer of the edge backend.
 //
+// Load and Preflight run a generation's loading and pre-serving checks
+// without serving and without writing (no Edge cache), for `mgw verify`
+// and `mgw config show`.
+//
 // The process `mgw start` runs is the keeper (Keep): the child subreaper
 // that starts the first master, stays while any generation runs, passes
 // signals on to the serving master, restarts a master that died and
