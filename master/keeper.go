@@ -239,11 +239,21 @@ func (k *keeper) reap() {
 	}
 }
 
-// liveMasters returns the children of the keeper that are not workers:
-// the master it started, or the generation that followed it.
+// liveMasters returns the children of the keeper that are not workers
+// (nor reaped yet): the master it started, or the generation that
+// followed it.
 func (k *keeper) liveMasters() []int {
 	var out []int
 	for _, pid := range children(k.self) {
+		if procState(pid) == 'Z' {
+			// Exiting, its command line gone: a master known as one is
+			// waited for; any other zombie is a worker, or about to be
+			// reaped with its status unknown anyway.
+			if k.masters[pid] {
+				out = append(out, pid)
+			}
+			continue
+		}
 		if isWorkerProcess(pid) {
 			continue
 		}
@@ -316,9 +326,11 @@ func readPID(path string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
-// children lists the live children of pid, from every thread's
+// children lists the children of pid not yet reaped, from every thread's
 // /proc/PID/task/TID/children (a re-parented orphan may be attached to
-// any thread of its new parent).
+// any thread of its new parent). A zombie counts: a multi-threaded
+// process shows as one while its other threads exit, before wait4 can
+// report it, and its exit status is not known until then.
 func children(pid int) []int {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	seen := map[int]bool{}
@@ -330,7 +342,7 @@ func children(pid int) []int {
 		}
 		for _, f := range strings.Fields(string(b)) {
 			c, err := strconv.Atoi(f)
-			if err == nil && !seen[c] && procState(c) != 'Z' && procState(c) != 0 {
+			if err == nil && !seen[c] && procState(c) != 0 {
 				seen[c] = true
 				out = append(out, c)
 			}
