@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/integration/fakeedge"
-	"github.com/mgw-gateway/mgw/integration/redisserver"
+	"github.com/mgw-gateway/mgw/internal/redisserver"
 )
 
 // localAuthConfig is local mode with the oauth plugin, one product and

@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
-	"github.com/mgw-gateway/mgw/integration/redisserver"
+	"github.com/mgw-gateway/mgw/internal/redisserver"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
 )
