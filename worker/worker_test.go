@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,7 +287,9 @@ func TestBodyLimit(t *testing.T) {
 }
 
 // TestConcurrentApplyAndServe serves while revisions are applied: under
-// -race, and every request sees exactly one revision's routes.
+// -race, every request sees exactly one revision's routes, and requests
+// are answered between applies (their target path flips back and forth
+// with the revisions), so the two did overlap.
 func TestConcurrentApplyAndServe(t *testing.T) {
 	t.Parallel()
 	tg := echoTarget(t)
@@ -294,10 +297,12 @@ func TestConcurrentApplyAndServe(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	errs := make(chan string, 100)
+	var flips atomic.Int64 // answers whose path differs from the goroutine's previous one
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			last := ""
 			for {
 				select {
 				case <-stop:
@@ -317,10 +322,21 @@ func TestConcurrentApplyAndServe(t *testing.T) {
 					errs <- fmt.Sprintf("%d %s", resp.StatusCode, b)
 					return
 				}
+				if last != "" && s.Path != last {
+					flips.Add(1)
+				}
+				last = s.Path
 			}
 		}()
 	}
-	for rev := uint64(2); rev < 60; rev++ {
+	// Apply at least 58 revisions, and on until the requests have seen
+	// the routes change under them a few times.
+	rev := uint64(2)
+	for deadline := time.Now().Add(30 * time.Second); rev < 60 || flips.Load() < 4; rev++ {
+		if time.Now().After(deadline) {
+			t.Errorf("after %d revisions the answers changed only %d times: requests were not served between applies", rev-2, flips.Load())
+			break
+		}
 		cfg := routes
 		if rev%2 == 0 {
 			cfg = strings.Replace(routes, "url = \"TARGET/v1\"", "url = \"TARGET/v3\"", 1)
@@ -333,8 +349,8 @@ func TestConcurrentApplyAndServe(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if got := w.revision(); got != 59 {
-		t.Fatalf("revision = %d, want 59", got)
+	if got := w.revision(); got != rev-1 {
+		t.Fatalf("revision = %d, want %d", got, rev-1)
 	}
 }
 

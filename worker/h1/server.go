@@ -18,9 +18,10 @@ import (
 const readBufferSize = 8 << 10
 
 // watchAfter is how long a request runs before the server starts
-// watching its connection for the client going away. net/http keeps a
-// read pending on every connection for that; this server does it only
-// for the requests slow enough for it to matter.
+// watching its connection for the client going away (Server.watchAfter
+// overrides it). net/http keeps a read pending on every connection for
+// that; this server does it only for the requests slow enough for it to
+// matter.
 const watchAfter = 100 * time.Millisecond
 
 // maxDrainBody is how much of a request body the handler left unread the
@@ -73,10 +74,22 @@ type Server struct {
 	// package's standard logger.
 	ErrorLog *log.Logger
 
+	// watchAfter, when not zero, replaces the package's watchAfter: tests
+	// watch at once instead of waiting for it.
+	watchAfter time.Duration
+
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
 	shutdown atomic.Bool
+}
+
+// watchDelay is how long a request runs before its connection is watched.
+func (s *Server) watchDelay() time.Duration {
+	if s.watchAfter > 0 {
+		return s.watchAfter
+	}
+	return watchAfter
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -568,9 +581,9 @@ func (c *conn) begin() context.Context {
 	c.running, c.cancel = true, cancel
 	c.wmu.Unlock()
 	if c.watchT == nil {
-		c.watchT = time.AfterFunc(watchAfter, c.watch)
+		c.watchT = time.AfterFunc(c.srv.watchDelay(), c.watch)
 	} else {
-		c.watchT.Reset(watchAfter)
+		c.watchT.Reset(c.srv.watchDelay())
 	}
 	return ctx
 }

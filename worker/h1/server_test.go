@@ -18,6 +18,13 @@ import (
 // with the same handler, marking its answers with X-Served-By.
 func testServer(t *testing.T, h http.Handler) (*Server, string) {
 	t.Helper()
+	return testServerWith(t, h, nil)
+}
+
+// testServerWith is testServer with set applied to the Server before it
+// serves.
+func testServerWith(t *testing.T, h http.Handler, set func(*Server)) (*Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +35,9 @@ func testServer(t *testing.T, h http.Handler) (*Server, string) {
 		Fallback:          fb.Give,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       5 * time.Second,
+	}
+	if set != nil {
+		set(srv)
 	}
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", "net/http")

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,26 +74,59 @@ func TestClientGoneEndsTheRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSlowRequestKeepsItsContext: a request that runs past watchAfter
-// with its client still waiting keeps a live context, and a request the
-// client pipelines while it runs (read by the watch) is served after it.
+// watchNow makes a Server watch a request's connection at once.
+func watchNow(s *Server) { s.watchAfter = time.Nanosecond }
+
+// waitForWatch polls the connection under ctx until ready holds (checked
+// under the watch's lock), for at most 10 s.
+func waitForWatch(ctx context.Context, ready func(c *conn) bool) error {
+	c := serverConn(ctx)
+	if c == nil {
+		return errors.New("no server connection under the request's context")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c.wmu.Lock()
+		ok := ready(c)
+		c.wmu.Unlock()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the watch never got there in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSlowRequestKeepsItsContext: a request whose connection the watch
+// reads, with its client still waiting, keeps a live context, and a
+// request the client pipelines while it runs (read by the watch) is
+// served after it.
 func TestSlowRequestKeepsItsContext(t *testing.T) {
-	_, addr := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	started := make(chan struct{})
+	_, addr := testServerWith(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(3 * watchAfter)
+			close(started)
+			// The watch, not the serving loop, must read the pipelined request.
+			if err := waitForWatch(r.Context(), func(c *conn) bool {
+				return bytes.Contains(c.buf[c.r:c.w], []byte("GET /next"))
+			}); err != nil {
+				fmt.Fprintf(w, "%s: %v", r.URL.Path, err)
+				return
+			}
 		}
 		fmt.Fprintf(w, "%s ctx=%v", r.URL.Path, r.Context().Err())
-	}))
+	}), watchNow)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * watchAfter) // the watch is reading now
+	<-started
 	if _, err := io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +171,13 @@ func TestWatchLeavesNoDeadline(t *testing.T) {
 	}
 	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(2 * watchAfter)
+			if err := waitForWatch(r.Context(), func(c *conn) bool { return c.watching != nil }); err != nil {
+				_, _ = io.WriteString(w, err.Error())
+				return
+			}
 		}
 		_, _ = io.WriteString(w, r.URL.Path)
-	})}
+	}), watchAfter: time.Nanosecond}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
