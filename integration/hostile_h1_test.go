@@ -41,6 +41,10 @@ func hostileScript(path string) (answer, extra string, sameWrite, hangUp bool) {
 		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "5\r\nworld\r\n0\r\n\r\n", false, false
 	case "dies-length":
 		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", "", false, true
+	case "hop-close":
+		return "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s3cr3t\r\nContent-Length: 2\r\n\r\nok", "", false, true
+	case "hop-keep":
+		return "HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s3cr3t\r\nContent-Length: 2\r\n\r\nok", "", false, false
 	}
 	return ownAnswer(path), "", false, false
 }
@@ -292,5 +296,27 @@ func TestHostileSlowTargetPoolBusy(t *testing.T) {
 		if r.path == "/v1/next" {
 			t.Errorf("target received the request that got 503")
 		}
+	}
+}
+
+// TestHostileTargetHopHeaders: the fields a target's Connection header
+// names are hop-by-hop and never reach the client, whether the header
+// also says close (which the transport must not drop before the proxy
+// reads it) or not.
+func TestHostileTargetHopHeaders(t *testing.T) {
+	t.Parallel()
+	ht := newHostileTarget(t, hostileScript)
+	in := newInstance(t, proxyConfig(ht.url()))
+	in.start(1)
+	for _, path := range []string{"hop-close", "hop-keep"} {
+		t.Run(path, func(t *testing.T) {
+			resp, body, err, _ := rawSend(t, hostAddr(in), "GET /api/"+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", http.MethodGet)
+			if resp.StatusCode != 200 || body != "ok" || err != nil {
+				t.Fatalf("client got %d %q %v", resp.StatusCode, body, err)
+			}
+			if v := resp.Header.Values("X-Secret"); len(v) != 0 {
+				t.Errorf("client got X-Secret %q, a field the target's Connection header names", v)
+			}
+		})
 	}
 }

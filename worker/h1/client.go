@@ -714,11 +714,15 @@ func isReset(err error) bool {
 // naming a framing field.
 func (cc *clientConn) setBody(req *http.Request, resp *http.Response) error {
 	h := resp.Header
+	// The Connection header stays, close or not (net/http drops it when
+	// it says close): the fields it names are hop-by-hop, and a proxy
+	// needs it to remove them; without it, "Connection: close, X-Secret"
+	// would hand X-Secret to the client.
 	var keep bool
 	if conn := h["Connection"]; resp.ProtoMinor == 0 {
 		keep = headerHasToken(conn, "keep-alive") && !headerHasToken(conn, "close")
-	} else if keep = !headerHasToken(conn, "close"); !keep {
-		delete(h, "Connection")
+	} else {
+		keep = !headerHasToken(conn, "close")
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		keep = false // what follows is not HTTP

@@ -41,7 +41,9 @@
 // The client reuses a pooled connection only if nothing arrived on it
 // while it was idle (a non-blocking peek at the socket), frames answers
 // exactly as net/http's ReadResponse (differential fuzz target
-// FuzzResponse), and refuses a 101 the request did not ask for.
+// FuzzResponse), and refuses a 101 the request did not ask for. Unlike
+// ReadResponse it keeps an answer's Connection: close header, so that
+// the proxy can remove the fields it names.
 //
 // RawConn makes a TCP connection's reads and writes raw system calls
 // through the netpoller; the worker wraps every client and target
