@@ -45,6 +45,10 @@ func hostileScript(path string) (answer, extra string, sameWrite, hangUp bool) {
 		return "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s3cr3t\r\nContent-Length: 2\r\n\r\nok", "", false, true
 	case "hop-keep":
 		return "HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s3cr3t\r\nContent-Length: 2\r\n\r\nok", "", false, false
+	case "interim-flood":
+		// 1.2 MiB of 103 heads before the answer: more head than mgw
+		// reads for one answer (1 MiB), as net/http counts them.
+		return strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", 22000) + ownAnswer(path), "", false, false
 	}
 	return ownAnswer(path), "", false, false
 }
@@ -318,5 +322,23 @@ func TestHostileTargetHopHeaders(t *testing.T) {
 				t.Errorf("client got X-Secret %q, a field the target's Connection header names", v)
 			}
 		})
+	}
+}
+
+// TestHostileTargetInterimFlood: 1xx answers count toward the bound on
+// an answer's head, as in net/http: a target that sends more 1xx heads
+// than that gets a 502 in mgw's words, not a round trip held until its
+// timeout, and its connection is not reused.
+func TestHostileTargetInterimFlood(t *testing.T) {
+	t.Parallel()
+	ht := newHostileTarget(t, hostileScript)
+	in := newInstance(t, proxyConfig(ht.url()))
+	in.start(1)
+	resp, body, _, _ := rawSend(t, hostAddr(in), "GET /api/interim-flood HTTP/1.1\r\nHost: x\r\n\r\n", http.MethodGet)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" || strings.Contains(body, "Early") {
+		t.Fatalf("client got %d %q %q, want mgw's JSON 502", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if code, got := get(t, in.url("/api/after-flood")); code != 200 || got != "own /v1/after-flood" {
+		t.Fatalf("next client got %d %q", code, got)
 	}
 }

@@ -406,8 +406,9 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		cc.setReadDeadline(time.Now().Add(d))
 		cc.deadline = true
 	}
+	budget := maxResponseHead // for the final head and every 1xx before it, as net/http
 	for {
-		resp, err := cc.readResponse(req)
+		resp, err := cc.readResponse(req, &budget)
 		if err != nil {
 			return nil, err
 		}
@@ -529,8 +530,11 @@ func (cc *clientConn) writeBody(req *http.Request) error {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// readResponse reads one answer's head and sets up its body.
-func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
+// readResponse reads one answer's head and sets up its body. budget is
+// what is left of maxResponseHead for the heads of this request's
+// answers: the interim (1xx) ones count, so that a target cannot keep a
+// round trip reading 1xx heads for as long as its timeout allows.
+func (cc *clientConn) readResponse(req *http.Request, budget *int) (*http.Response, error) {
 	if _, err := cc.br.Peek(1); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
 			return nil, errStale{io.ErrUnexpectedEOF}
@@ -541,6 +545,9 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 	line, err := ls.next()
 	if err != nil {
 		return nil, err
+	}
+	if *budget -= len(line) + 2; *budget < 0 {
+		return nil, errHeadTooLarge
 	}
 	resp := &http.Response{Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || (line[7] != '0' && line[7] != '1') {
@@ -556,7 +563,7 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 	resp.StatusCode = code
 	resp.Status = ls.str(line[9:])
 
-	header, err := readHeader(&ls)
+	header, err := readHeader(&ls, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -565,24 +572,27 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 	return resp, cc.setBody(req, resp)
 }
 
-// readHeader reads header lines up to the blank line.
-func readHeader(ls *lineSource) (http.Header, error) {
+// errHeadTooLarge is an answer whose heads, its 1xx ones included, pass
+// maxResponseHead.
+var errHeadTooLarge = errors.New("the answer's header is too large")
+
+// readHeader reads header lines up to the blank line, within budget.
+func readHeader(ls *lineSource, budget *int) (http.Header, error) {
 	h := make(http.Header, 8)
 	var values []string // one backing array for single values, when the head is buffered
 	if ls.head != nil {
 		values = make([]string, ls.count)
 	}
-	total := 0
 	for {
 		line, err := ls.next()
 		if err != nil {
 			return nil, err
 		}
+		if *budget -= len(line) + 2; *budget < 0 {
+			return nil, errHeadTooLarge
+		}
 		if len(line) == 0 {
 			return h, nil
-		}
-		if total += len(line); total > maxResponseHead {
-			return nil, errors.New("the answer's header is too large")
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !validToken(line[:colon]) {

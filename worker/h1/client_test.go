@@ -283,8 +283,9 @@ func diffResponse(t *testing.T, b []byte, method string) {
 		cc := &clientConn{t: tr, nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(io.Discard)}
 		var resp *http.Response
 		var err error
+		budget := maxResponseHead
 		for {
-			resp, err = cc.readResponse(req)
+			resp, err = cc.readResponse(req, &budget)
 			if err != nil || resp.StatusCode >= 200 {
 				break
 			}
@@ -444,4 +445,26 @@ func FuzzWriteRequest(f *testing.F) {
 			t.Fatalf("%d bytes after the request: %q", src.Len()+br.Buffered(), wire)
 		}
 	})
+}
+
+// TestTransportBoundsInterimHeads: the 1xx heads before an answer count
+// toward maxResponseHead with the answer's own, as net/http counts them
+// toward its limit, so a target cannot keep a round trip reading them
+// until its timeout.
+func TestTransportBoundsInterimHeads(t *testing.T) {
+	interim := "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+	final := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for _, tt := range []struct {
+		n  int
+		ok bool
+	}{{5, true}, {maxResponseHead/len(interim) + 1, false}} {
+		s := newScripted(t, strings.Repeat(interim, tt.n)+final)
+		resp, body, err := get(t, testTransport(s.addr), http.MethodGet, nil)
+		if tt.ok != (err == nil) {
+			t.Fatalf("%d interim heads: %v %q %v", tt.n, resp, body, err)
+		}
+		if !tt.ok && !errors.Is(err, errHeadTooLarge) {
+			t.Errorf("%d interim heads: %v, want errHeadTooLarge", tt.n, err)
+		}
+	}
 }
