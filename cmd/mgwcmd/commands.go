@@ -124,7 +124,7 @@ func stopCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "stop",
 		Usage: "stop gracefully: finish in-flight requests, then exit",
-		Flags: append(commonFlags(), &cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "bound on the drain"}),
+		Flags: append(commonFlagsFor(flagConfigDir, flagRunDir), &cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "bound on the drain"}),
 		Action: func(c *cli.Context) error {
 			p, err := resolvePaths(c)
 			if err != nil {
@@ -191,7 +191,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the master, its configuration and its workers",
-		Flags: append(commonFlags(), &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}),
+		Flags: append(commonFlagsFor(flagConfigDir, flagRunDir), &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}),
 		Action: func(c *cli.Context) error {
 			p, err := resolvePaths(c)
 			if err != nil {
