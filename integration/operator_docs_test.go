@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,13 +127,26 @@ func TestOperationsInstallSteps(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- start.Wait() }()
 	t.Cleanup(func() {
+		// As systemd stops the unit: its ExecStop, else KillSignal
+		// (SIGTERM) to the main process.
 		if execStop != "" {
-			_ = asUser(execStop).Run()
+			if out, err := asUser(execStop).CombinedOutput(); err != nil {
+				t.Errorf("the unit's ExecStop: %v\n%s", err, out)
+			}
+		} else {
+			_ = start.Process.Signal(syscall.SIGTERM)
 		}
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = start.Process.Kill()
+			t.Errorf("the service did not exit after its ExecStop")
+		}
+		// Nothing may outlive the test: kill, by pid, what still runs as the user.
+		out, _ := exec.Command("ps", "-o", "pid=", "-u", user).Output()
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d/echo/hello", port)
