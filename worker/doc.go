@@ -8,8 +8,9 @@
 // worker never reads a configuration file. Its life:
 //
 //  1. send Hello, wait for the first Config, compile it into a runtime
-//     (routes sorted for longest-prefix match, one plugin chain per proxy,
-//     pooled keep-alive transports to the targets);
+//     (routes in a tree keyed by path chunk for the longest-prefix match,
+//     one plugin chain per proxy, pooled keep-alive transports to the
+//     targets);
 //  2. serve on the inherited socket and send Ready;
 //  3. on each later Config, compile a new runtime and swap one atomic
 //     pointer, then Ack the revision. A request loads the pointer once, so
