@@ -41,6 +41,10 @@ func hostileScript(path string) (answer, extra string, sameWrite, hangUp bool) {
 		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "5\r\nworld\r\n0\r\n\r\n", false, false
 	case "dies-length":
 		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", "", false, true
+	case "204-length":
+		return "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "", false, false
+	case "304-length":
+		return "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nEtag: \"a\"\r\n\r\n", "", false, false
 	case "hop-close":
 		return "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s3cr3t\r\nContent-Length: 2\r\n\r\nok", "", false, true
 	case "hop-keep":
@@ -340,5 +344,57 @@ func TestHostileTargetInterimFlood(t *testing.T) {
 	}
 	if code, got := get(t, in.url("/api/after-flood")); code != 200 || got != "own /v1/after-flood" {
 		t.Fatalf("next client got %d %q", code, got)
+	}
+}
+
+// TestHostileTargetNoBodyLength: a 204 or 304 whose target gives it a
+// Content-Length reaches the client without one (as net/http's server
+// sends it): a client or proxy in front that believed it would read the
+// next answer on the connection as this one's body.
+func TestHostileTargetNoBodyLength(t *testing.T) {
+	t.Parallel()
+	ht := newHostileTarget(t, hostileScript)
+	in := newInstance(t, proxyConfig(ht.url()))
+	in.start(1)
+	for _, tt := range []struct {
+		path   string
+		status int
+	}{{"204-length", 204}, {"304-length", 304}} {
+		t.Run(tt.path, func(t *testing.T) {
+			c, err := net.Dial("tcp", hostAddr(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, "GET /api/"+tt.path+" HTTP/1.1\r\nHost: x\r\n\r\nGET /api/next HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			var head []string
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("reading the head: %v (so far %q)", err, head)
+				}
+				if line == "\r\n" {
+					break
+				}
+				head = append(head, line)
+			}
+			if !strings.HasPrefix(head[0], fmt.Sprintf("HTTP/1.1 %d ", tt.status)) {
+				t.Fatalf("client got %q", head)
+			}
+			for _, l := range head[1:] {
+				if k, _, _ := strings.Cut(l, ":"); strings.EqualFold(k, "Content-Length") || tt.status == 304 && strings.EqualFold(k, "Content-Type") {
+					t.Errorf("the %d came with %q", tt.status, l)
+				}
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("the next answer: %v", err)
+			}
+			if b, _ := io.ReadAll(resp.Body); string(b) != "own /v1/next" {
+				t.Errorf("the next answer is %q", b)
+			}
+		})
 	}
 }

@@ -165,6 +165,18 @@ func (w *response) commit(first []byte) {
 	w.committed = true
 	h := w.header
 	delete(h, "Transfer-Encoding")
+	switch {
+	case w.status == http.StatusNotModified:
+		// As net/http: a 304 has no body, so nothing that frames or
+		// types one (RFC 9110 §15.4.5).
+		delete(h, "Content-Length")
+		delete(h, "Content-Type")
+	case w.status == http.StatusNoContent || w.status < 200:
+		// A 204 must not carry a Content-Length (RFC 9110 §8.6): a
+		// client or proxy in front that believed one would read the
+		// next answer as this one's body.
+		delete(h, "Content-Length")
+	}
 	if w.chunked {
 		delete(h, "Content-Length")
 		h["Transfer-Encoding"] = chunkedValue
