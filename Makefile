@@ -55,19 +55,14 @@ reload-under-load: build
 cpu-per-request: build
 	scripts/cpu-per-request
 
-#? fuzz: run each fuzz target for FUZZTIME (default 30s)
+#? fuzz: run every fuzz target of the repository (each func Fuzz… of a _test.go) for FUZZTIME (default 30s)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./ipc
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./configs
-	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./configs
-	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./configs/edge
-	$(GO) test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZTIME) ./plugins/oauth
-	$(GO) test -run '^$$' -fuzz '^FuzzRecordJSON$$' -fuzztime $(FUZZTIME) ./plugins/analytics
-	$(GO) test -run '^$$' -fuzz '^FuzzRequestHead$$' -fuzztime $(FUZZTIME) ./worker/h1
-	$(GO) test -run '^$$' -fuzz '^FuzzResponse$$' -fuzztime $(FUZZTIME) ./worker/h1
-	$(GO) test -run '^$$' -fuzz '^FuzzPlainURL$$' -fuzztime $(FUZZTIME) ./worker/h1
-	$(GO) test -run '^$$' -fuzz '^FuzzScreenHead$$' -fuzztime $(FUZZTIME) ./worker/h1
-	$(GO) test -run '^$$' -fuzz '^FuzzWriteRequest$$' -fuzztime $(FUZZTIME) ./worker/h1
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$t\$$' -fuzztime $(FUZZTIME) $$(dirname $$f)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$(dirname $$f); \
+		done; \
+	done
 
 #? vet: go vet and a gofmt check
 vet:

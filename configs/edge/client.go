@@ -270,6 +270,11 @@ func (c *Client) VerifyAPIKey(ctx context.Context, url, key string) (string, err
 		}
 		return "", err
 	}
+	return verifyAPIKeyToken(b)
+}
+
+// verifyAPIKeyToken reads the token of verifyApiKey's answer b.
+func verifyAPIKeyToken(b []byte) (string, error) {
 	var out struct {
 		Token string `json:"token"`
 	}
