@@ -15,7 +15,7 @@ func TestErrorsInTOMLTerms(t *testing.T) {
 		{"[[edgemicro]]\nport = 1\n", "edgemicro is an array of tables ([[edgemicro]]), but mgw wants one table: write [edgemicro]"},
 		{"[edgemicro]\nport = \"80\"\n", `line 2: edgemicro.port is a string, but mgw wants an integer (write 80, not "80")`},
 		{"[edgemicro]\nprot = 80\n", `unknown key "edgemicro.prot" (line 2) (did you mean "port"?)`},
-		{"[edgemicro.logging]\nlevle = \"info\"\n", `(did you mean "level"?)`},
+		{"[edgemicro.logging]\nlevle = \"info\"\n", `(did you mean "level"?)`}, //nolint:misspell // the typo is the test
 		{"[spikarrest]\nallow = 1\n", `unknown key "spikarrest" (line 1) (did you mean "spikearrest"?)`},
 	}
 	for _, tc := range tests {

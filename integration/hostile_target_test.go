@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -167,7 +168,7 @@ func rawSend(t *testing.T, addr, raw string, method string) (*http.Response, str
 	clean := false
 	if berr == nil {
 		_, err = br.ReadByte()
-		clean = err == io.EOF
+		clean = errors.Is(err, io.EOF)
 	}
 	return resp, string(b), berr, clean
 }

@@ -137,7 +137,8 @@ func TestOperationsInstallSteps(t *testing.T) {
 			_ = start.Process.Signal(syscall.SIGTERM)
 		}
 		select {
-		case <-exited:
+		case err := <-exited:
+			t.Logf("the unit's main process ended: %v", err)
 		case <-time.After(10 * time.Second):
 			t.Errorf("the service did not exit after its ExecStop")
 		}
@@ -217,7 +218,8 @@ func TestReadmeQuickStart(t *testing.T) {
 	t.Cleanup(func() {
 		_ = exec.Command(mgwBin, "stop", "--run-dir", filepath.Join(home, ".mgw")).Run()
 		select {
-		case <-exited:
+		case err := <-exited:
+			t.Logf("the unit's main process ended: %v", err)
 		case <-time.After(10 * time.Second):
 			_ = start.Process.Kill()
 		}

@@ -1,6 +1,7 @@
 package mgwcmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -304,7 +305,7 @@ func TestUnknownCommand(t *testing.T) {
 		if (err != nil) != bad {
 			t.Errorf("unknownCommand(%q) = %v, want an error: %v", in, err, bad)
 		}
-		if ec, ok := err.(cli.ExitCoder); ok && ec.ExitCode() != 1 {
+		if ec, ok := errors.AsType[cli.ExitCoder](err); ok && ec.ExitCode() != 1 {
 			t.Errorf("unknownCommand(%q) exits %d, want 1", in, ec.ExitCode())
 		}
 	}

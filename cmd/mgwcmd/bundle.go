@@ -89,7 +89,7 @@ func readZip(name string, size int64) ([]byte, error) {
 func checkZip(b []byte) error {
 	r, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		return fmt.Errorf("not a zip file (%v): give the zip of an apiproxy directory, or the directory", err)
+		return fmt.Errorf("not a zip file (%w): give the zip of an apiproxy directory, or the directory", err)
 	}
 	names := make([]string, 0, len(r.File))
 	for _, f := range r.File {

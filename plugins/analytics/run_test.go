@@ -27,8 +27,6 @@ type slowSink struct {
 	got     atomic.Int64 // records received
 	open    atomic.Int32 // uploads in progress
 	most    atomic.Int32 // the most in progress at once
-	mu      sync.Mutex
-	batches []int
 }
 
 func newSlowSink() *slowSink {

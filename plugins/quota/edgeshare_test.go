@@ -49,12 +49,10 @@ func TestEdgeBackendAdmitsItsShareThenAsks(t *testing.T) {
 	}
 }
 
-// fakeInstance is one instance of the model below: its zone, backend,
-// and whether it has exchanged in this window.
+// fakeInstance is one instance of the model below: its zone and backend.
 type fakeInstance struct {
-	b         *edgeBackend
-	z         *zone.Zone
-	exchanged bool
+	b *edgeBackend
+	z *zone.Zone
 }
 
 // TestEdgeBackendBoundAcrossInstances runs K instances against a model of

@@ -110,7 +110,7 @@ func reserve(f *os.File, size int64) error {
 func inMemory(file *os.File, size int64, slots int, diskErr error) (*Zone, error) {
 	defer file.Close()
 	fail := func(err error) (*Zone, error) {
-		return nil, fmt.Errorf("reserving the limit zone: on disk (%s): %v; in memory: %w", file.Name(), diskErr, err)
+		return nil, fmt.Errorf("reserving the limit zone: on disk (%s): %w; in memory: %w", file.Name(), diskErr, err)
 	}
 	fd, err := unix.MemfdCreate("mgw.zone", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {

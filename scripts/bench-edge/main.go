@@ -75,7 +75,7 @@ func run(port, target, out string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", rp)
 	mux.HandleFunc("POST /edgemicro/axpublisher/organization/{org}/environment/{env}", func(w http.ResponseWriter, r *http.Request) {
-		var rd io.Reader = io.LimitReader(r.Body, 64<<20)
+		rd := io.LimitReader(r.Body, 64<<20)
 		if r.Header.Get("Content-Encoding") == "gzip" {
 			zr, err := gzip.NewReader(rd)
 			if err != nil {

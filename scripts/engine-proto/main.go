@@ -43,11 +43,9 @@ func main() {
 	if os.Getenv("ENGINE_WORKER") != "" {
 		runtime.GOMAXPROCS(1)
 		runtime.LockOSThread()
-		if err := worker(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, "engine-proto:", err)
-			os.Exit(1)
-		}
-		return
+		// worker serves until it fails; it never returns nil.
+		fmt.Fprintln(os.Stderr, "engine-proto:", worker(os.Args[2]))
+		os.Exit(1)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Args[1])
 	if err != nil {
