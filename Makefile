@@ -33,7 +33,7 @@ test: vet test-unit test-deploy test-integration
 
 #? test-unit: unit tests with the race detector
 test-unit:
-	$(GO) test -race -count=1 ./ipc/... ./configs/... ./plugins/... ./worker/... ./master/... ./cmd/...
+	$(GO) test -race -count=1 ./ipc/... ./configs/... ./plugins/... ./worker/... ./master/... ./cmd/... ./internal/...
 
 #? test-deploy: decode every Kubernetes manifest in deploy/ strictly (deploy/ is its own module)
 test-deploy:
@@ -82,5 +82,6 @@ docs:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-#? ci: what CI runs
-ci: test
+#? ci: what CI runs (.ci/run): vet, the linter, unit tests with -race, deploy/, integration tests against a -race binary
+ci: vet lint test-unit test-deploy
+	MGW_RACE=1 $(GO) test -count=1 -timeout 45m ./integration/...
