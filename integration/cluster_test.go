@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-gateway/mgw/internal/testutil"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -32,14 +33,7 @@ func target(t *testing.T) *httptest.Server {
 }
 
 func proxyConfig(targetURL string) string {
-	return `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-[edgemicro.logging]
-level = "info"
-to_console = true
-[[proxies]]
+	return testutil.Preamble + `[[proxies]]
 name = "api"
 base_path = "/api"
 url = "` + targetURL + `/v1"

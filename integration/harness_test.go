@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-gateway/mgw/internal/testutil"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -212,16 +213,10 @@ func (in *instance) remember(pid int) {
 	in.mu.Unlock()
 }
 
-// eventually polls cond every 20ms until it holds or timeout passes.
+// eventually fails the test when cond does not hold within timeout.
 func (in *instance) eventually(timeout time.Duration, what string, cond func() bool) {
 	in.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			in.t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(in.t, timeout, what, cond)
 }
 
 // cleanup stops the instance and kills, by pid, any process it started

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/integration/fakeedge"
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // pathTarget answers with the exact request target it received and the
@@ -206,35 +207,20 @@ func TestHostileWorkerMasterStopped(t *testing.T) {
 	in.start(2, edgeFlags(fe)...)
 	st, _ := in.status()
 
-	var ok, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 10 * time.Second}
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Get(in.url("/hello/r" + strconv.Itoa(i)))
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	load := testutil.StartLoad(4, func(i int) error {
+		resp, err := c.Get(in.url("/hello/r" + strconv.Itoa(i)))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	ok, failed := &load.OK, &load.Failed
 	in.eventually(20*time.Second, "requests flowing", func() bool { return ok.Load() >= 200 })
 	if err := syscall.Kill(st.MasterPID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -244,14 +230,10 @@ func TestHostileWorkerMasterStopped(t *testing.T) {
 	// master holds: a worker that waited for the master would stall long
 	// before.
 	const during = 3000
-	deadline := time.Now().Add(60 * time.Second)
-	for ok.Load()-stopped < during && time.Now().Before(deadline) && failed.Load() == 0 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Poll(60*time.Second, func() bool { return ok.Load()-stopped >= during || failed.Load() != 0 })
 	done := ok.Load() - stopped
 	_ = syscall.Kill(st.MasterPID, syscall.SIGCONT)
-	close(stop)
-	wg.Wait()
+	load.Stop()
 	if done < during || failed.Load() != 0 {
 		t.Fatalf("with the master stopped, %d requests completed (want %d) and %d failed", done, during, failed.Load())
 	}

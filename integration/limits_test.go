@@ -12,19 +12,13 @@ import (
 
 	"github.com/mgw-gateway/mgw/integration/fakeedge"
 	"github.com/mgw-gateway/mgw/internal/redisserver"
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // localAuthConfig is local mode with the oauth plugin, one product and
 // one app (key "limits-key"), plus extra.
 func localAuthConfig(targetURL, sequence, product, extra string) string {
-	return `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-[edgemicro.logging]
-level = "info"
-to_console = true
-[edgemicro.plugins]
+	return testutil.Preamble + `[edgemicro.plugins]
 sequence = ` + sequence + `
 [[proxies]]
 name = "api"

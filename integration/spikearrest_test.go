@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // spikeConfig is local mode with spike arrest alone in front of target.
@@ -133,17 +135,10 @@ func TestSpikeArrestNextTurn(t *testing.T) {
 	if admitted < 1 {
 		t.Fatalf("burst statuses %v: none admitted", statuses)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, "a request admitted at 2/second", func() bool {
 		statuses, _ := simultaneous(t, in.url("/api/x"), 1)
-		if statuses[0] == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no request admitted for 10 s at 2/second")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return statuses[0] == 200
+	})
 	// Each admission after the first is a whole interval after the one
 	// before: admitted-1 intervals inside the burst, one more to this one.
 	if gap, want := time.Since(sent), time.Duration(admitted)*500*time.Millisecond; gap < want {

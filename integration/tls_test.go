@@ -17,10 +17,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // testCA issues certificates for the TLS tests.
@@ -153,27 +154,13 @@ url = "` + tgt.URL + `"
 	sc2, sk2 := ca.issue(t, "second", x509.ExtKeyUsageServerAuth)
 	writeFile(t, in.dir, "server.pem", sc2)
 	writeFile(t, in.dir, "server.key", sk2)
-	var failures, requests atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				requests.Add(1)
-				if _, _, err := getCN(); err != nil {
-					failures.Add(1)
-					t.Log(err)
-				}
-			}
-		}()
-	}
+	load := testutil.StartLoad(4, func(int) error {
+		_, _, err := getCN()
+		if err != nil {
+			t.Log(err)
+		}
+		return err
+	})
 	if out, code := in.mgw("reload"); code != 0 {
 		t.Fatalf("reload: %d %s", code, out)
 	}
@@ -181,10 +168,9 @@ url = "` + tgt.URL + `"
 		cn, _, err := getCN()
 		return err == nil && cn == "second"
 	})
-	close(stop)
-	wg.Wait()
-	if failures.Load() != 0 || requests.Load() < 8 {
-		t.Fatalf("%d of %d requests failed across the reload (fewer than 8 proves nothing)", failures.Load(), requests.Load())
+	load.Stop()
+	if failed, requests := load.Failed.Load(), load.OK.Load()+load.Failed.Load(); failed != 0 || requests < 8 {
+		t.Fatalf("%d of %d requests failed across the reload (fewer than 8 proves nothing)", failed, requests)
 	}
 }
 
