@@ -128,6 +128,9 @@ type Master struct {
 	upgradeDone chan error
 	stopReplies []chan ipc.Reply
 	replaced    bool
+	// handedOver is replaced for the metrics handlers, which run outside
+	// the loop: a probe answered after the loop ended is still ready.
+	handedOver atomic.Bool
 
 	edge   edgeState
 	polled chan pollResult
@@ -445,6 +448,7 @@ func (m *Master) run(ctx context.Context) error {
 			upgExit = nil
 			if !m.replaced && !m.stopping {
 				m.replaced = true
+				m.handedOver.Store(true)
 				m.log.Info().Msg("replaced by the next generation: draining")
 				if watch != nil {
 					watch.close()
@@ -908,6 +912,9 @@ func (m *Master) cleanup() {
 	}
 	// Let the handlers write the replies queued above.
 	m.closeDone()
+	// A probe this generation accepted before the next one took the
+	// metrics socket is answered before the process exits, not cut off.
+	m.stopMetrics()
 	flushed := make(chan struct{})
 	go func() { m.ctlWG.Wait(); close(flushed) }()
 	select {

@@ -76,6 +76,17 @@ func (m *Master) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	select {
 	case m.metricsReqs <- req:
 	case <-m.done:
+		if req.health && m.handedOver.Load() {
+			// The next generation serves: the instance is live and ready.
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			answer := "ready\n"
+			if path == HealthPath {
+				answer = "ok\n"
+			}
+			_, _ = w.Write([]byte(answer))
+			return
+		}
 		http.Error(w, "stopping", http.StatusServiceUnavailable)
 		return
 	case <-time.After(5 * time.Second):
