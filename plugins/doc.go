@@ -8,7 +8,10 @@
 //
 // Plugins are Go code, described by a Spec (name, configuration section,
 // factory) and registered in one list, plugins/builtin; each decodes its
-// own section strictly with Config.Section. edgemicro.plugins.sequence
+// own section strictly with Config.Section, which takes out the chain's
+// own keys (configs.ChainKeys: excludeUrls) first and reports a key the
+// plugin's settings lack as a *configs.UnknownKeyError.
+// edgemicro.plugins.sequence
 // picks and orders them for every proxy, after analytics, which always
 // runs first when it is on. Chain compiles a proxy's chain once per
 // configuration revision, first plugin outermost, each link skipping its
@@ -20,5 +23,6 @@
 // A request with plugins carries an Exchange that its steps share: who it
 // was authenticated as, what the target did, and which plugin answered.
 // Env gives a plugin the instance's shared pieces: the limit zone, the API
-// key verifier and the analytics sink.
+// key verifier, the analytics sink, and the per-revision store of values
+// built once (SharedValue, typed).
 package plugins
