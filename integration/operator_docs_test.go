@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // shellBlock returns the first ```sh block after the line of doc that
@@ -151,20 +153,16 @@ func TestOperationsInstallSteps(t *testing.T) {
 		}
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d/echo/hello", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	if !testutil.Poll(15*time.Second, func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("the service exited (%v):\n%s", err, logs.String())
 		default:
 		}
-		if resp, err := httpGet(url); err == nil && resp == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service did not serve %s:\n%s", url, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp, err := httpGet(url)
+		return err == nil && resp == 200
+	}) {
+		t.Fatalf("the service did not serve %s:\n%s", url, logs.String())
 	}
 
 	// The old steps ran init as root: the key is root's, mode 0600.
@@ -225,20 +223,20 @@ func TestReadmeQuickStart(t *testing.T) {
 		}
 	})
 	next := fix.Replace(shellBlock(t, "../README.md", "In another terminal:"))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, err := runShell(t, next, env...)
+	var out string
+	if !testutil.Poll(15*time.Second, func() bool {
+		var err error
+		out, err = runShell(t, next, env...)
 		if err == nil && strings.Contains(out, "HTTP/1.1 200") && strings.Contains(out, "mgw is running") {
-			return
+			return true
 		}
 		select {
 		case err := <-exited:
 			t.Fatalf("mgw start exited (%v):\n%s", err, logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("README's second block did not show the echo and a running mgw:\n%s\nlog:\n%s", out, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("README's second block did not show the echo and a running mgw:\n%s\nlog:\n%s", out, logs.String())
 	}
 }
