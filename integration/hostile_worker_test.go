@@ -37,7 +37,8 @@ func pathTarget(t *testing.T) (string, *atomic.Int64, func() []string) {
 		got = append(got, r.RequestURI)
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"uri": r.RequestURI, "claims": r.Header.Get("X-Authorization-Claims")})
+		_ = json.NewEncoder(w).Encode(map[string]string{"uri": r.RequestURI, "claims": r.Header.Get("X-Authorization-Claims"),
+			"proto": r.Header.Get("X-Forwarded-Proto")})
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
@@ -100,6 +101,11 @@ func TestHostileWorkerDotSegments(t *testing.T) {
 		{target: "/api/public/a%2f..%2f..%2fadmin", hdr: []string{key}, status: 400, body: `{"message":"the path holds an encoded slash`},
 		// Servlet containers read "..;" as "..".
 		{target: "/api/public/..;/admin", status: 400, body: `{"message":"the path holds a dot segment with parameters`},
+		// Windows targets read a backslash as a separator; a lenient
+		// decoder reads the overlong %c0%ae as ".".
+		{target: `/api/public/\..\admin`, status: 400, body: `{"message":"the path holds a backslash`},
+		{target: "/api/public/%5c..%5cadmin", status: 400, body: `{"message":"the path holds a backslash`},
+		{target: "/api/public/%c0%ae%c0%ae/admin", status: 400, body: `{"message":"the path does not decode to valid UTF-8`},
 	} {
 		before := reached.Load()
 		st, body := rawGet(t, in, tc.target, tc.hdr...)
@@ -125,6 +131,12 @@ func TestHostileWorkerDotSegments(t *testing.T) {
 		if strings.Contains(uri, "admin") || strings.Contains(uri, "..") || strings.Contains(strings.ToLower(uri), "%2e") {
 			t.Errorf("the target received %q", uri)
 		}
+	}
+
+	// A client on plain HTTP cannot make the target believe it came over
+	// TLS: its X-Forwarded-Proto is replaced (no proxy is trusted here).
+	if st, body := rawGet(t, in, "/api/public/x", "X-Forwarded-Proto: https"); st != 200 || !strings.Contains(body, `"proto":"http"`) {
+		t.Errorf("forged X-Forwarded-Proto: %d, the target saw %s", st, body)
 	}
 
 	// A client's X-Authorization-Claims reaches no target, on an

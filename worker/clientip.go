@@ -53,16 +53,23 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 // client address, and the target finds it right-most. Requests from a
 // peer that is not trusted are left as they are: their X-Forwarded-For
 // is passed on but believed by nobody in mgw.
+//
+// X-Forwarded-Proto is believed only from a trusted proxy too: from any
+// other peer it is removed, and the proxy sets its own (a client on plain
+// HTTP must not make a target believe it came over TLS).
 func (t trustedProxies) resolveClient(r *http.Request) {
 	if len(t) == 0 {
+		delete(r.Header, "X-Forwarded-Proto")
 		return
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
+		delete(r.Header, "X-Forwarded-Proto")
 		return
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil || !t.contains(peer) {
+		delete(r.Header, "X-Forwarded-Proto")
 		return
 	}
 	prior := r.Header["X-Forwarded-For"]

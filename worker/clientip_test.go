@@ -46,6 +46,23 @@ func TestResolveClient(t *testing.T) {
 			t.Errorf("%s: client %q, X-Forwarded-For %q; want %q, %q", tc.desc, r.RemoteAddr, r.Header["X-Forwarded-For"], tc.wantAddr, tc.wantXFF)
 		}
 	}
+	for _, tc := range []struct {
+		desc, peer string
+		proxies    trustedProxies
+		want       string
+	}{
+		{desc: "no trusted proxies", peer: "203.0.113.9:1000", want: ""},
+		{desc: "untrusted peer", peer: "203.0.113.9:1000", proxies: trusted, want: ""},
+		{desc: "trusted peer", peer: "10.0.0.2:1000", proxies: trusted, want: "https"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		r.Header.Set("X-Forwarded-Proto", "https")
+		tc.proxies.resolveClient(r)
+		if got := r.Header.Get("X-Forwarded-Proto"); got != tc.want {
+			t.Errorf("%s: X-Forwarded-Proto %q kept as %q, want %q", tc.desc, "https", got, tc.want)
+		}
+	}
 	if _, err := parseTrustedProxies([]string{"10.0.0.0/33"}); err == nil {
 		t.Error("a bad CIDR was accepted")
 	}

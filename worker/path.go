@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // Why a request path is refused (400). The messages go to the client.
@@ -15,6 +16,8 @@ var (
 	errPathEscape    = errors.New("the path holds a malformed percent-escape")
 	errPathDotParams = errors.New("the path holds a dot segment with parameters (..;)")
 	errPathForm      = errors.New("the request target has no path")
+	errPathBackslash = errors.New("the path holds a backslash, which some targets read as a separator")
+	errPathUTF8      = errors.New("the path does not decode to valid UTF-8 (an overlong or broken sequence)")
 )
 
 // cleanPath is a request path after normalization: the one form that
@@ -41,7 +44,10 @@ type cleanPath struct {
 // removed as RFC 3986 §5.2.4 says; runs of "/" collapse into one. It
 // refuses a path that climbs above the root, holds %2F (an escaped "/"
 // that some targets decode into a separator and others not, so no one
-// reading would agree with every target's), %00, a malformed escape,
+// reading would agree with every target's), a backslash raw or escaped
+// (a separator on Windows targets), bytes that do not decode to valid
+// UTF-8 (an overlong %C0%AE is "." to a lenient decoder), %00, a
+// malformed escape,
 // or a dot segment with ";" parameters (which servlet containers
 // resolve as "..").
 //
@@ -78,6 +84,8 @@ func normalizePath(esc string) (cleanPath, error) {
 					return cleanPath{}, errPathSlash
 				case v == 0:
 					return cleanPath{}, errPathNUL
+				case v == '\\':
+					return cleanPath{}, errPathBackslash
 				case unreserved(v):
 					seg = append(seg, v)
 				default:
@@ -87,6 +95,9 @@ func normalizePath(esc string) (cleanPath, error) {
 			}
 			if c == 0 {
 				return cleanPath{}, errPathNUL
+			}
+			if c == '\\' {
+				return cleanPath{}, errPathBackslash
 			}
 			if pathChar(c) {
 				seg = append(seg, c)
@@ -131,6 +142,11 @@ func normalizePath(esc string) (cleanPath, error) {
 	p, err := url.PathUnescape(cp.escaped)
 	if err != nil { // cannot happen: every escape was checked
 		return cleanPath{}, errPathEscape
+	}
+	if !utf8.ValidString(p) {
+		// %C0%AE is an overlong ".": a target that decodes leniently
+		// would resolve what was checked here as a plain segment.
+		return cleanPath{}, errPathUTF8
 	}
 	cp.path = p
 	if cp.climbed {

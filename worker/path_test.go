@@ -31,7 +31,12 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/a%20b", escaped: "/a%20b", path: "/a b"},
 		{in: "/a%3bb", escaped: "/a%3Bb", path: "/a;b"},
 		{in: "/a;b=c/d!$&'()*+,:@", escaped: "/a;b=c/d!$&'()*+,:@", path: "/a;b=c/d!$&'()*+,:@"},
-		{in: "/a\\b\"[]", escaped: "/a%5Cb%22%5B%5D", path: "/a\\b\"[]"},
+		{in: "/a|b\"[]", escaped: "/a%7Cb%22%5B%5D", path: "/a|b\"[]"},
+		{in: "/a\\..\\admin", err: errPathBackslash},
+		{in: "/a/%5c..%5cadmin", err: errPathBackslash},
+		{in: "/a/%c0%ae%c0%ae/admin", err: errPathUTF8},
+		{in: "/a/%ff", err: errPathUTF8},
+		{in: "/caf%C3%A9", escaped: "/caf%C3%A9", path: "/café"},
 		{in: "/a/..b/c..", escaped: "/a/..b/c..", path: "/a/..b/c.."},
 		{in: "/a/.b", escaped: "/a/.b", path: "/a/.b"},
 		{in: "/a/...", escaped: "/a/...", path: "/a/..."},
@@ -213,7 +218,7 @@ url = "TARGET/r%20oot/"
 // that was checked (never escaped again differently), and it decodes to
 // the target's path plus the decoded rest.
 func FuzzOutgoingPath(f *testing.F) {
-	for _, s := range []string{"/api/a%20b;c", "/api", "/api/", "/x/y", "/api/%3B!'()*", "/api/a\\b"} {
+	for _, s := range []string{"/api/a%20b;c", "/api", "/api/", "/x/y", "/api/%3B!'()*", "/api/a|b"} {
 		f.Add(s)
 	}
 	target, _ := url.Parse("http://t.example/ba%20se;v=1/")

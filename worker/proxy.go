@@ -186,6 +186,9 @@ func (p *proxy) outgoing(r *http.Request) *http.Request {
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
 		}
+		if host == "" {
+			host = "mgw" // a request with no Host: Via needs a received-by name (RFC 9110 §7.6.3)
+		}
 		set("Via", joinList(h["Via"], "1.1 "+host))
 	}
 	if p.headers.XRequestID && h.Get("X-Request-Id") == "" {

@@ -158,7 +158,7 @@ func TestForwardingHeaders(t *testing.T) {
 	want := map[string]string{
 		"X-Forwarded-For":     "10.0.0.1, 127.0.0.1",
 		"X-Forwarded-Host":    "client.example:8080",
-		"X-Forwarded-Proto":   "https",
+		"X-Forwarded-Proto":   "http", // the client's is believed only from a trusted proxy
 		"X-Request-Id":        "abc",
 		"Via":                 "1.0 edge, 1.1 client.example",
 		"Host":                strings.TrimPrefix(tg.URL, "http://"),
