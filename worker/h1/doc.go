@@ -44,6 +44,11 @@
 // FuzzResponse), and refuses a 101 the request did not ask for. Unlike
 // ReadResponse it keeps an answer's Connection: close header, so that
 // the proxy can remove the fields it names.
+// Its files follow an exchange: client.go (Transport, RoundTrip and the
+// end of an exchange when its context ends), clientpool.go (the pool of
+// keep-alive connections), clientwire.go (writing the request, reading
+// the answer's head) and clientbody.go (the framing of the answer's
+// body).
 //
 // RawConn makes a TCP connection's reads and writes raw system calls
 // through the netpoller; the worker wraps every client and target
