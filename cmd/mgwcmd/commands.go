@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/master"
 	"github.com/mgw-gateway/mgw/worker"
@@ -79,7 +80,8 @@ func startCommand() *cli.Command {
 			if err != nil && !ls.console {
 				// A JSON log stays JSON: the reason is one more record
 				// (the keeper says on its terminal that the master failed).
-				logger.Error().Err(err).Msg("mgw start failed")
+				l := as(logger, logkey.ComponentMaster)
+				l.Error().Err(err).Msg("mgw start failed")
 				return cli.Exit("", 1)
 			}
 			if err != nil {
@@ -284,13 +286,14 @@ func workerCommand() *cli.Command {
 			signal.Ignore(syscall.SIGHUP)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			logger = logger.With().Int("generation", c.Int("generation")).Logger()
+			// The worker adds its id and pid (package worker).
+			logger = logger.With().Str(logkey.Component, logkey.ComponentWorker).Int(logkey.Generation, c.Int("generation")).Logger()
 			opts := worker.Options{ID: c.Int("id"), Logger: logger}
 			if !c.Bool("log-console") {
 				opts.LogOutput = os.Stderr
 			}
 			if err := worker.Run(ctx, opts); err != nil {
-				logger.Error().Err(err).Int("worker", c.Int("id")).Msg("worker failed")
+				logger.Error().Err(err).Int(logkey.WorkerID, c.Int("id")).Int(logkey.PID, os.Getpid()).Msg("worker failed")
 				return cli.Exit("", 1)
 			}
 			return nil

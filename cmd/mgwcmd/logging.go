@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
 // logSettings is what the root logger is built from.
@@ -68,13 +69,19 @@ func parseLevel(s string) (zerolog.Level, error) {
 }
 
 // newLogger builds the root logger writing to w: JSON lines, or console
-// lines when console is set.
+// lines when console is set. It carries no component: the package that
+// runs the process (master, worker) adds it with the pid, once; lines
+// this package writes itself go through as.
 func newLogger(w io.Writer, s logSettings) (zerolog.Logger, error) {
 	lvl, err := parseLevel(s.level)
 	if err != nil {
 		return zerolog.Nop(), err
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	// A duration field's name says its unit (logkey.UptimeMS): Dur
+	// writes milliseconds, as a decimal number.
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
 	if s.console {
 		noColor := true
 		if f, ok := w.(*os.File); ok {
@@ -266,4 +273,10 @@ func (m *maskWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// as is logger tagged as the process writing a line of this package:
+// component and pid, as the packages tag the lines of their processes.
+func as(logger zerolog.Logger, component string) zerolog.Logger {
+	return logger.With().Str(logkey.Component, component).Int(logkey.PID, os.Getpid()).Logger()
 }
