@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/plugins/zone"
 )
 
@@ -255,7 +256,7 @@ func Chain(env Env, snap *configs.Snapshot, proxy *configs.Proxy, final http.Han
 			return nil, fmt.Errorf("edgemicro.plugins.sequence: unknown plugin %q (known: %v)", name, Names())
 		}
 		penv := env
-		penv.Logger = env.Logger.With().Str("proxy", proxy.Name).Str("plugin", name).Logger()
+		penv.Logger = env.Logger.With().Str(logkey.Proxy, proxy.Name).Str(logkey.Plugin, name).Logger()
 		p, err := spec.New(penv, snap, proxy)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s for proxy %q: %w", name, proxy.Name, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
 // flexInt decodes a number that Edge sends as a number, a string of
@@ -147,22 +148,22 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 			MaxConnections: int(ap.MaxConnections),
 			Revision:       ap.Revision,
 		}
-		drop := func(why string) {
-			log.Warn().Str("proxy", px.Name).Str("base_path", px.BasePath).Str("url", px.URL).Msg("edge proxy dropped: " + why)
+		drop := func(why string) *zerolog.Event {
+			return log.Warn().Str(logkey.Proxy, px.Name).Str(logkey.BasePath, px.BasePath).Str(logkey.URL, px.URL).Str(logkey.Reason, why)
 		}
 		switch {
 		case px.BasePath == "" || px.URL == "" || px.URL == "null":
-			drop("no base path or url")
+			drop("no base path or url").Msg("edge proxy dropped")
 			continue
 		case !strings.HasPrefix(px.BasePath, "/"):
-			drop("base path does not start with /")
+			drop("base path does not start with /").Msg("edge proxy dropped")
 			continue
 		case px.Timeout < 0 || px.MaxConnections < 0:
-			drop("negative timeout or maxConnections")
+			drop("negative timeout or maxConnections").Msg("edge proxy dropped")
 			continue
 		}
 		if err := configs.CheckTargetURL(px.URL); err != nil || strings.HasPrefix(px.URL, configs.MockScheme+":") {
-			drop("url is not an http(s) URL")
+			drop("url is not an http(s) URL").Msg("edge proxy dropped")
 			continue
 		}
 		bp := strings.TrimRight(px.BasePath, "/")
@@ -170,11 +171,11 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 			bp = "/"
 		}
 		if other, dup := seen[bp]; dup {
-			drop("base path already served by " + other)
+			drop("base path already served by another proxy").Str(logkey.OtherProxy, other).Msg("edge proxy dropped")
 			continue
 		}
 		if _, dup := seen["name "+px.Name]; dup {
-			drop("name listed twice")
+			drop("name listed twice").Msg("edge proxy dropped")
 			continue
 		}
 		seen[bp], seen["name "+px.Name] = px.Name, bp
@@ -184,7 +185,7 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 	names := map[string]bool{}
 	for _, ep := range p.products.APIProduct {
 		if ep.Name == "" || names[ep.Name] {
-			log.Warn().Str("product", ep.Name).Msg("edge product dropped: no name or a name listed twice")
+			log.Warn().Str(logkey.Product, ep.Name).Msg("edge product dropped: no name or a name listed twice")
 			continue
 		}
 		names[ep.Name] = true
@@ -199,7 +200,7 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 			pr.QuotaInterval = 1
 		}
 		if pr.Quota > 0 && !configs.QuotaTimeUnits[pr.QuotaTimeUnit] {
-			log.Warn().Str("product", pr.Name).Str("quotaTimeUnit", ep.QuotaTimeUnit).Msg("edge product quota ignored: unknown time unit")
+			log.Warn().Str(logkey.Product, pr.Name).Str(logkey.QuotaTimeUnit, ep.QuotaTimeUnit).Msg("edge product quota ignored: unknown time unit")
 			pr.Quota, pr.QuotaInterval, pr.QuotaTimeUnit = 0, 0, ""
 		}
 		cfg.Products = append(cfg.Products, pr)

@@ -8,7 +8,9 @@
 // add Generation, worker lines WorkerID. Lines of a plugin add Plugin
 // (and Proxy, for the proxy whose chain runs it); lines of a part of a
 // process that is not a plugin add Subsystem (net/http's own error log in
-// a worker is component=worker subsystem=http). Component and PID are put
+// a worker is component=worker subsystem=http; the master's share of a
+// plugin, its analytics queue or its quota exchange, is component=master
+// plugin=analytics or plugin=quota). Component and PID are put
 // in once, where each process derives its logger (the master, the keeper
 // and the worker in their own packages, the command line in cmd/mgwcmd);
 // a child logger never sets Component again, since zerolog would then

@@ -135,6 +135,9 @@ const (
 const (
 	// Proxy is the name of the proxy a line is about.
 	Proxy = "proxy"
+	// OtherProxy is the name of another proxy, one the proxy a line is
+	// about conflicts with.
+	OtherProxy = "other_proxy"
 	// BasePath is a proxy's base path.
 	BasePath = "base_path"
 	// URL is a proxy's target URL.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
 // ErrBadBatch is a Sender's answer for a batch the receiver refuses as
@@ -113,7 +115,7 @@ func (q *Queue) trim() {
 	if over := len(q.buf) - q.s.BufferSize; over > 0 {
 		q.buf = append(q.buf[:0], q.buf[over:]...)
 		q.dropped += uint64(over)
-		q.log.Warn().Int("dropped", over).Uint64("dropped_total", q.dropped).Msg("analytics buffer full: oldest records dropped")
+		q.log.Warn().Int(logkey.Dropped, over).Uint64(logkey.DroppedTotal, q.dropped).Msg("analytics buffer full: oldest records dropped")
 	}
 }
 
@@ -184,7 +186,7 @@ func (q *Queue) sendBatch(ctx context.Context, send Sender, batch [][]byte) erro
 		q.mu.Lock()
 		q.dropped += uint64(len(batch))
 		q.mu.Unlock()
-		q.log.Error().Err(err).Int("dropped", len(batch)).Msg("analytics batch refused as malformed: dropped")
+		q.log.Error().Err(err).Int(logkey.Dropped, len(batch)).Msg("analytics batch refused as malformed: dropped")
 		return nil
 	}
 	if err != nil {
@@ -237,7 +239,7 @@ func (q *Queue) Run(stop <-chan struct{}) {
 				if skip == 0 { // the first failure of a round sets the backoff
 					q.failing++
 					skip = min(1<<min(q.failing, 7), int(30*time.Second/every))
-					q.log.Warn().Err(err).Int("retry_in_ticks", skip).Msg("analytics upload failed")
+					q.log.Warn().Err(err).Int(logkey.RetryInTicks, skip).Msg("analytics upload failed")
 				}
 				continue
 			}
@@ -315,10 +317,10 @@ func (q *Queue) Flush(ctx context.Context) {
 	}
 	path, err := writeSpool(q.spool, left)
 	if err != nil {
-		q.log.Error().Err(err).Int("records", len(left)).Msg("analytics records lost: cannot spool them")
+		q.log.Error().Err(err).Int(logkey.Records, len(left)).Msg("analytics records lost: cannot spool them")
 		return
 	}
-	q.log.Warn().Int("records", len(left)).Str("spool", path).Msg("analytics records spooled for the next generation")
+	q.log.Warn().Int(logkey.Records, len(left)).Str(logkey.Spool, path).Msg("analytics records spooled for the next generation")
 }
 
 // Spool files are analytics-spool-<pid>-<time>.jsonl. Each is written
@@ -355,7 +357,7 @@ func (q *Queue) adoptSpool() {
 		}
 		recs := readLines(claimed)
 		_ = os.Remove(claimed)
-		q.log.Info().Int("records", len(recs)).Msg("analytics: took over spooled records")
+		q.log.Info().Int(logkey.Records, len(recs)).Msg("analytics: took over spooled records")
 		q.putBack(recs)
 	}
 }
