@@ -32,6 +32,9 @@
 // internal/logkey/vocab_test.go holds every package of the module to this
 // (a string literal as a field name, or a message built from
 // non-constant strings, fails it), except the packages it still lists as
-// not yet migrated; docs/OPERATIONS.md's "Log fields" table is checked
-// against the constants here.
+// not yet migrated. The "Log fields" table of docs/OPERATIONS.md is
+// rendered from the constants and their comments (fields_test.go checks
+// it, and rewrites it with -update), so a new name is documented by
+// writing its comment: one sentence of meaning, ending in ", in
+// milliseconds." for a duration.
 package logkey

@@ -6,7 +6,7 @@ const (
 	Time = "time"
 	// Level is the line's level: error, warn, info, debug or trace.
 	Level = "level"
-	// Message says what happened, in a constant string.
+	// Message is what happened, in a sentence that never varies.
 	Message = "message"
 	// Error is the error the line reports, as text (zerolog's Err).
 	Error = "error"
@@ -15,7 +15,7 @@ const (
 // Who wrote the line.
 const (
 	// Component is the kind of process that wrote the line: cli, keeper,
-	// master or worker (the Component… values).
+	// master or worker.
 	Component = "component"
 	// PID is the process id of the process that wrote the line.
 	PID = "pid"
@@ -85,8 +85,8 @@ const (
 const (
 	// UptimeMS is how long a process ran, in milliseconds.
 	UptimeMS = "uptime_ms"
-	// TookMS is how long the work the line reports took (a request, a
-	// drain), in milliseconds.
+	// TookMS is how long the work the line reports took (a request in
+	// the access log, a drain), in milliseconds.
 	TookMS = "took_ms"
 	// RestartInMS is the backoff before a process is started again, in
 	// milliseconds.
@@ -122,7 +122,8 @@ const (
 	Proxies = "proxies"
 	// Addr is an address listened on (host:port).
 	Addr = "addr"
-	// Reason says why, where the message leaves a choice of causes.
+	// Reason is why it happened, where the message leaves a choice of
+	// causes.
 	Reason = "reason"
 	// Cache is the path of the Edge configuration cache.
 	Cache = "cache"
@@ -159,10 +160,10 @@ const (
 	Path = "path"
 	// Status is the status code answered to the client.
 	Status = "status"
-	// ClientIP is the client's address, as the trusted proxies let it be
-	// known.
+	// ClientIP is the address of the client's connection.
 	ClientIP = "client_ip"
-	// RequestID is the request's id (its X-Request-Id, or one mgw made).
+	// RequestID is the request's id: its X-Request-Id, else the one the
+	// plugins gave it.
 	RequestID = "request_id"
 	// Requests is how many requests a worker served.
 	Requests = "requests"
