@@ -233,6 +233,10 @@ type Logging struct {
 	// the query, which may hold an API key), status, duration, client IP
 	// and request id.
 	AccessLog bool `toml:"access_log" json:"access_log,omitempty"`
+	// AccessLogFile sends the access log lines to their own file instead
+	// of the log: a path relative to Dir unless absolute. It is rotated
+	// as the log is. It needs AccessLog.
+	AccessLogFile string `toml:"access_log_file" json:"access_log_file,omitempty"`
 }
 
 // Plugins is the [edgemicro.plugins] section.

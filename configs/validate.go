@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 )
 
@@ -50,6 +51,20 @@ func (c *Config) Validate() error {
 	}
 	if !logLevels[e.Logging.Level] {
 		bad("edgemicro.logging.level: %q is not one of error, warn, info, debug, trace, none", e.Logging.Level)
+	}
+	if f := e.Logging.AccessLogFile; f != "" {
+		resolved := f
+		if !filepath.IsAbs(f) {
+			resolved = filepath.Join(e.Logging.Dir, f)
+		}
+		switch {
+		case !e.Logging.AccessLog:
+			bad("edgemicro.logging.access_log_file: %q is set but access_log is not true: set access_log = true to write the access log there, or remove access_log_file", f)
+		case !filepath.IsAbs(f) && e.Logging.Dir == "":
+			bad("edgemicro.logging.access_log_file: %q is relative, and relative paths are taken in the log dir: set dir, or give an absolute path", f)
+		case e.Logging.Dir != "" && filepath.Clean(resolved) == filepath.Join(e.Logging.Dir, "mgw.log"):
+			bad("edgemicro.logging.access_log_file: %q is the log file itself; name another file (such as access.log)", f)
+		}
 	}
 	seen := map[string]bool{}
 	for _, name := range e.Plugins.Sequence {

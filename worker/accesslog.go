@@ -21,6 +21,16 @@ type lineBuffer struct {
 	pending chan<- struct{} // told when the buffer is no longer empty
 }
 
+// accessOutput is where the access log lines are written in batches:
+// the access log's own file when there is one, else the log's output;
+// nil when they go through the logger one by one.
+func accessOutput(opts Options) io.Writer {
+	if opts.AccessLogOutput != nil {
+		return opts.AccessLogOutput
+	}
+	return opts.LogOutput
+}
+
 func newLineBuffer(out io.Writer, pending chan<- struct{}) *lineBuffer {
 	return &lineBuffer{out: out, buf: make([]byte, 0, accessLogBuffer), pending: pending}
 }

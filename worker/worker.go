@@ -41,6 +41,10 @@ type Options struct {
 	// lines are gathered and written to it in batches; when nil, they go
 	// through Logger one by one.
 	LogOutput io.Writer
+	// AccessLogOutput, when set, gets the access log lines (JSON, in
+	// batches of whole lines) in place of LogOutput: the access log's own
+	// file.
+	AccessLogOutput io.Writer
 	// Zone is the shared limit zone. Defaults to the one inherited at
 	// ipc.ZoneFD when Conn is inherited too, else a private one.
 	Zone *zone.Zone
@@ -91,8 +95,8 @@ func Run(ctx context.Context, opts Options) error {
 	pending := make(chan struct{}, 1)
 	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
 	w.alog = w.log
-	if opts.LogOutput != nil {
-		w.abuf = newLineBuffer(opts.LogOutput, pending)
+	if out := accessOutput(opts); out != nil {
+		w.abuf = newLineBuffer(out, pending)
 		w.alog = w.log.Output(w.abuf)
 		defer w.abuf.flush()
 	}

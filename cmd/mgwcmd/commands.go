@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,22 +43,39 @@ func startCommand() *cli.Command {
 			if !master.Kept() {
 				return keep(c, p, ls, sigs)
 			}
-			var logs master.LogFile
+			var (
+				logs       master.LogFile
+				files      logFiles
+				logOut     io.Writer = os.Stderr
+				workerArgs           = []string{"--log-level", ls.level}
+			)
 			if ls.dir != "" {
 				lf, err := redirectStderr(ls.dir, ls)
 				if err != nil {
 					return cli.Exit(err, 1)
 				}
-				logs = lf
+				files.main, logOut = lf, lf
+				workerArgs = append(workerArgs, "--log-dir", ls.dir)
+			}
+			if path := accessLogPath(ls); path != "" {
+				af, err := watchAccessLog(path, ls)
+				if err != nil {
+					return cli.Exit(fmt.Errorf("access log file: %w", err), 1)
+				}
+				files.access = af
+				workerArgs = append(workerArgs, "--access-log", path)
+			}
+			if files.main != nil || files.access != nil {
+				logs = files
+				if p.config != "" {
+					// The workers follow the rotation settings as the master does.
+					workerArgs = append(workerArgs, "--log-config", p.config)
+				}
 			}
 			// The master holds the Edge key and secret: mask them in its log.
-			logger, err := newLogger(masked(os.Stderr, c.String(flagKey), c.String(flagSecret)), ls)
+			logger, err := newLogger(masked(logOut, c.String(flagKey), c.String(flagSecret)), ls)
 			if err != nil {
 				return cli.Exit(err, 1)
-			}
-			workerArgs := []string{"--log-level", ls.level}
-			if ls.dir != "" {
-				workerArgs = append(workerArgs, "--log-dir", ls.dir)
 			}
 			if ls.console {
 				workerArgs = append(workerArgs, "--log-console")
@@ -260,27 +278,49 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: flagLogLevel, Value: "info"},
 			&cli.BoolFlag{Name: "log-console"},
 			&cli.StringFlag{Name: "log-dir"},
+			&cli.StringFlag{Name: "log-config"},
+			&cli.StringFlag{Name: "access-log"},
 		},
 		Action: func(c *cli.Context) error {
 			// SIGUSR1 means "reopen the log file"; its default action
 			// would kill the worker.
 			usr1 := make(chan os.Signal, 1)
 			signal.Notify(usr1, syscall.SIGUSR1)
+			// The rotation settings come from the master's config file;
+			// the worker rotates by size before a write would pass the cap.
+			ls := settingsFrom(c.String("log-config"), c.String(flagLogLevel))
+			ls.console = c.Bool("log-console")
+			var files logFiles
+			var logOut io.Writer = os.Stderr
 			if dir := c.String("log-dir"); dir != "" {
-				lf, err := redirectStderr(dir, logSettings{})
+				lf, err := redirectStderr(dir, ls)
 				if err != nil {
 					return cli.Exit(err, 1)
 				}
-				go func() {
-					for range usr1 {
-						_ = lf.Reopen()
-					}
-				}()
+				files.main, logOut = lf, lf
 			}
-			logger, err := newLogger(os.Stderr, logSettings{level: c.String(flagLogLevel), console: c.Bool("log-console")})
+			logger, err := newLogger(logOut, ls)
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
+			opts := worker.Options{ID: c.Int("id")}
+			if !ls.console {
+				opts.LogOutput = logOut
+			}
+			if path := c.String("access-log"); path != "" {
+				af, err := openAccessLog(path, ls)
+				if err != nil {
+					logger.Error().Err(err).Int(logkey.WorkerID, c.Int("id")).Int(logkey.PID, os.Getpid()).Msg("worker failed")
+					return cli.Exit("", 1)
+				}
+				files.access = af
+				opts.AccessLogOutput = af
+			}
+			go func() {
+				for range usr1 {
+					_ = files.Reopen()
+				}
+			}()
 			// The master turns SIGHUP into a reload; a worker that gets
 			// one by accident (a kill of the whole group) ignores it.
 			signal.Ignore(syscall.SIGHUP)
@@ -288,10 +328,7 @@ func workerCommand() *cli.Command {
 			defer stop()
 			// The worker adds its id and pid (package worker).
 			logger = logger.With().Str(logkey.Component, logkey.ComponentWorker).Int(logkey.Generation, c.Int("generation")).Logger()
-			opts := worker.Options{ID: c.Int("id"), Logger: logger}
-			if !c.Bool("log-console") {
-				opts.LogOutput = os.Stderr
-			}
+			opts.Logger = logger
 			if err := worker.Run(ctx, opts); err != nil {
 				logger.Error().Err(err).Int(logkey.WorkerID, c.Int("id")).Int(logkey.PID, os.Getpid()).Msg("worker failed")
 				return cli.Exit("", 1)

@@ -296,6 +296,10 @@ func verifyCommand() *cli.Command {
 				err := checkLogDir(ls.dir)
 				line(err == nil, "log dir", ls.dir, err)
 			}
+			if path := accessLogPath(ls); path != "" {
+				err := checkLogFile(path)
+				line(err == nil, "access log file", path, err)
+			}
 			// What the master checks before it serves, by its own code.
 			snap, checks := master.Preflight(master.Options{
 				ConfigPath: p.config, RunDir: p.runDir, ConfigDir: p.configDir,

@@ -2,10 +2,12 @@ package mgwcmd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +27,9 @@ type logSettings struct {
 	maxSizeMB   int
 	rotateHours int
 	maxFiles    int
+	// accessFile is access_log_file: the access log's own file, relative
+	// to dir unless absolute; "" for the main log.
+	accessFile string
 	// config is the file the settings came from ("" for the embedded
 	// default): the master's log file follows its edits.
 	config string
@@ -45,7 +50,8 @@ func settingsFrom(path, levelFlag string) logSettings {
 	if err == nil {
 		l := snap.Config.Edgemicro.Logging
 		s = logSettings{level: l.Level, console: l.ToConsole, dir: l.Dir,
-			maxSizeMB: l.MaxSizeMB, rotateHours: l.RotateInterval, maxFiles: l.MaxFiles}
+			maxSizeMB: l.MaxSizeMB, rotateHours: l.RotateInterval, maxFiles: l.MaxFiles,
+			accessFile: l.AccessLogFile}
 	}
 	if levelFlag != "" {
 		s.level = levelFlag
@@ -92,36 +98,96 @@ func newLogger(w io.Writer, s logSettings) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// logFile is dir/mgw.log, which descriptor 2 of the master and of every
-// worker points at. The master rotates it; each process reopens it on
-// SIGUSR1 (logrotate's signal, which the master passes on to its workers).
+// logFile is one log file of the instance: dir/mgw.log, which descriptor
+// 2 of the master and of every worker points at, or the access log file
+// the workers write. Every process that writes it opens it for appending
+// (O_APPEND, one write per line or per batch of whole lines, so lines of
+// different processes never interleave).
+//
+// With max_size_mb set, each write holds an flock of the file's directory
+// while it checks the size and writes: a write that would take the file
+// past the cap first rotates it (mgw.log becomes mgw.log.1, older ones
+// shift), so whichever process writes, the file never grows past the cap.
+// A process that finds another one rotated the file (its path names a new
+// file) reopens before it writes. The master also rotates by age and, on
+// SIGUSR1 (logrotate's signal, which it passes on to its workers), every
+// process reopens.
 type logFile struct {
-	fd       int // the descriptor pointed at the file: 2
-	path     string
-	maxBytes int64         // rotate above this size; 0: never by size
-	maxAge   time.Duration // rotate when the file is older; 0: never by age
-	maxFiles int           // rotated files kept
-	opened   time.Time
+	mu sync.Mutex
+	// fd is a descriptor pointed at the file besides f (2 for mgw.log, so
+	// that a panic's trace reaches it too); -1 for none.
+	fd int
+	// watchOnly: this process never writes the file, only rotates it by
+	// age (the master and the access log).
+	watchOnly bool
+	f         *os.File // the open file; nil when watchOnly
+	lock      *os.File // the file's directory; nil when it cannot be opened
+	path      string
+	id        [2]uint64     // device and inode of the file f (or path) is
+	maxBytes  int64         // rotate before a write would pass this size; 0: never by size
+	maxAge    time.Duration // rotate when the file is older; 0: never by age
+	maxFiles  int           // rotated files kept
+	opened    time.Time     // when the file was created (its birth, else its first sight)
 	// config is the configuration file the rotation settings come from;
-	// seen is its modification time and size when they were last read.
-	config string
-	seen   [2]int64
+	// seen is its modification time and size when they were last read,
+	// followed when Write last looked.
+	config   string
+	seen     [2]int64
+	followed time.Time
 }
 
-// redirectStderr points descriptor 2 at dir/mgw.log.
-func redirectStderr(dir string, s logSettings) (*logFile, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating log dir: %w", configs.ExplainAccess(err))
-	}
+// newLogFile describes the log file at path with the rotation settings
+// of s; it opens nothing yet.
+func newLogFile(path string, fd int, s logSettings) *logFile {
 	lf := &logFile{
-		fd: 2, path: filepath.Join(dir, "mgw.log"), maxBytes: int64(s.maxSizeMB) << 20,
+		fd: fd, path: path, maxBytes: int64(s.maxSizeMB) << 20,
 		maxAge: time.Duration(s.rotateHours) * time.Hour, maxFiles: s.maxFiles, config: s.config,
 	}
 	if lf.maxFiles <= 0 {
 		lf.maxFiles = 10
 	}
 	lf.seen = fileStamp(s.config)
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		lf.lock = d
+	}
+	return lf
+}
+
+// redirectStderr points descriptor 2 at dir/mgw.log and returns the file,
+// which the process's logger writes through.
+func redirectStderr(dir string, s logSettings) (*logFile, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating log dir: %w", configs.ExplainAccess(err))
+	}
+	lf := newLogFile(filepath.Join(dir, "mgw.log"), 2, s)
 	return lf, lf.Reopen()
+}
+
+// openAccessLog opens the access log file at path for a worker to write.
+func openAccessLog(path string, s logSettings) (*logFile, error) {
+	lf := newLogFile(path, -1, s)
+	return lf, lf.Reopen()
+}
+
+// watchAccessLog is the master's view of the access log file: it checks
+// that the file can be opened for appending (creating it, as a worker
+// will) and rotates it by age; the workers write it.
+func watchAccessLog(path string, s logSettings) (*logFile, error) {
+	if err := checkLogFile(path); err != nil {
+		return nil, err
+	}
+	lf := newLogFile(path, -1, s)
+	lf.watchOnly = true
+	return lf, lf.Reopen()
+}
+
+// accessLogPath is where the access log lines go: access_log_file, taken
+// relative to the log dir; "" for the main log.
+func accessLogPath(s logSettings) string {
+	if s.accessFile == "" || filepath.IsAbs(s.accessFile) {
+		return s.accessFile
+	}
+	return filepath.Join(s.dir, s.accessFile)
 }
 
 // openLog opens (creating) the log file for appending, as every process
@@ -140,68 +206,172 @@ func checkLogDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating log dir: %w", configs.ExplainAccess(err))
 	}
-	f, err := openLog(filepath.Join(dir, "mgw.log"))
+	return checkLogFile(filepath.Join(dir, "mgw.log"))
+}
+
+// checkLogFile opens the log file at path for appending, creating it (its
+// directory too), as a start does, and lets it go.
+func checkLogFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating log dir: %w", configs.ExplainAccess(err))
+	}
+	f, err := openLog(path)
 	if err != nil {
 		return err
 	}
 	return f.Close()
 }
 
-// Reopen points descriptor 2 at the file's path again, creating it.
+// Reopen opens the file at its path again, creating it, and points fd at
+// it.
 func (lf *logFile) Reopen() error {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return lf.reopenLocked()
+}
+
+func (lf *logFile) reopenLocked() error {
+	now := time.Now()
+	if lf.watchOnly {
+		st, err := os.Stat(lf.path)
+		if err != nil {
+			lf.id, lf.opened = [2]uint64{}, now
+			return nil
+		}
+		lf.id, lf.opened = identity(st), now
+		if st.Size() > 0 && st.ModTime().Before(now) {
+			lf.opened = fileBirth(lf.path, st.ModTime())
+		}
+		return nil
+	}
 	f, err := openLog(lf.path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := syscall.Dup2(int(f.Fd()), lf.fd); err != nil {
-		return fmt.Errorf("redirecting stderr to %s: %w", lf.path, err)
+	if lf.fd >= 0 {
+		if err := syscall.Dup2(int(f.Fd()), lf.fd); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("redirecting stderr to %s: %w", lf.path, err)
+		}
 	}
-	lf.opened = time.Now()
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		if t := st.ModTime(); t.Before(lf.opened) {
-			lf.opened = fileBirth(f, t)
+	if lf.f != nil {
+		_ = lf.f.Close()
+	}
+	lf.f = f
+	lf.opened = now
+	if st, err := f.Stat(); err == nil {
+		lf.id = identity(st)
+		if st.Size() > 0 && st.ModTime().Before(now) {
+			lf.opened = fileBirth(lf.path, st.ModTime())
 		}
 	}
 	return nil
 }
 
-// fileBirth is when the log file f was created, so that age-based
+// identity is a file's device and inode.
+func identity(st os.FileInfo) [2]uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return [2]uint64{uint64(s.Dev), s.Ino}
+	}
+	return [2]uint64{}
+}
+
+// fileBirth is when the log file at path was created, so that age-based
 // rotation keeps its clock across restarts: the birth time statx reports
 // where the file system records one, else mod, the last write (a later
 // time: the file then rotates at most one period late, never early).
 // The status change time is no birth: every write moves it.
-func fileBirth(f *os.File, mod time.Time) time.Time {
+func fileBirth(path string, mod time.Time) time.Time {
 	var st unix.Statx_t
-	err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st)
+	err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BTIME, &st)
 	if err != nil || st.Mask&unix.STATX_BTIME == 0 || st.Btime.Sec == 0 {
 		return mod
 	}
 	return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))
 }
 
+// flock takes the directory lock that orders the size checks, rotations
+// and writes of every process; the returned func lets it go.
+func (lf *logFile) flock() func() {
+	if lf.lock == nil {
+		return func() {}
+	}
+	fd := int(lf.lock.Fd())
+	for unix.Flock(fd, unix.LOCK_EX) == unix.EINTR {
+	}
+	return func() { _ = unix.Flock(fd, unix.LOCK_UN) }
+}
+
+// Write appends p, one write. With a size cap it first reopens the file
+// when another process rotated it and rotates it when p would take it
+// past the cap, all under the directory lock, so that the cap holds
+// however many processes write: only a single write larger than the cap
+// makes a file larger, alone in it.
+func (lf *logFile) Write(p []byte) (int, error) {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	if lf.f == nil {
+		return 0, fmt.Errorf("log file %s is not open", lf.path)
+	}
+	if now := time.Now(); now.Sub(lf.followed) >= followEvery {
+		lf.followed = now
+		lf.follow()
+	}
+	if lf.maxBytes <= 0 {
+		return lf.f.Write(p)
+	}
+	defer lf.flock()()
+	if st, err := os.Stat(lf.path); err != nil || identity(st) != lf.id {
+		_ = lf.reopenLocked() // rotated (or moved away) by another process
+	}
+	if st, err := lf.f.Stat(); err == nil && st.Size() > 0 && st.Size()+int64(len(p)) > lf.maxBytes {
+		_ = lf.rotateLocked() // on failure the line still goes out, to the old file
+	}
+	return lf.f.Write(p)
+}
+
+// followEvery is how often a writer looks whether the configuration file
+// changed, for new rotation settings.
+const followEvery = time.Second
+
 // Rotate, when the file is over its size or age, renames mgw.log to
 // mgw.log.1 (shifting older ones, keeping maxFiles) and reopens. It
 // reports whether it rotated, so that the workers are told to reopen.
+// The writers rotate by size themselves before each write; this check
+// catches what reached the file around them (a crash's trace).
 func (lf *logFile) Rotate(now time.Time) (bool, error) {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
 	lf.follow()
+	defer lf.flock()()
 	st, err := os.Stat(lf.path)
 	if err != nil {
-		return false, lf.Reopen() // moved away: start a new one
+		return false, lf.reopenLocked() // moved away: start a new one
+	}
+	if identity(st) != lf.id {
+		if err := lf.reopenLocked(); err != nil { // a writer rotated it
+			return false, err
+		}
 	}
 	bySize := lf.maxBytes > 0 && st.Size() >= lf.maxBytes
 	byAge := lf.maxAge > 0 && now.Sub(lf.opened) >= lf.maxAge && st.Size() > 0
 	if !bySize && !byAge {
 		return false, nil
 	}
+	return true, lf.rotateLocked()
+}
+
+// rotateLocked renames the file to .1, shifting the older ones and
+// keeping maxFiles, and opens a new one. The directory lock is held.
+func (lf *logFile) rotateLocked() error {
 	_ = os.Remove(fmt.Sprintf("%s.%d", lf.path, lf.maxFiles))
 	for i := lf.maxFiles - 1; i >= 1; i-- {
 		_ = os.Rename(fmt.Sprintf("%s.%d", lf.path, i), fmt.Sprintf("%s.%d", lf.path, i+1))
 	}
 	if err := os.Rename(lf.path, lf.path+".1"); err != nil {
-		return false, fmt.Errorf("rotating log: %w", err)
+		return fmt.Errorf("rotating log: %w", err)
 	}
-	return true, lf.Reopen()
+	return lf.reopenLocked()
 }
 
 // follow takes max_size_mb, rotate_interval and max_files afresh when the
@@ -228,6 +398,37 @@ func (lf *logFile) follow() {
 	if lf.maxFiles <= 0 {
 		lf.maxFiles = 10
 	}
+}
+
+// logFiles are the files the master rotates: mgw.log (nil when the log
+// goes to stderr) and the access log file (nil when there is none).
+type logFiles struct {
+	main, access *logFile
+}
+
+// Reopen reopens mgw.log; the workers, told too, reopen the access log.
+func (l logFiles) Reopen() error {
+	var errs []error
+	for _, lf := range []*logFile{l.main, l.access} {
+		if lf != nil {
+			errs = append(errs, lf.Reopen())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Rotate rotates each file that is over its size or age.
+func (l logFiles) Rotate(now time.Time) (bool, error) {
+	var rotated bool
+	var errs []error
+	for _, lf := range []*logFile{l.main, l.access} {
+		if lf != nil {
+			r, err := lf.Rotate(now)
+			rotated = rotated || r
+			errs = append(errs, err)
+		}
+	}
+	return rotated, errors.Join(errs...)
 }
 
 // fileStamp is a file's modification time and size; zero when it cannot

@@ -1,0 +1,106 @@
+package mgwcmd
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestLogCapHoldsForEveryWriter: writers with their own descriptors and
+// locks (as the master and the workers have) append lines to one log
+// file with a small cap; every file, the current one and the rotated
+// ones, stays within the cap, every line is whole, and none is lost.
+func TestLogCapHoldsForEveryWriter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	const (
+		writers = 4
+		lines   = 400
+		limit   = 4096
+	)
+	var wg sync.WaitGroup
+	for w := range writers {
+		lf := newLogFile(path, -1, logSettings{maxFiles: 1000})
+		lf.maxBytes = limit
+		if err := lf.Reopen(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range lines {
+				// Lines of different lengths, some batches of several.
+				line := fmt.Sprintf("{\"writer\":%d,\"line\":%d,\"pad\":%q}\n", w, i, strings.Repeat("x", i%97))
+				if _, err := lf.Write([]byte(line)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	files, _ := filepath.Glob(path + "*")
+	if len(files) < 10 {
+		t.Fatalf("%d files: the cap never rotated the log", len(files))
+	}
+	seen := 0
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > limit {
+			t.Errorf("%s has %d bytes, over the cap of %d", f, st.Size(), limit)
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			if l := sc.Text(); !strings.HasPrefix(l, `{"writer":`) || !strings.HasSuffix(l, `"}`) {
+				t.Errorf("%s: a broken line %q", f, l)
+			}
+			seen++
+		}
+		_ = fh.Close()
+	}
+	if seen != writers*lines {
+		t.Fatalf("%d lines in the files, want %d", seen, writers*lines)
+	}
+}
+
+// TestLogCapFollowsEdits: max_size_mb written into the config applies to
+// a writer within followEvery, without a restart.
+func TestLogCapFollowsEdits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mgw.toml")
+	if err := os.WriteFile(cfg, []byte("[edgemicro]\nport = 1\n[edgemicro.logging]\ndir = \""+dir+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := openAccessLog(filepath.Join(dir, "access.log"), settingsFrom(cfg, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(strings.Repeat("x", 600<<10) + "\n")
+	if _, err := lf.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("[edgemicro]\nport = 1\n[edgemicro.logging]\ndir = \""+dir+"\"\nmax_size_mb = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lf.followed = time.Time{} // as if followEvery had passed
+	if _, err := lf.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lf.path + ".1"); err != nil {
+		t.Fatalf("the second write passed the new cap without a rotation: %v", err)
+	}
+}

@@ -1,0 +1,131 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
+)
+
+// TestLogSizeCapHoldsUnderLoad: with max_size_mb = 1, two workers under
+// load write access log lines until the log has rotated twice, to mgw.log
+// or to access_log_file. No file ever passes the cap, every line of every
+// file is one whole JSON object (the workers never cut each other's
+// lines), every request has its line, and with access_log_file the access
+// lines are all there and none in mgw.log.
+func TestLogSizeCapHoldsUnderLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string // file: access_log_file, "" for mgw.log
+	}{
+		{"in mgw.log", ""},
+		{"in access_log_file", "access.log"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newInstance(t, "")
+			logDir := filepath.Join(in.dir, "logs")
+			cfg := `
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.logging]
+level = "info"
+dir = "` + logDir + `"
+access_log = true
+max_size_mb = 1
+max_files = 100
+`
+			accessPath := filepath.Join(logDir, "mgw.log")
+			if tc.file != "" {
+				cfg += "access_log_file = \"" + tc.file + "\"\n"
+				accessPath = filepath.Join(logDir, tc.file)
+			}
+			in.writeConfig(cfg)
+			in.start(2)
+			// Paths of 3000 bytes that match no proxy: each request is one
+			// access line of about 3 KB, so a few hundred fill a file.
+			long := "/nomatch/" + strings.Repeat("p", 3000)
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+			load := testutil.StartLoad(8, func(i int) error {
+				resp, err := client.Get(in.url(fmt.Sprintf("%s/%d", long, i)))
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
+			ok := testutil.Poll(60*time.Second, func() bool {
+				_, err := os.Stat(accessPath + ".2")
+				return err == nil
+			})
+			load.Stop()
+			if !ok {
+				t.Fatalf("the log never rotated twice (%d requests)", load.OK.Load())
+			}
+			if load.Failed.Load() > 0 {
+				t.Fatalf("%d requests failed", load.Failed.Load())
+			}
+			if out, code := in.mgw("stop"); code != 0 { // the workers write their last lines
+				t.Fatalf("stop: %s", out)
+			}
+			const limit = 1 << 20
+			requests := 0
+			files, _ := filepath.Glob(filepath.Join(logDir, "*"))
+			for _, f := range files {
+				st, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Size() > limit {
+					t.Errorf("%s has %d bytes, past max_size_mb = 1 (%d)", f, st.Size(), limit)
+				}
+				isAccess := strings.HasPrefix(filepath.Base(f), filepath.Base(accessPath))
+				fh, err := os.Open(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sc := bufio.NewScanner(fh)
+				sc.Buffer(nil, 1<<20)
+				for sc.Scan() {
+					var line struct {
+						Msg  string `json:"message"`
+						Path string `json:"path"`
+					}
+					if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+						t.Fatalf("%s: a line that is not JSON (%v): %.200q", f, err, sc.Text())
+					}
+					if strings.HasPrefix(line.Path, long) {
+						if !isAccess {
+							t.Fatalf("%s holds an access line, want them in %s", f, accessPath)
+						}
+						requests++
+					}
+				}
+				if err := sc.Err(); err != nil {
+					t.Fatal(err)
+				}
+				_ = fh.Close()
+			}
+			if int64(requests) != load.OK.Load() {
+				t.Fatalf("%d access lines for %d requests", requests, load.OK.Load())
+			}
+			if tc.file != "" {
+				b, err := os.ReadFile(filepath.Join(logDir, "mgw.log"))
+				if err != nil || !strings.Contains(string(b), `"worker"`) {
+					t.Fatalf("mgw.log holds no worker's lines (%v): %.300s", err, b)
+				}
+			}
+		})
+	}
+}
