@@ -31,6 +31,11 @@ type Config struct {
 	// [quotas], [analytics], a custom plugin's …), as plain data; each
 	// plugin decodes its own with Section.
 	Sections map[string]any `toml:"-" json:"sections,omitempty"`
+
+	// src is the text the configuration was parsed from, after ${VAR}
+	// substitution, so that an error found later (a plugin's section)
+	// can say its line. It stays in the master: nil in a worker's copy.
+	src []byte
 }
 
 // EdgeConfig is the [edge_config] section: where an Apigee org serves

@@ -3,10 +3,13 @@
 // A configuration is one TOML file whose sections follow Edge
 // Microgateway's YAML (docs/CONFIG.md). Parse substitutes ${VAR} references from
 // the environment, decodes strictly (an unknown key is an error naming the
-// key and its line), fills defaults, and validates, collecting every problem
-// into one error a user can act on. The result is wrapped in a Snapshot with
-// a revision number and a checksum; a Snapshot is never modified after it is
-// published, a change builds a new one.
+// key, its line and the closest known key; every plugin section is
+// decoded into the settings its plugin registered with AllowSection,
+// whether or not the plugin runs), fills defaults, and validates,
+// collecting every problem into one error a user can act on. The result
+// is wrapped in a Snapshot with a revision number and a checksum; a
+// Snapshot is never modified after it is published, a change builds a
+// new one.
 //
 // The master is the only process that reads configuration files. Workers
 // receive Snapshots as JSON over IPC, so what the master validated is

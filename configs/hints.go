@@ -131,17 +131,27 @@ func didYouMean(key []string) string {
 	if len(key) == 0 {
 		return ""
 	}
-	last := key[len(key)-1]
+	return suggestion(closest(key[len(key)-1], keysAt(key[:len(key)-1])))
+}
+
+// closest is the one of known closest to key, when it is close enough to
+// be a typo of it (case aside), or "".
+func closest(key string, known []string) string {
 	best, bestD := "", 3
-	for _, k := range keysAt(key[:len(key)-1]) {
-		if d := distance(strings.ToLower(last), strings.ToLower(k)); d < bestD && d <= len(k)/3+1 {
+	for _, k := range known {
+		if d := distance(strings.ToLower(key), strings.ToLower(k)); d < bestD && d <= len(k)/3+1 {
 			best, bestD = k, d
 		}
 	}
-	if best == "" {
+	return best
+}
+
+// suggestion is ` (did you mean "port"?)` for "port", "" for "".
+func suggestion(key string) string {
+	if key == "" {
 		return ""
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return fmt.Sprintf(" (did you mean %q?)", key)
 }
 
 // distance is the Levenshtein distance of a and b, with a swap of two

@@ -9,7 +9,7 @@ import (
 // and what mgw wants, in TOML's words; a misspelt key gets a suggestion.
 func TestErrorsInTOMLTerms(t *testing.T) {
 	t.Parallel()
-	AllowSection("spikearrest")
+	AllowSection("spikearrest", nil)
 	tests := []struct{ src, want string }{
 		{"[proxies]\nname = \"a\"\n", "proxies is a table ([proxies]), but mgw wants an array of tables: write [[proxies]]"},
 		{"[[edgemicro]]\nport = 1\n", "edgemicro is an array of tables ([[edgemicro]]), but mgw wants one table: write [edgemicro]"},

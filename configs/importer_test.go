@@ -18,7 +18,7 @@ func TestImportEdgemicroExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sec := range []string{"analytics", "spikearrest", "quotas"} {
-		AllowSection(sec) // as their plugins do when they register
+		AllowSection(sec, nil) // as their plugins do when they register
 	}
 	known := func(p string) bool { return p == "oauth" }
 	out, rep, err := Import(src, ImportOptions{KnownPlugin: known})
@@ -103,7 +103,7 @@ edgemicro:
 func TestImportCarriesEveryMeaning(t *testing.T) {
 	t.Parallel()
 	for _, sec := range []string{"accesscontrol", "cors", "healthcheck", "quotas", "spikearrest"} {
-		AllowSection(sec)
+		AllowSection(sec, nil)
 	}
 	src := []byte(`
 edge_config:

@@ -129,14 +129,16 @@ func Parse(src []byte, env LookupEnv) (*Snapshot, error) {
 	if err := cfg.keepSections(resolved); err != nil {
 		return nil, err
 	}
+	cfg.src = resolved
+	sectionErr := cfg.checkSections() // said with the problems below
 	cfg.normalize()
 	if !cfg.EdgeMode() && len(cfg.Edgemicro.Proxies) > 0 {
-		return nil, errors.New("edgemicro.proxies keeps Edge proxies by name and is for Edge mode ([edge_config]); in local mode list the [[proxies]] to serve")
+		return nil, errors.Join(sectionErr, errors.New("edgemicro.proxies keeps Edge proxies by name and is for Edge mode ([edge_config]); in local mode list the [[proxies]] to serve"))
 	}
 	if cfg.EdgeMode() && (len(cfg.Proxies) > 0 || len(cfg.Products) > 0) {
-		return nil, errors.New("[[proxies]] and [[products]] are for local mode; with [edge_config] they come from Edge")
+		return nil, errors.Join(sectionErr, errors.New("[[proxies]] and [[products]] are for local mode; with [edge_config] they come from Edge"))
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(sectionErr, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(resolved)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -15,24 +16,55 @@ import (
 // Plugin sections: a plugin registered with a section name owns the
 // top-level table of that name ([spikearrest], [quotas], [cors] …). The
 // file keeps it as plain data; the plugin decodes it into its own typed
-// settings with Section, strictly.
+// settings with Section, strictly. Parse decodes every section of the
+// file once into the settings its plugin registered, whether or not the
+// plugin is in the sequence, so a typo is found in every section.
 var (
 	sectionsMu sync.RWMutex
-	sections   = map[string]bool{}
+	sections   = map[string]reflect.Type{} // a section → its settings type (nil: not given)
 )
 
 // AllowSection lets name be a top-level table of mgw.toml, kept for the
-// plugin that owns it. plugins.Register calls it.
-func AllowSection(name string) {
+// plugin that owns it. settings is a value of the plugin's settings
+// struct (its json tags are the keys): Parse decodes the table into a new
+// one strictly, so that an unknown key is an error even when the plugin
+// is not in edgemicro.plugins.sequence. A nil settings leaves the check
+// to the plugin, when it runs. plugins.Register calls it.
+func AllowSection(name string, settings any) {
 	sectionsMu.Lock()
 	defer sectionsMu.Unlock()
-	sections[name] = true
+	t := reflect.TypeOf(settings)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	sections[name] = t
 }
 
 func sectionAllowed(name string) bool {
 	sectionsMu.RLock()
 	defer sectionsMu.RUnlock()
+	_, ok := sections[name]
+	return ok
+}
+
+func sectionType(name string) reflect.Type {
+	sectionsMu.RLock()
+	defer sectionsMu.RUnlock()
 	return sections[name]
+}
+
+// checkSections decodes every plugin section of c into a new value of the
+// settings its plugin registered, and returns every error.
+func (c *Config) checkSections() error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Sections)) {
+		if t := sectionType(name); t != nil {
+			if err := c.Section(name, reflect.New(t).Interface()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ChainKeys are the keys of a plugin section that the chain reads for
@@ -43,20 +75,36 @@ var ChainKeys = []string{"excludeUrls"}
 
 // UnknownKeyError is a key of a plugin section that the plugin's settings
 // do not have (a typo, or a key of another plugin). Key is the dotted path
-// below the section for a key of a nested table.
+// below the section for a key of a nested table; an entry of a list is
+// numbered from 0 (list.1.name).
 type UnknownKeyError struct {
 	Section string
 	Key     string
+	// Line is the line of the file the key is written on, or 0 when the
+	// configuration was not read from a file (a snapshot from IPC).
+	Line int
+	// Suggestion is the key of the same table closest to Key's last
+	// part, when it is close enough to be a typo; else "".
+	Suggestion string
 }
 
 func (e *UnknownKeyError) Error() string {
-	return fmt.Sprintf("[%s]: unknown key %q", e.Section, e.Key)
+	return fmt.Sprintf("[%s]: unknown key %q%s%s", e.Section, e.Key, lineNote(e.Line), suggestion(e.Suggestion))
+}
+
+// lineNote is " (line n)", or "" for 0.
+func lineNote(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (line %d)", n)
 }
 
 // Section decodes the plugin section name into v, a pointer to the
 // plugin's settings struct whose json tags name the TOML keys. The chain's
 // own keys (ChainKeys) are taken out first. A key v does not have is an
 // *UnknownKeyError; a value of the wrong type is an error naming its key.
+// Both say the key's line when c was parsed from a file.
 // A missing section leaves v as it is.
 func (c *Config) Section(name string, v any) error {
 	raw, ok := c.Sections[name]
@@ -72,8 +120,13 @@ func (c *Config) Section(name string, v any) error {
 		}
 		raw = own
 	}
-	if key, found := unknownKey(raw, reflect.TypeOf(v)); found {
-		return &UnknownKeyError{Section: name, Key: key}
+	if path, known, found := unknownKey(raw, reflect.TypeOf(v)); found {
+		return &UnknownKeyError{
+			Section:    name,
+			Key:        strings.Join(path, "."),
+			Line:       keyLine(c.src, append([]string{name}, path...)),
+			Suggestion: closest(path[len(path)-1], known),
+		}
 	}
 	b, err := json.Marshal(raw)
 	if err != nil {
@@ -83,7 +136,8 @@ func (c *Config) Section(name string, v any) error {
 	dec.DisallowUnknownFields() // unknownKey found them all; this is a second guard
 	if err := dec.Decode(v); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
-			return fmt.Errorf("[%s]: key %q wants %s, not a %s", name, te.Field, goKind(te.Type), te.Value)
+			line := keyLine(c.src, append([]string{name}, strings.Split(te.Field, ".")...))
+			return fmt.Errorf("[%s]: key %q wants %s, not a %s%s", name, te.Field, goKind(te.Type), te.Value, lineNote(line))
 		}
 		return fmt.Errorf("[%s]: %w", name, err)
 	}
@@ -114,21 +168,21 @@ func goKind(t reflect.Type) string {
 }
 
 // unknownKey walks data (a decoded TOML table) against t, the type it
-// will be decoded into, and returns the dotted path of the first key
-// (in sorted order) that t has no field for. Types that decode
-// themselves, maps and interfaces accept any key.
-func unknownKey(data any, t reflect.Type) (string, bool) {
+// will be decoded into, and returns the path of the first key (in sorted
+// order) that t has no field for, with the keys the table there may hold.
+// Types that decode themselves, maps and interfaces accept any key.
+func unknownKey(data any, t reflect.Type) (path, known []string, found bool) {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t == nil || reflect.PointerTo(t).Implements(jsonUnmarshaler) {
-		return "", false
+		return nil, nil, false
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		m, ok := data.(map[string]any)
 		if !ok {
-			return "", false // a type error, reported by the decoder
+			return nil, nil, false // a type error, reported by the decoder
 		}
 		fields := jsonFields(t, nil)
 		for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -137,34 +191,36 @@ func unknownKey(data any, t reflect.Type) (string, bool) {
 				ft, ok = foldedField(fields, k)
 			}
 			if !ok {
-				return k, true
+				return []string{k}, slices.Sorted(maps.Keys(fields)), true
 			}
-			if sub, found := unknownKey(m[k], ft); found {
-				return k + "." + sub, true
+			if sub, known, found := unknownKey(m[k], ft); found {
+				return append([]string{k}, sub...), known, true
 			}
 		}
 	case reflect.Map:
 		m, ok := data.(map[string]any)
 		if !ok {
-			return "", false
+			return nil, nil, false
 		}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			if sub, found := unknownKey(m[k], t.Elem()); found {
-				return k + "." + sub, true
+			if sub, known, found := unknownKey(m[k], t.Elem()); found {
+				return append([]string{k}, sub...), known, true
 			}
 		}
 	case reflect.Slice, reflect.Array:
-		list, ok := data.([]any)
-		if !ok {
-			return "", false
+		// An array of tables ([[x]]) decodes as []map[string]any, an
+		// inline array as []any.
+		list := reflect.ValueOf(data)
+		if list.Kind() != reflect.Slice {
+			return nil, nil, false
 		}
-		for i, e := range list {
-			if sub, found := unknownKey(e, t.Elem()); found {
-				return fmt.Sprintf("%d.%s", i, sub), true
+		for i := range list.Len() {
+			if sub, known, found := unknownKey(list.Index(i).Interface(), t.Elem()); found {
+				return append([]string{strconv.Itoa(i)}, sub...), known, true
 			}
 		}
 	}
-	return "", false
+	return nil, nil, false
 }
 
 // foldedField finds the field of key ignoring case, the match

@@ -133,6 +133,11 @@ func TestVerifyIsADryRunOfStart(t *testing.T) {
 		{"TLS file that is no certificate", base + "\n[edgemicro.ssl]\ncert = \"" + notADir + "\"\nkey = \"" + notADir + "\"\n", nil, "config", "edgemicro.ssl"},
 		{"plugin section that does not decode", base + "\n[edgemicro.plugins]\nsequence = [\"spikearrest\"]\n[spikearrest]\nallow = 10\ntimeUnit = \"second\"\nalow = 3\n", nil, "config", "unknown key"},
 		{"no workers", base, []string{"-p", "0"}, "config", "--processes 0"},
+		// A plugin's section is checked whether or not the plugin runs.
+		{"typo in the section of a plugin not in the sequence", base + "\n[quotas]\nbufferSise = 3\n", nil, "config",
+			fmt.Sprintf(`mgw.toml: [quotas]: unknown key "bufferSise" (line %d) (did you mean "bufferSize"?)`, strings.Count(base, "\n")+3)},
+		{"section of no plugin", base + "\n[spikearest]\nallow = 3\n", nil, "config",
+			fmt.Sprintf(`mgw.toml: unknown key "spikearest" (line %d) (did you mean "spikearrest"?)`, strings.Count(base, "\n")+2)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -7,10 +7,13 @@
 // hooks therefore run in sequence order and response hooks in reverse.
 //
 // Plugins are Go code, described by a Spec (name, configuration section,
-// factory) and registered in one list, plugins/builtin; each decodes its
-// own section strictly with Config.Section, which takes out the chain's
-// own keys (configs.ChainKeys: excludeUrls) first and reports a key the
-// plugin's settings lack as a *configs.UnknownKeyError.
+// settings struct, factory) and registered in one list, plugins/builtin;
+// each decodes its own section strictly with Config.Section, which takes
+// out the chain's own keys (configs.ChainKeys: excludeUrls) first and
+// reports a key the plugin's settings lack as a *configs.UnknownKeyError
+// with its line. configs.Parse checks every section of a file against
+// its Spec's Settings, so a section of a plugin out of the sequence is
+// checked too.
 // edgemicro.plugins.sequence
 // picks and orders them for every proxy, after analytics, which always
 // runs first when it is on. Chain compiles a proxy's chain once per

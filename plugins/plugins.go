@@ -122,6 +122,12 @@ type Spec struct {
 	// Section is the top-level table of mgw.toml holding the plugin's
 	// settings, decoded with Config.Section; "" for none.
 	Section string
+	// Settings is a value of the struct the plugin decodes its Section
+	// into (its json tags are the keys); required with a Section. Every
+	// configuration is checked against it, whether or not the plugin is
+	// in the sequence, so a typo in the section of a plugin that does not
+	// run is an error too, not a setting silently ignored.
+	Settings any
 	// New builds the plugin for one proxy.
 	New Factory
 }
@@ -132,7 +138,8 @@ var (
 )
 
 // Register makes a plugin available under its name and lets its section
-// appear in mgw.toml. It panics when the name is empty or already taken,
+// appear in mgw.toml, holding the keys of its Settings. It panics when the
+// name is empty or already taken, or a Section comes without Settings,
 // since that is a programming error.
 func Register(s Spec) {
 	mu.Lock()
@@ -143,9 +150,12 @@ func Register(s Spec) {
 	if _, dup := registry[s.Name]; dup {
 		panic("plugins: " + s.Name + " registered twice")
 	}
+	if s.Section != "" && s.Settings == nil {
+		panic("plugins: " + s.Name + " has a Section but no Settings to check it against")
+	}
 	registry[s.Name] = s
 	if s.Section != "" {
-		configs.AllowSection(s.Section)
+		configs.AllowSection(s.Section, s.Settings)
 	}
 }
 

@@ -26,15 +26,18 @@ func (p tracer) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 	w.Header().Add("X-Trace", "out:"+p.name)
 }
 
+// typedSettings are the keys of [typed].
+type typedSettings struct {
+	Greeting string `json:"greeting"`
+}
+
 func init() {
 	for _, n := range []string{"a", "b", "stop"} {
-		Register(Spec{Name: "test-" + n, Section: "test-" + n, New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: n}, nil }})
+		Register(Spec{Name: "test-" + n, Section: "test-" + n, Settings: struct{}{}, New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: n}, nil }})
 	}
-	Register(Spec{Name: Analytics, Section: Analytics, New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: Analytics}, nil }})
-	Register(Spec{Name: "test-typed", Section: "typed", New: func(_ Env, s *configs.Snapshot, _ *configs.Proxy) (Plugin, error) {
-		var cfg struct {
-			Greeting string `json:"greeting"`
-		}
+	Register(Spec{Name: Analytics, Section: Analytics, Settings: struct{}{}, New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return tracer{name: Analytics}, nil }})
+	Register(Spec{Name: "test-typed", Section: "typed", Settings: typedSettings{}, New: func(_ Env, s *configs.Snapshot, _ *configs.Proxy) (Plugin, error) {
+		var cfg typedSettings
 		if err := s.Config.Section("typed", &cfg); err != nil {
 			return nil, err
 		}
@@ -94,6 +97,16 @@ func TestRegisterTwicePanics(t *testing.T) {
 	Register(Spec{Name: "test-a", New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return nil, nil }})
 }
 
+func TestRegisterASectionWithoutSettingsPanics(t *testing.T) {
+	t.Parallel()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering a section without its settings did not panic")
+		}
+	}()
+	Register(Spec{Name: "test-nosettings", Section: "nosettings", New: func(Env, *configs.Snapshot, *configs.Proxy) (Plugin, error) { return nil, nil }})
+}
+
 // chainTrace parses a config, builds the chain of its first proxy and
 // returns the X-Trace of a request for path.
 func chainTrace(t *testing.T, toml, path string) (string, error) {
@@ -136,12 +149,18 @@ func TestContract(t *testing.T) {
 			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreeting = \"hi\"\n", "/p", "in:hi,target,out:hi", ""},
 		{"an unknown key of a typed section is an error naming it",
 			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreting = \"hi\"\n", "/p", "", `[typed]: unknown key "greting"`},
+		{"an unknown key of the section of a plugin not in the sequence is an error, with its line and a suggestion",
+			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n[typed]\ngreting = \"hi\"\n", "/p", "", `[typed]: unknown key "greting" (line 4) (did you mean "greeting"?)`},
+		{"a section of a plugin not in the sequence that decodes is accepted",
+			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n[typed]\ngreeting = \"hi\"\n", "/p", "in:a,target,out:a", ""},
 		{"a typed section's excludeUrls is the chain's, not the plugin's",
 			"[edgemicro.plugins]\nsequence = [\"test-typed\"]\n[typed]\ngreeting = \"hi\"\nexcludeUrls = \"/p/open\"\n", "/p/open", "target", ""},
 		{"an excludeUrls that is not strings is an error naming it",
 			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n[test-a]\nexcludeUrls = 3\n", "/p", "", `[test-a]: key "excludeUrls"`},
 		{"a section of no plugin is an unknown key",
 			"[nosuch]\nx = 1\n", "/p", "", `unknown key "nosuch`},
+		{"a misspelt section is an unknown key with a suggestion",
+			"[edgemicro.plugins]\nsequence = [\"test-a\"]\n[tyqed]\ngreeting = \"hi\"\n", "/p", "", `unknown key "tyqed" (line 3) (did you mean "typed"?)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

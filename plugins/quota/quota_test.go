@@ -19,7 +19,7 @@ import (
 
 func snapshot(t *testing.T, quotas string) *configs.Snapshot {
 	t.Helper()
-	configs.AllowSection(Section)
+	configs.AllowSection(Section, Settings{})
 	s, err := configs.Parse([]byte(`
 [[proxies]]
 name = "p"

@@ -15,10 +15,10 @@ import (
 
 func build(t *testing.T, section string, now func() time.Time) (plugins.Plugin, error) {
 	t.Helper()
-	configs.AllowSection(Section)
+	configs.AllowSection(Section, Settings{})
 	s, err := configs.Parse([]byte(section), func(string) (string, bool) { return "", false })
 	if err != nil {
-		t.Fatal(err)
+		return nil, err // a key the settings lack is found here
 	}
 	return New(plugins.Env{Now: now}, s, &configs.Proxy{Name: "p"})
 }
@@ -171,7 +171,7 @@ func TestGoneWhileWaiting(t *testing.T) {
 // same setting again finds its own schedule.
 func TestEditedSetting(t *testing.T) {
 	t.Parallel()
-	configs.AllowSection(Section)
+	configs.AllowSection(Section, Settings{})
 	z := zone.New(16)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	status := func(settings string) int {
