@@ -21,6 +21,14 @@
 //     close keep-alive connections that stay idle for the grace period,
 //     and exit when no connection is left or at the drain timeout.
 //
+// In the code, Run is three parts: start (start.go) does steps 1 and 2;
+// the loop (loop.go) is one goroutine with one select that owns the
+// worker's phase (starting, serving, draining) and its timers, and hands
+// each event to the method named after it: onConfig, onDrainOrder,
+// onStop (SIGTERM), onMasterGone, onServeError, onStatsBeat, and the
+// records' flush (onRecordsWaiting, onFlushDue, onRecordsFull); close
+// puts away what start opened. Requests never pass through the loop.
+//
 // Plain HTTP/1.1 is served by the hand-written server of package h1,
 // which hands every connection it does not serve itself to net/http;
 // HTTPS is net/http's. Plain-HTTP targets are reached with h1's client.

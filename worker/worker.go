@@ -2,15 +2,10 @@ package worker
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,6 +32,8 @@ type Options struct {
 	Conn *ipc.Conn
 	// StatsInterval is the period of Stats reports. Defaults to one second.
 	StatsInterval time.Duration
+	// statsBeat, when set, replaces the ticker of StatsInterval (tests).
+	statsBeat <-chan time.Time
 	// LogOutput is where Logger writes JSON lines. When set, access log
 	// lines are gathered and written to it in batches; when nil, they go
 	// through Logger one by one.
@@ -77,253 +74,34 @@ type Worker struct {
 	// noProxyMetrics counts the requests that reach no proxy.
 	noProxyMetrics atomic.Pointer[proxyMetrics]
 
-	draining atomic.Bool
+	// phase is where the worker is in its life: the loop moves it,
+	// requests read it (a draining worker closes every connection after
+	// its answer).
+	phase    phaseVar
 	requests atomic.Uint64
 	conns    atomic.Int64
+
+	// The loop's event sources, made by newWorker and fed by start.
+	frames   chan ipc.Frame // frames from the master, key answers excepted
+	recvErr  chan error     // why the master's channel ended
+	serveErr chan error     // why a server stopped
+	pending  chan struct{}  // records or access-log lines wait to go out
 }
 
 // Run serves until the master orders a drain, the master goes away, or ctx
 // is canceled; each ends in a graceful drain. It returns an error only
-// when the worker could not start.
+// when the worker could not start, or its server failed.
+//
+// Its three parts are in their own files: start (start.go) does what
+// comes before serving, the loop (loop.go) hands each event to the method
+// named after it, and close puts away what start opened.
 func Run(ctx context.Context, opts Options) error {
-	if opts.StatsInterval <= 0 {
-		opts.StatsInterval = time.Second
-	}
-	w := &Worker{opts: opts, pool: newTransportPool(), metrics: newMetrics()}
-	// Records and access-log lines wait at most recordFlush; the timer
-	// runs only while some wait.
-	pending := make(chan struct{}, 1)
-	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
-	w.alog = w.log
-	if out := accessOutput(opts); out != nil {
-		w.abuf = newLineBuffer(out, pending)
-		w.alog = w.log.Output(w.abuf)
-		defer w.abuf.flush()
-	}
-	w.conn = opts.Conn
-	if w.conn == nil {
-		c, err := ipc.Inherited()
-		if err != nil {
-			return err
-		}
-		w.conn = c
-	}
-	defer w.conn.Close()
-	w.keys = newKeyClient(w.conn, w.rt.Load)
-	w.sink = newRecordSink(w.conn, pending)
-	defer w.sink.close() // the records of the last requests, before the channel closes
-	w.zone = opts.Zone
-	switch {
-	case w.zone != nil:
-	case opts.Conn == nil: // started by a master: every descriptor is inherited
-		w.zone = inheritedZone()
-	default:
-		w.zone = zone.New(zone.DefaultSlots)
-	}
-	ln := opts.Listener
-	if ln == nil {
-		f := os.NewFile(ipc.ListenerFD, "listener")
-		l, err := net.FileListener(f)
-		_ = f.Close()
-		if err != nil {
-			return fmt.Errorf("opening inherited listener: %w", err)
-		}
-		ln = l
-	}
-
-	if err := w.conn.Send(ipc.KindHello, ipc.Hello{WorkerID: opts.ID, PID: os.Getpid(), Protocol: ipc.ProtocolVersion}); err != nil {
+	w := newWorker(opts)
+	defer w.close()
+	if err := w.start(ctx); err != nil {
 		return err
 	}
-	frames := make(chan ipc.Frame)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			f, err := w.conn.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			if f.Kind == ipc.KindKeyTell { // answered here: requests wait for it
-				if err := w.keys.deliver(f); err != nil {
-					w.log.Warn().Err(err).Msg("bad key answer")
-				}
-				continue
-			}
-			frames <- f
-		}
-	}()
-
-	// The first frame must be a configuration.
-	var first ipc.Frame
-	select {
-	case first = <-frames:
-	case err := <-recvErr:
-		return fmt.Errorf("waiting for the first config: %w", err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if first.Kind != ipc.KindConfig {
-		return fmt.Errorf("first frame from the master is %s, want config", first.Kind)
-	}
-	if err := w.handleConfig(first); err != nil {
-		return err
-	}
-
-	cfg := &w.rt.Load().snap.Config
-	w.ln = newLimitListener(ln, cfg.Edgemicro.MaxConnections)
-	w.ln.onFDExhausted = w.fdExhausted
-	if bal := opts.Balance; bal != nil || opts.Conn == nil {
-		if bal == nil {
-			bal = inheritedBalance(w.log, ipc.BalanceFD)
-		}
-		w.ln.balanceWith(bal, opts.ID)
-	}
-	w.srv = &http.Server{
-		Handler:           h1.GuardBodies(w, cfg.BodyIdleTimeout(), cfg.BodyTimeout()),
-		ReadHeaderTimeout: headersTimeout(&cfg.Edgemicro),
-		WriteTimeout:      time.Duration(cfg.Edgemicro.WriteTimeout) * time.Second,
-		IdleTimeout:       time.Duration(cfg.Edgemicro.KeepAliveTimeout) * time.Millisecond,
-		MaxHeaderBytes:    cfg.Edgemicro.MaxHeaderBytes,
-		ConnState:         w.connState,
-		ErrorLog:          log.New(zerologWriter{w.log, zerolog.DebugLevel}, "", 0),
-	}
-	serveErr := make(chan error, 2)
-	if w.rt.Load().serverTLS != nil {
-		// The certificate comes from the serving revision at each
-		// handshake, so a config push can replace it in place; turning
-		// TLS on or off takes a reload.
-		serveLn := tls.NewListener(w.ln, &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-				if tc := w.rt.Load().serverTLS; tc != nil {
-					return tc, nil
-				}
-				return nil, errors.New("TLS is off in the serving revision; reload to turn it off")
-			},
-		})
-		go func() { serveErr <- w.srv.Serve(serveLn) }()
-	} else {
-		// Plain HTTP: the hand-written server takes every connection and
-		// hands the ones it does not serve to net/http.
-		handoff := h1.NewFallbackListener(w.ln.Addr())
-		w.fast = &h1.Server{
-			Handler:           w,
-			Fallback:          handoff.Give,
-			ReadHeaderTimeout: w.srv.ReadHeaderTimeout,
-			IdleTimeout:       w.srv.IdleTimeout,
-			WriteTimeout:      w.srv.WriteTimeout,
-			MaxHeaderBytes:    w.srv.MaxHeaderBytes,
-			BodyIdleTimeout:   cfg.BodyIdleTimeout(),
-			BodyTimeout:       cfg.BodyTimeout(),
-			ErrorResponse:     plugins.WriteError,
-			ConnState:         w.connState,
-			ErrorLog:          log.New(zerologWriter{w.log, zerolog.ErrorLevel}, "", 0), // handler panics
-		}
-		go func() { serveErr <- w.fast.Serve(w.ln) }()
-		// A connection handed to net/http serves one request: the next
-		// comes on a new connection, whose head h1 screens first.
-		w.srv.Handler = h1.OneRequest(w.srv.Handler)
-		go func() { _ = w.srv.Serve(handoff) }()
-	}
-	if err := w.conn.Send(ipc.KindReady, ipc.Ready{Revision: w.revision()}); err != nil {
-		return err
-	}
-	w.log.Info().Uint64("revision", w.revision()).Msg("worker serving")
-
-	stats := time.NewTicker(opts.StatsInterval)
-	defer stats.Stop()
-	flush := time.NewTimer(recordFlush)
-	flush.Stop()
-	defer flush.Stop()
-	flushArmed := false
-	var last ipc.Stats
-	for {
-		select {
-		case <-ctx.Done():
-			w.log.Info().Msg("signal: draining")
-			c := &w.rt.Load().snap.Config
-			w.drain(c.DrainGrace(), c.DrainTimeout())
-			return nil
-		case err := <-recvErr:
-			if !errors.Is(err, io.EOF) {
-				w.log.Error().Err(err).Msg("reading from the master")
-			}
-			w.log.Warn().Msg("master gone: draining")
-			c := &w.rt.Load().snap.Config
-			w.drain(c.DrainGrace(), c.DrainTimeout())
-			return nil
-		case f := <-frames:
-			switch f.Kind {
-			case ipc.KindConfig:
-				if err := w.handleConfig(f); err != nil {
-					w.log.Error().Err(err).Msg("acknowledging config")
-				}
-			case ipc.KindDrain:
-				var d ipc.Drain
-				if err := f.Decode(&d); err != nil {
-					w.log.Error().Err(err).Msg("bad drain order; draining with defaults")
-					c := &w.rt.Load().snap.Config
-					d = ipc.Drain{Grace: c.DrainGrace(), Timeout: c.DrainTimeout()}
-				}
-				w.log.Info().Dur("grace", d.Grace).Dur("timeout", d.Timeout).Msg("draining")
-				w.drain(d.Grace, d.Timeout)
-				return nil
-			default:
-				w.log.Debug().Stringer("kind", f.Kind).Msg("ignoring unknown message")
-			}
-		case err := <-serveErr:
-			if !w.draining.Load() {
-				return fmt.Errorf("serving: %w", err)
-			}
-		case <-pending:
-			if !flushArmed {
-				flush.Reset(recordFlush)
-				flushArmed = true
-			}
-		case <-flush.C:
-			flushArmed = false
-			w.sink.flush()
-			if w.abuf != nil {
-				w.abuf.flush()
-			}
-		case <-w.sink.kick:
-			w.sink.flush()
-		case <-stats.C:
-			// Every second, changed or not: the master takes a worker
-			// that stops sending for unresponsive. The counters go only
-			// when they changed.
-			s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
-			if s.Requests != last.Requests || s.Active != last.Active {
-				s.Metrics = w.metrics.snapshot()
-				s.Metrics.RecordsDropped = w.sink.droppedCount()
-				last = s
-			}
-			_ = w.conn.Send(ipc.KindStats, s)
-		}
-	}
-}
-
-// handleConfig applies a Config frame and acknowledges it. A snapshot
-// that fails to decode or compile leaves the current runtime serving and
-// is reported in the Ack.
-func (w *Worker) handleConfig(f ipc.Frame) error {
-	var msg ipc.Config
-	err := f.Decode(&msg)
-	if err == nil {
-		err = w.apply(msg.Snapshot)
-	}
-	ack := ipc.Ack{Revision: w.revision()}
-	if err != nil {
-		ack.Error = err.Error()
-		w.log.Error().Err(err).Uint64("offered", msg.Revision).Msg("config rejected")
-	}
-	if serr := w.conn.Send(ipc.KindAck, ack); serr != nil {
-		return serr
-	}
-	if w.rt.Load() == nil {
-		return fmt.Errorf("first config: %w", err)
-	}
-	return nil
+	return w.loop(ctx)
 }
 
 // apply compiles a snapshot and swaps it in. An older or equal revision
@@ -359,7 +137,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rt := w.rt.Load()
 	cfg := &rt.snap.Config
 	wr := writerPool.Get().(*responseWriter)
-	*wr = responseWriter{ResponseWriter: rw, start: time.Now(), responseTime: cfg.Headers.XResponseTime, closeConn: w.draining.Load()}
+	*wr = responseWriter{ResponseWriter: rw, start: time.Now(), responseTime: cfg.Headers.XResponseTime, closeConn: w.phase.load() == phaseDraining}
 	defer func() {
 		wr.ResponseWriter = nil
 		writerPool.Put(wr)
@@ -447,15 +225,6 @@ func (w *Worker) noProxy() *proxyMetrics {
 	return p
 }
 
-// headersTimeout is edgemicro's headers_timeout, by default the
-// keep-alive timeout plus 5 s.
-func headersTimeout(e *configs.Edgemicro) time.Duration {
-	if e.HeadersTimeout > 0 {
-		return time.Duration(e.HeadersTimeout) * time.Millisecond
-	}
-	return time.Duration(e.KeepAliveTimeout+5000) * time.Millisecond
-}
-
 // accessLog writes one line for a request. It names the path but never
 // the query or any header, so no API key or token reaches the log.
 func (w *Worker) accessLog(r *http.Request, path, proxy string, status int, took time.Duration, x *plugins.Exchange) {
@@ -496,42 +265,6 @@ func (w *Worker) connState(c net.Conn, s http.ConnState) {
 	}
 }
 
-// drain stops accepting, lets keep-alive clients make one more request
-// (answered with Connection: close) for up to grace, then closes idle
-// connections and waits for active ones until timeout.
-func (w *Worker) drain(grace, timeout time.Duration) {
-	start := time.Now()
-	w.draining.Store(true)
-	if w.ln != nil {
-		_ = w.ln.Close()
-	}
-	if w.srv == nil {
-		return
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for w.conns.Load() > 0 && time.Since(start) < grace {
-		<-tick.C
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(max(timeout, grace)))
-	defer cancel()
-	var err error
-	if w.fast != nil {
-		err = w.fast.Shutdown(ctx) // first, so that it hands over no more
-	}
-	if err == nil {
-		err = w.srv.Shutdown(ctx)
-	}
-	if err != nil {
-		w.log.Warn().Int64("connections", w.conns.Load()).Msg("drain timeout: closing the remaining connections")
-		if w.fast != nil {
-			_ = w.fast.Close()
-		}
-		_ = w.srv.Close()
-	}
-	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
-}
-
 // fdExhausted warns that accepting failed for want of a file
 // descriptor: the first time, then at most once a minute, with the
 // process's limit and how often it happened, so that a log shows it
@@ -556,48 +289,4 @@ func (w *Worker) watchQuota(id string, allow uint32, interval int, unit string) 
 	go func() {
 		_ = w.conn.Send(ipc.KindQuota, ipc.QuotaWatch{Identifier: id, Allow: allow, Interval: interval, TimeUnit: unit})
 	}()
-}
-
-// inheritedZone maps the zone at ipc.ZoneFD; a worker started without
-// one (in tests) gets a private zone.
-func inheritedZone() *zone.Zone {
-	f := os.NewFile(ipc.ZoneFD, "zone")
-	if f == nil {
-		return zone.New(zone.DefaultSlots)
-	}
-	z, err := zone.Map(f)
-	if err != nil {
-		_ = f.Close()
-		return zone.New(zone.DefaultSlots)
-	}
-	return z
-}
-
-// inheritedBalance maps the table at descriptor fd (ipc.BalanceFD) when
-// the master says there is one, or returns nil, and the worker accepts
-// without balancing.
-func inheritedBalance(log zerolog.Logger, fd int) *balance.Table {
-	if os.Getenv(ipc.BalanceEnv) != strconv.Itoa(fd) {
-		return nil
-	}
-	f := os.NewFile(uintptr(fd), "balance")
-	t, err := balance.Map(f)
-	if err != nil {
-		_ = f.Close()
-		log.Warn().Err(err).Msg("accepting without balancing")
-		return nil
-	}
-	return t
-}
-
-// zerologWriter sends a log.Logger's lines to the worker's logger at
-// one level: net/http's own error log at debug, handler panics at error.
-type zerologWriter struct {
-	log   zerolog.Logger
-	level zerolog.Level
-}
-
-func (z zerologWriter) Write(p []byte) (int, error) {
-	z.log.WithLevel(z.level).Str("component", "http").Msg(string(p[:len(p)-min(1, len(p))]))
-	return len(p), nil
 }
