@@ -48,6 +48,10 @@
 // bounded buffer that the sink's own goroutine writes out (full: dropped
 // and counted), and API-key asks and quota watches are written from
 // goroutines of their own, an ask bounded by the request's key timeout.
+// Nor does the loop wait for it: its acks and stats beats go through an
+// outbox whose own goroutine writes them (outbox.go; the newest stats
+// replace unsent ones, at most maxAcks acks wait), so a stopped master
+// holds no drain.
 // An accept that fails for want of file descriptors is retried with a
 // backoff, never the end of the worker.
 //

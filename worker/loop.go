@@ -115,12 +115,11 @@ func (w *Worker) onFrame(f ipc.Frame) {
 }
 
 // onConfig is a config revision pushed by the master: it is applied and
-// acknowledged.
+// acknowledged (through the outbox: a master that does not read holds
+// no event).
 func (w *Worker) onConfig(f ipc.Frame) {
 	ack, _ := w.applyConfig(f)
-	if err := w.conn.Send(ipc.KindAck, ack); err != nil {
-		w.log.Error().Err(err).Msg("acknowledging config")
-	}
+	w.out.sendAck(ack)
 }
 
 // onDrainOrder is the master's order to drain, with its grace and
@@ -174,7 +173,8 @@ func (w *Worker) onRecordsFull() {
 
 // onStatsBeat sends the stats, every StatsInterval, changed or not: the
 // master takes a worker that stops sending for unresponsive. The
-// counters go only when they changed.
+// counters go only when they changed. The frame goes through the outbox,
+// so that a master that does not read holds no event.
 func (w *Worker) onStatsBeat(l *loopState) {
 	s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
 	if s.Requests != l.last.Requests || s.Active != l.last.Active {
@@ -182,7 +182,7 @@ func (w *Worker) onStatsBeat(l *loopState) {
 		s.Metrics.RecordsDropped = w.sink.droppedCount()
 		l.last = s
 	}
-	_ = w.conn.Send(ipc.KindStats, s)
+	w.out.sendStats(s)
 }
 
 // drain stops accepting, lets keep-alive clients make one more request

@@ -86,6 +86,9 @@ func (w *Worker) close() {
 	if w.conn != nil {
 		_ = w.conn.Close()
 	}
+	if w.out != nil {
+		w.out.close() // after the channel closed: a send under way fails
+	}
 	if w.abuf != nil {
 		w.abuf.flush()
 	}
@@ -102,6 +105,7 @@ func (w *Worker) openChannel() error {
 		}
 		w.conn = c
 	}
+	w.out = newOutbox(w.conn, w.log)
 	w.keys = newKeyClient(w.conn, w.rt.Load)
 	w.sink = newRecordSink(w.conn, w.pending)
 	w.zone = w.opts.Zone

@@ -86,6 +86,9 @@ type Worker struct {
 	recvErr  chan error     // why the master's channel ended
 	serveErr chan error     // why a server stopped
 	pending  chan struct{}  // records or access-log lines wait to go out
+	// out sends the loop's acks and stats, so that the loop never waits
+	// for the master.
+	out *outbox
 }
 
 // Run serves until the master orders a drain, the master goes away, or ctx
