@@ -148,22 +148,29 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 			MaxConnections: int(ap.MaxConnections),
 			Revision:       ap.Revision,
 		}
-		drop := func(why string) *zerolog.Event {
-			return log.Warn().Str(logkey.Proxy, px.Name).Str(logkey.BasePath, px.BasePath).Str(logkey.URL, px.URL).Str(logkey.Reason, why)
+		// drop says why px is dropped; other names the proxy it
+		// conflicts with, if any.
+		drop := func(why, other string) {
+			c := log.With().Str(logkey.Proxy, px.Name).Str(logkey.BasePath, px.BasePath).Str(logkey.URL, px.URL).Str(logkey.Reason, why)
+			if other != "" {
+				c = c.Str(logkey.OtherProxy, other)
+			}
+			l := c.Logger()
+			l.Warn().Msg("edge proxy dropped")
 		}
 		switch {
 		case px.BasePath == "" || px.URL == "" || px.URL == "null":
-			drop("no base path or url").Msg("edge proxy dropped")
+			drop("no base path or url", "")
 			continue
 		case !strings.HasPrefix(px.BasePath, "/"):
-			drop("base path does not start with /").Msg("edge proxy dropped")
+			drop("base path does not start with /", "")
 			continue
 		case px.Timeout < 0 || px.MaxConnections < 0:
-			drop("negative timeout or maxConnections").Msg("edge proxy dropped")
+			drop("negative timeout or maxConnections", "")
 			continue
 		}
 		if err := configs.CheckTargetURL(px.URL); err != nil || strings.HasPrefix(px.URL, configs.MockScheme+":") {
-			drop("url is not an http(s) URL").Msg("edge proxy dropped")
+			drop("url is not an http(s) URL", "")
 			continue
 		}
 		bp := strings.TrimRight(px.BasePath, "/")
@@ -171,11 +178,11 @@ func Merge(snap *configs.Snapshot, d *Download, log zerolog.Logger) error {
 			bp = "/"
 		}
 		if other, dup := seen[bp]; dup {
-			drop("base path already served by another proxy").Str(logkey.OtherProxy, other).Msg("edge proxy dropped")
+			drop("base path already served by another proxy", other)
 			continue
 		}
 		if _, dup := seen["name "+px.Name]; dup {
-			drop("name listed twice").Msg("edge proxy dropped")
+			drop("name listed twice", "")
 			continue
 		}
 		seen[bp], seen["name "+px.Name] = px.Name, bp
