@@ -75,6 +75,10 @@ type keeper struct {
 	// serving master's environment, for a master this keeper restarts.
 	carry      []string
 	carriedFor int
+	// ch is the channel from the masters; held the listening sockets of
+	// the serving generation, handed to a master this keeper restarts.
+	ch   *keeperChannel
+	held []keeperSocket
 }
 
 // Keep runs the keeper until the instance has stopped, and returns the
@@ -98,6 +102,14 @@ func Keep(opts KeeperOptions) int {
 		k.log.Error().Err(err).Msg("becoming the child subreaper")
 		return 1
 	}
+	var msgs <-chan keeperDelivery
+	if ch, err := newKeeperChannel(); err != nil {
+		k.log.Warn().Err(err).Msg("the keeper will not hold the listening sockets: while a dead master is restarted, connections are refused")
+	} else {
+		k.ch, msgs = ch, ch.msgs
+		defer ch.close()
+	}
+	defer k.letGo()
 	if err := k.spawn(); err != nil {
 		k.log.Error().Err(err).Msg("starting the master")
 		return 1
@@ -116,10 +128,13 @@ func Keep(opts KeeperOptions) int {
 				}
 				k.stopping = true
 				k.restart = nil
+				k.letGo() // a stop refuses new connections at once
 				k.forward(s)
 			default:
 				k.forward(s)
 			}
+		case d := <-msgs:
+			k.onMessage(d)
 		case <-tick.C:
 		case <-k.restart:
 			k.restart = nil
@@ -136,10 +151,11 @@ func Keep(opts KeeperOptions) int {
 
 // spawn starts a master: this executable with the same arguments.
 func (k *keeper) spawn() error {
-	env := append(append(os.Environ(), k.carry...), KeeperEnv+"="+strconv.Itoa(k.self))
+	kenv, kfiles := keeperFiles(k.ch, k.held)
+	env := append(append(append(os.Environ(), k.carry...), kenv...), KeeperEnv+"="+strconv.Itoa(k.self))
 	pid, err := syscall.ForkExec(k.opts.Executable, k.opts.Args, &syscall.ProcAttr{
 		Env:   env,
-		Files: []uintptr{0, 1, 2},
+		Files: append([]uintptr{0, 1, 2}, kfiles...),
 	})
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", k.opts.Executable, err)
@@ -206,6 +222,40 @@ func (k *keeper) check() (code int, done bool) {
 		k.schedule(fmt.Sprintf("the restarted master failed to start: %s", how))
 		return 0, false
 	}
+}
+
+// onMessage acts on a message from a master: a generation that serves
+// hands over its listening sockets, which replace those held (a reload
+// may have moved the port); a stopping one asks the keeper to let go.
+func (k *keeper) onMessage(d keeperDelivery) {
+	if d.err != nil {
+		k.log.Warn().Err(d.err).Msg("a message on the keeper's channel was refused")
+		return
+	}
+	switch d.msg.kind {
+	case keeperHold:
+		k.letGo()
+		if k.stopping {
+			closeFDs(d.fds)
+			return
+		}
+		for i, fd := range d.fds {
+			k.held = append(k.held, keeperSocket{name: d.msg.names[i], fd: fd})
+		}
+		k.log.Debug().Int("master_pid", d.msg.pid).Strs("addr", d.msg.names).Msg("holding the serving generation's listening sockets")
+	case keeperRelease:
+		k.letGo()
+		closeFDs(d.fds) // the master waits for this
+		k.log.Debug().Int("master_pid", d.msg.pid).Msg("the master stops: the listening sockets are let go")
+	}
+}
+
+// letGo closes the listening sockets the keeper holds.
+func (k *keeper) letGo() {
+	for _, s := range k.held {
+		_ = unix.Close(s.fd)
+	}
+	k.held = nil
 }
 
 // schedule restarts the master after a delay: keeperBackoffBase after a

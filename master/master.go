@@ -111,6 +111,7 @@ type Master struct {
 	opts       Options
 	log        zerolog.Logger
 	upg        *tableflip.Upgrader
+	link       *keeperLink // to the keeper, which holds the sockets while no master serves
 	sup        *supervisor
 	generation int
 	started    time.Time
@@ -223,6 +224,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	defer upg.Stop()
 	m.upg = upg
+	m.link = newKeeperLink(upg, m.log)
 	defer func() {
 		// A new generation that cannot start tells the old one why.
 		if p := os.Getenv(envUpgradeErr); err != nil && p != "" && upg.HasParent() {
@@ -536,7 +538,7 @@ const listenRetry = 3 * time.Second
 func (m *Master) listen(addr string) (net.Listener, error) {
 	deadline := time.Now().Add(listenRetry)
 	for {
-		ln, err := m.upg.Listen("tcp", addr)
+		ln, err := m.link.listen(m.upg, "tcp", addr)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || m.upg.HasParent() || time.Now().After(deadline) {
 			return ln, err
 		}
@@ -635,6 +637,7 @@ func (m *Master) becomeReady(sockPath string) error {
 		// their channels); this generation serves on its own.
 		m.log.Warn().Err(err).Msg("the previous generation died before this one served: serving on its own")
 	}
+	m.link.hold()
 	m.phase = phaseServing
 	m.sup.starting = false
 	m.log.Info().Uint64("revision", m.snap.Revision).Msg("serving")
@@ -854,6 +857,9 @@ func (m *Master) beginStop(timeout time.Duration) {
 func (m *Master) closeListener() {
 	if !m.replaced {
 		m.stopping = true
+		if m.phase != phaseStarting {
+			m.link.release() // the keeper lets go too: a stop refuses
+		}
 	}
 	m.upg.Stop()
 	if m.ln != nil {

@@ -241,7 +241,7 @@ func (m *Master) listenMetrics(snap *configs.Snapshot) error {
 		return nil
 	}
 	addr := net.JoinHostPort(mc.Address, strconv.Itoa(mc.Port))
-	ln, err := m.upg.Listen("tcp", addr)
+	ln, err := m.link.listen(m.upg, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}

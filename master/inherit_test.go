@@ -1,0 +1,192 @@
+package master
+
+import (
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+func TestDecodeKeeperMsg(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		nfds     int
+		want     keeperMsg
+		err      string
+	}{
+		{"hold", "mgw-keeper 1 hold 42\ntcp:127.0.0.1:8000\ntcp::9000\n", 2, keeperMsg{kind: keeperHold, pid: 42, names: []string{"tcp:127.0.0.1:8000", "tcp::9000"}}, ""},
+		{"hold ipv6", "mgw-keeper 1 hold 7\ntcp6:[::1]:80\n", 1, keeperMsg{kind: keeperHold, pid: 7, names: []string{"tcp6:[::1]:80"}}, ""},
+		{"hold nothing", "mgw-keeper 1 hold 7\n", 0, keeperMsg{kind: keeperHold, pid: 7, names: []string{}}, ""},
+		{"release", "mgw-keeper 1 release 9\n", 1, keeperMsg{kind: keeperRelease, pid: 9}, ""},
+		{"more names than descriptors", "mgw-keeper 1 hold 42\ntcp::1\ntcp::2\n", 1, keeperMsg{}, "2 names for 1"},
+		{"fewer names than descriptors", "mgw-keeper 1 hold 42\ntcp::1\n", 2, keeperMsg{}, "1 names for 2"},
+		{"release without its descriptor", "mgw-keeper 1 release 9\n", 0, keeperMsg{}, "a release with"},
+		{"release with names", "mgw-keeper 1 release 9\ntcp::1\n", 1, keeperMsg{}, "a release with"},
+		{"other version", "mgw-keeper 2 hold 42\n", 0, keeperMsg{}, "bad head"},
+		{"unknown kind", "mgw-keeper 1 grab 42\n", 0, keeperMsg{}, "unknown kind"},
+		{"bad pid", "mgw-keeper 1 hold -1\n", 0, keeperMsg{}, "bad pid"},
+		{"padded pid", "mgw-keeper 1 hold 042\n", 0, keeperMsg{}, "bad pid"},
+		{"double space", "mgw-keeper  1 hold 42\n", 0, keeperMsg{}, "bad head"},
+		{"no newline", "mgw-keeper 1 hold 42", 0, keeperMsg{}, "newline"},
+		{"unix socket", "mgw-keeper 1 hold 42\nunix:/tmp/x\n", 1, keeperMsg{}, "not tcp"},
+		{"no port", "mgw-keeper 1 hold 42\ntcp:127.0.0.1\n", 1, keeperMsg{}, "bad address"},
+		{"comma", "mgw-keeper 1 hold 42\ntcp:a,b:1\n", 1, keeperMsg{}, "bad address"},
+		{"too many", "mgw-keeper 1 hold 42\n" + strings.Repeat("tcp::1\n", keeperMaxSockets+1), keeperMaxSockets + 1, keeperMsg{}, "names for"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeKeeperMsg([]byte(tc.in), tc.nfds)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.kind != tc.want.kind || got.pid != tc.want.pid || strings.Join(got.names, "|") != strings.Join(tc.want.names, "|") {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+			if string(got.encode()) != tc.in {
+				t.Fatalf("encodes as %q, decoded from %q", got.encode(), tc.in)
+			}
+		})
+	}
+}
+
+func FuzzDecodeKeeperMsg(f *testing.F) {
+	f.Add([]byte("mgw-keeper 1 hold 42\ntcp:127.0.0.1:8000\n"), 1)
+	f.Add([]byte("mgw-keeper 1 release 9\n"), 1)
+	f.Add([]byte("mgw-keeper 1 hold 1\ntcp6:[::1]:80\ntcp::9\n"), 2)
+	f.Fuzz(func(t *testing.T, b []byte, nfds int) {
+		m, err := decodeKeeperMsg(b, nfds)
+		if err != nil {
+			return
+		}
+		// What is accepted is what an encoder writes, with a name per
+		// descriptor, each one a master can listen on again.
+		if string(m.encode()) != string(b) {
+			t.Fatalf("accepted %q, which encodes as %q", b, m.encode())
+		}
+		if m.kind == keeperHold && len(m.names) != nfds {
+			t.Fatalf("%d names for %d descriptors", len(m.names), nfds)
+		}
+		for _, n := range m.names {
+			if strings.Contains(n, ",") {
+				t.Fatalf("name %q would not pass through %s", n, keeperListenEnv)
+			}
+		}
+	})
+}
+
+// linkTo returns a master's link on ch, as a master the keeper started has.
+func linkTo(t *testing.T, ch *keeperChannel) *keeperLink {
+	t.Helper()
+	c, err := net.FileConn(ch.child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &keeperLink{log: zerolog.Nop(), conn: c.(*net.UnixConn), inherited: map[string]int{}}
+}
+
+func delivery(t *testing.T, ch *keeperChannel) keeperDelivery {
+	t.Helper()
+	select {
+	case d := <-ch.msgs:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message reached the keeper")
+		return keeperDelivery{}
+	}
+}
+
+// TestKeeperChannelHoldAndRelease: a serving master's hold hands the
+// keeper its very listening sockets; a release waits until the keeper has
+// let go.
+func TestKeeperChannelHoldAndRelease(t *testing.T) {
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	l := linkTo(t, ch)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	name := "tcp:" + ln.Addr().String()
+	l.listening = []namedListener{{name, ln}}
+	l.hold()
+	d := delivery(t, ch)
+	if d.err != nil || d.msg.kind != keeperHold || d.msg.pid != os.Getpid() || len(d.fds) != 1 || d.msg.names[0] != name {
+		t.Fatalf("hold delivered %+v", d)
+	}
+	sa, err := unix.Getsockname(d.fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port := sa.(*unix.SockaddrInet4).Port; port != ln.Addr().(*net.TCPAddr).Port {
+		t.Fatalf("the keeper got a socket on port %d, the master listens on %d", port, ln.Addr().(*net.TCPAddr).Port)
+	}
+	// The master's socket stays non-blocking: the hold must not switch it.
+	raw, _ := ln.(*net.TCPListener).SyscallConn()
+	_ = raw.Control(func(fd uintptr) {
+		if fl, _ := unix.FcntlInt(fd, unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+			t.Error("the listening socket became blocking")
+		}
+	})
+	closeFDs(d.fds)
+
+	released := make(chan struct{})
+	go func() { l.release(); close(released) }()
+	d = delivery(t, ch)
+	if d.err != nil || d.msg.kind != keeperRelease || len(d.fds) != 1 {
+		t.Fatalf("release delivered %+v", d)
+	}
+	select {
+	case <-released:
+		t.Fatal("release returned before the keeper let go")
+	case <-time.After(50 * time.Millisecond):
+	}
+	closeFDs(d.fds)
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("release did not return once the keeper let go")
+	}
+}
+
+// TestKeeperChannelRefuses: a hold whose descriptor is no listening
+// socket is refused, and its descriptors closed.
+func TestKeeperChannelRefuses(t *testing.T) {
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	l := linkTo(t, ch)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := l.send(keeperMsg{kind: keeperHold, pid: 1, names: []string{"tcp::1"}}, []int{int(w.Fd())}); err != nil {
+		t.Fatal(err)
+	}
+	if d := delivery(t, ch); d.err == nil || !strings.Contains(d.err.Error(), "not a listening socket") || d.fds != nil {
+		t.Fatalf("delivered %+v", d)
+	}
+	if err := l.send(keeperMsg{kind: keeperRelease, pid: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := delivery(t, ch); d.err == nil {
+		t.Fatalf("a release without its descriptor was delivered: %+v", d)
+	}
+}
