@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -309,7 +310,7 @@ func newKeeperLink(upg *tableflip.Upgrader, log zerolog.Logger) *keeperLink {
 				fd := keeperListenFD + i
 				unix.CloseOnExec(fd)
 				if checkSocketName(n) != nil || !isListening(fd) {
-					log.Warn().Str("addr", n).Msg("a socket the keeper held is not a listening socket: ignored")
+					log.Warn().Str(logkey.Addr, n).Msg("a socket the keeper held is not a listening socket: ignored")
 					_ = unix.Close(fd)
 					continue
 				}
@@ -353,10 +354,10 @@ func (l *keeperLink) listen(upg *tableflip.Upgrader, network, addr string) (net.
 			defer f.Close()
 			ln, err := net.FileListener(f)
 			if err == nil {
-				l.log.Info().Str("addr", addr).Msg("listening on the socket the keeper held")
+				l.log.Info().Str(logkey.Addr, addr).Msg("listening on the socket the keeper held")
 				return ln, nil
 			}
-			l.log.Warn().Err(err).Str("addr", addr).Msg("the socket the keeper held is unusable: listening anew")
+			l.log.Warn().Err(err).Str(logkey.Addr, addr).Msg("the socket the keeper held is unusable: listening anew")
 		}
 		return net.Listen(network, addr)
 	})
@@ -386,7 +387,7 @@ func (l *keeperLink) hold() {
 	for _, nl := range l.listening {
 		fd, err := dupSocket(nl.ln)
 		if err != nil {
-			l.log.Warn().Err(err).Str("addr", nl.name).Msg("the keeper will not hold this socket")
+			l.log.Warn().Err(err).Str(logkey.Addr, nl.name).Msg("the keeper will not hold this socket")
 			continue
 		}
 		fds = append(fds, fd)

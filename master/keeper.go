@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -242,11 +243,11 @@ func (k *keeper) onMessage(d keeperDelivery) {
 		for i, fd := range d.fds {
 			k.held = append(k.held, keeperSocket{name: d.msg.names[i], fd: fd})
 		}
-		k.log.Debug().Int("master_pid", d.msg.pid).Strs("addr", d.msg.names).Msg("holding the serving generation's listening sockets")
+		k.log.Debug().Int(logkey.MasterPID, d.msg.pid).Strs(logkey.Addr, d.msg.names).Msg("holding the serving generation's listening sockets")
 	case keeperRelease:
 		k.letGo()
 		closeFDs(d.fds) // the master waits for this
-		k.log.Debug().Int("master_pid", d.msg.pid).Msg("the master stops: the listening sockets are let go")
+		k.log.Debug().Int(logkey.MasterPID, d.msg.pid).Msg("the master stops: the listening sockets are let go")
 	}
 }
 
