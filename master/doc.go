@@ -18,7 +18,10 @@
 // that starts the first master, stays while any generation runs, passes
 // signals on to the serving master, restarts a master that died and
 // reaps orphans. Every master generation is its child (once the
-// generation before has exited).
+// generation before has exited). Each generation that serves hands the
+// keeper its listening sockets over a socketpair (inherit.go); the
+// keeper gives them to a master it restarts, so that connections made
+// while no master serves wait in the backlog, and lets them go on a stop.
 //
 // Life of a generation:
 //
