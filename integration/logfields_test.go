@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-gateway/mgw/integration/fakeedge"
 	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
@@ -18,11 +19,40 @@ import (
 // under the one error key.
 func TestEveryLogLineSaysWhoWroteIt(t *testing.T) {
 	t.Parallel()
-	cfg := strings.Replace(proxyConfig(target(t).URL), "to_console = true", "to_console = false\naccess_log = true", 1)
-	in := newInstance(t, cfg)
-	in.start(2)
-	if code, _ := get(t, in.url("/api/x")); code != 200 {
-		t.Fatalf("GET /api/x = %d", code)
+	for _, tc := range []struct {
+		name string
+		// instance starts an instance and returns the path of a proxy.
+		instance func(t *testing.T) (*instance, string)
+	}{
+		{"local", func(t *testing.T) (*instance, string) {
+			in := newInstance(t, strings.Replace(proxyConfig(target(t).URL), "to_console = true", "to_console = false\naccess_log = true", 1))
+			in.start(2)
+			return in, "/api/x"
+		}},
+		// Edge mode: the master polls Edge and runs the analytics
+		// plugin's queue.
+		{"edge with analytics", func(t *testing.T) (*instance, string) {
+			fe := startFakeEdge(t)
+			fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: target(t).URL})
+			cfg := strings.Replace(edgeConfigNoAuth(fe), "to_console = true", "to_console = false\naccess_log = true", 1)
+			in := newInstance(t, cfg+"\n[analytics]\nflushInterval = 100\nbatchSize = 64\n")
+			in.start(2, edgeFlags(fe)...)
+			return in, "/hello/x"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in, path := tc.instance(t)
+			checkLogLines(t, in, path)
+		})
+	}
+}
+
+// checkLogLines sends requests to in, reloads and stops it, and checks
+// every line of its log.
+func checkLogLines(t *testing.T, in *instance, path string) {
+	if code, _ := get(t, in.url(path)); code != 200 {
+		t.Fatalf("GET %s = %d", path, code)
 	}
 	if code, _ := get(t, in.url("/nowhere")); code != 404 {
 		t.Fatalf("GET /nowhere = %d", code)
@@ -31,6 +61,9 @@ func TestEveryLogLineSaysWhoWroteIt(t *testing.T) {
 		t.Fatalf("reload exited %d:\n%s", code, out)
 	}
 	in.waitServing(2)
+	if code, _ := get(t, in.url(path)); code != 200 {
+		t.Fatalf("GET %s after the reload = %d", path, code)
+	}
 	if out, code := in.mgw("stop", "--timeout", "5s"); code != 0 {
 		t.Fatalf("stop exited %d:\n%s", code, out)
 	}
