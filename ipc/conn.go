@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -29,7 +30,9 @@ type Conn struct {
 	c   net.Conn
 	r   *bufio.Reader
 	wmu sync.Mutex
-	buf []byte
+	buf []byte // a small frame, header and payload
+	hdr [HeaderSize]byte
+	vec net.Buffers // a large frame's header and payload, for writev
 }
 
 // NewConn wraps a connected stream socket.
@@ -46,10 +49,30 @@ func (c *Conn) Send(kind Kind, v any) error {
 	return c.SendFrame(f)
 }
 
-// SendFrame writes one frame.
+// vectorBytes is the payload size from which SendFrame writes the header
+// and the payload with one writev instead of copying them together.
+const vectorBytes = 4 << 10
+
+// SendFrame writes one frame. A large payload (a records frame) is not
+// copied: the header and the payload go out in one writev.
 func (c *Conn) SendFrame(f Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if len(f.Payload) >= vectorBytes {
+		if len(f.Payload) > MaxFrameSize {
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameSize, len(f.Payload), MaxFrameSize)
+		}
+		h := append(c.hdr[:0], magic0, magic1, ProtocolVersion, byte(f.Kind))
+		h = binary.BigEndian.AppendUint32(h, uint32(len(f.Payload)))
+		c.vec = append(c.vec[:0], h, f.Payload)
+		v := c.vec // WriteTo consumes the slice it is given
+		_, err := v.WriteTo(c.c)
+		clear(c.vec) // hold no payload between frames
+		if err != nil {
+			return fmt.Errorf("sending %s: %w", f.Kind, err)
+		}
+		return nil
+	}
 	b, err := AppendFrame(c.buf[:0], f)
 	if err != nil {
 		return err
@@ -57,9 +80,7 @@ func (c *Conn) SendFrame(f Frame) error {
 	if _, err := c.c.Write(b); err != nil {
 		return fmt.Errorf("sending %s: %w", f.Kind, err)
 	}
-	if cap(b) <= 64<<10 {
-		c.buf = b
-	}
+	c.buf = b
 	return nil
 }
 
@@ -67,6 +88,17 @@ func (c *Conn) SendFrame(f Frame) error {
 // connection cleanly.
 func (c *Conn) Recv() (Frame, error) {
 	return ReadFrame(c.r)
+}
+
+// RecvInto reads the next frame as Recv does, except that the payload of
+// a frame for which buf returns a slice is read into that slice's
+// memory (reused across frames by the caller) instead of being
+// allocated as it arrives. buf gets the kind and the announced length,
+// which is already checked against MaxFrameSize, and returns nil to
+// leave the frame to Recv's way; the slice it returns must have room for
+// n bytes.
+func (c *Conn) RecvInto(buf func(k Kind, n int) []byte) (Frame, error) {
+	return readFrame(c.r, buf)
 }
 
 // Close closes the connection, unblocking a pending Recv.

@@ -7,7 +7,7 @@
 // JSON, except for records frames, whose payload is JSON lines passed on
 // unparsed. The length is checked before anything is allocated, and the
 // payload is allocated as it arrives, not all at once as the header
-// announces it, so a peer that sends garbage, an oversize frame or a
+// announces it (or read into a buffer the reader reuses: Conn.RecvInto), so a peer that sends garbage, an oversize frame or a
 // large header and little else gets an error, never a crash. A frame of
 // a kind the reader does not know still decodes; the receiver decides
 // whether to ignore it. New messages are new kinds with their own payload

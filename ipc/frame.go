@@ -80,6 +80,13 @@ func AppendFrame(dst []byte, f Frame) ([]byte, error) {
 // ReadFrame reads one frame from r. It returns io.EOF only when r ends
 // cleanly between frames; a frame cut short is io.ErrUnexpectedEOF.
 func ReadFrame(r io.Reader) (Frame, error) {
+	return readFrame(r, nil)
+}
+
+// readFrame is ReadFrame, reading the payload into the memory buf
+// returns for the frame's kind and length when buf is set and returns a
+// slice.
+func readFrame(r io.Reader, buf func(Kind, int) []byte) (Frame, error) {
 	var h [HeaderSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return Frame{}, err
@@ -95,7 +102,14 @@ func ReadFrame(r io.Reader) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameSize, n, MaxFrameSize)
 	}
 	f := Frame{Kind: Kind(h[3])}
-	p, err := readPayload(r, int(n))
+	var p []byte
+	var err error
+	if b := bufFor(buf, f.Kind, int(n)); b != nil {
+		p = b[:n]
+		_, err = io.ReadFull(r, p)
+	} else {
+		p, err = readPayload(r, int(n))
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -104,6 +118,16 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	}
 	f.Payload = p
 	return f, nil
+}
+
+func bufFor(buf func(Kind, int) []byte, k Kind, n int) []byte {
+	if buf == nil || n == 0 {
+		return nil
+	}
+	if b := buf(k, n); cap(b) >= n {
+		return b
+	}
+	return nil
 }
 
 // payloadChunk is how much of a payload is allocated before any of it

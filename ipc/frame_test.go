@@ -223,3 +223,69 @@ func TestReadFrameAllocatesAsItArrives(t *testing.T) {
 		t.Fatalf("big frame: %v, %d bytes", err, len(f.Payload))
 	}
 }
+
+// TestLargeFramesGoWholeAndIntoTheReadersBuffer: a large payload, written
+// with writev rather than copied behind its header, arrives whole and in
+// order with the small frames around it, and RecvInto reads it into the
+// buffer the reader gives for its kind, and only for that kind.
+func TestLargeFramesGoWholeAndIntoTheReadersBuffer(t *testing.T) {
+	t.Parallel()
+	parent, childFile, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	child, err := FileConn(childFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte(`{"n":1}`+"\n"), 40_000) // 320 KB
+	go func() {
+		defer child.Close()
+		for _, f := range []Frame{
+			{Kind: KindReady, Payload: []byte(`{}`)},
+			{Kind: KindRecords, Payload: big},
+			{Kind: KindStats, Payload: bytes.Repeat([]byte(" "), vectorBytes+1)},
+			{Kind: KindRecords, Payload: big[:vectorBytes-1]},
+		} {
+			if err := child.SendFrame(f); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	mine := make([]byte, 0, len(big))
+	asked := 0
+	into := func(k Kind, n int) []byte {
+		if k != KindRecords {
+			return nil
+		}
+		asked++
+		return mine
+	}
+	for i, want := range []struct {
+		kind Kind
+		n    int
+		mine bool
+	}{{KindReady, 2, false}, {KindRecords, len(big), true}, {KindStats, vectorBytes + 1, false}, {KindRecords, vectorBytes - 1, true}} {
+		f, err := parent.RecvInto(into)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f.Kind != want.kind || len(f.Payload) != want.n {
+			t.Fatalf("frame %d: %s of %d bytes, want %s of %d", i, f.Kind, len(f.Payload), want.kind, want.n)
+		}
+		if inMine := &f.Payload[0] == &mine[:1][0]; inMine != want.mine {
+			t.Fatalf("frame %d: read into the given buffer %v, want %v", i, inMine, want.mine)
+		}
+		if f.Kind == KindRecords && !bytes.Equal(f.Payload, big[:want.n]) {
+			t.Fatalf("frame %d: payload changed on the way", i)
+		}
+	}
+	if asked != 2 {
+		t.Fatalf("the buffer was asked for %d times, want 2", asked)
+	}
+	if _, err := parent.RecvInto(into); !errors.Is(err, io.EOF) {
+		t.Fatalf("after peer close: %v, want io.EOF", err)
+	}
+}

@@ -93,7 +93,8 @@ type KeyTell struct {
 // document but JSON lines: one record (a JSON object, which never holds a
 // raw newline) per line, so that neither side parses what it only passes
 // on. A worker appends each record and a newline to the payload it
-// sends; SplitRecords takes them apart.
+// sends. The master queues the payload whole and counts its lines;
+// SplitRecords takes them apart where records are needed one by one.
 
 // SplitRecords returns the records of a records frame's payload; empty
 // lines are skipped. The records share the payload's memory.

@@ -57,11 +57,28 @@ func (m *Master) applyAnalytics(snap *configs.Snapshot) error {
 	return nil
 }
 
-// addRecords is the supervisor's hook for the records workers send.
-func (m *Master) addRecords(recs [][]byte) {
+// addRecords is the supervisor's hook for the records frames workers
+// send: the frame's payload, JSON lines, goes to the queue whole, which
+// counts its records without splitting them.
+func (m *Master) addRecords(lines []byte) {
 	if q := m.analytics.Load(); q != nil {
-		q.Add(recs)
+		q.Add(lines)
 	}
+}
+
+// maxPooledFrame bounds the records frames read into the analytics
+// pool's buffers (a worker sends them at about 128 KiB); a larger one is
+// read as any frame is, as it arrives.
+const maxPooledFrame = 1 << 20
+
+// recordsBuffer is the supervisor's hook for the memory a records frame
+// is read into: a buffer of the analytics pool, which the queue gives
+// back once the records are uploaded.
+func (m *Master) recordsBuffer(n int) []byte {
+	if n > maxPooledFrame || m.analytics.Load() == nil {
+		return nil
+	}
+	return analytics.Buffer(n)
 }
 
 // flushAnalytics, once every worker has exited, reads their channels to

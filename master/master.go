@@ -278,6 +278,7 @@ func (m *Master) run(ctx context.Context) error {
 	m.sup = newSupervisor(m.opts.Processes, spawner, realClock{}, m.log)
 	m.sup.askKey = m.askKey
 	m.sup.records = m.addRecords
+	m.sup.recordsBuffer = m.recordsBuffer
 	if err := m.applyAnalytics(snap); err != nil {
 		return err
 	}

@@ -80,7 +80,10 @@ type supervisor struct {
 	// records takes the analytics records a worker sends. It is called on
 	// the worker's reader goroutine, so that every record a worker wrote
 	// before it exited is taken before its reader ends.
-	records func(recs [][]byte)
+	records func(lines []byte)
+	// recordsBuffer gives the memory a records frame of n bytes is read
+	// into (nil: allocated as it arrives).
+	recordsBuffer func(n int) []byte
 	// quotaWatch takes a worker's quota-watch (edge quota backend).
 	quotaWatch func(ipc.QuotaWatch)
 	// retired sums the metrics of workers that have exited, so that the
@@ -146,12 +149,18 @@ func (s *supervisor) spawn(sl *slot) {
 	sl.proc, sl.conn, sl.exited = proc, conn, false
 	s.log.Info().Int("worker", sl.id).Int("worker_pid", proc.Pid()).Msg("worker started")
 	s.readers.Add(1)
-	records := s.records
+	records, recordsBuffer := s.records, s.recordsBuffer
+	into := func(k ipc.Kind, n int) []byte {
+		if k != ipc.KindRecords || records == nil || recordsBuffer == nil {
+			return nil
+		}
+		return recordsBuffer(n)
+	}
 	go func() {
 		defer s.readers.Done()
 		defer conn.Close()
 		for {
-			f, err := conn.Recv()
+			f, err := conn.RecvInto(into)
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					err = nil
@@ -161,7 +170,7 @@ func (s *supervisor) spawn(sl *slot) {
 			}
 			if f.Kind == ipc.KindRecords {
 				if records != nil {
-					records(ipc.SplitRecords(f.Payload))
+					records(f.Payload)
 				}
 				continue
 			}

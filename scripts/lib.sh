@@ -1,7 +1,7 @@
 # Shared helpers for scripts/bench and scripts/reload-under-load.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MGW=$ROOT/bin/mgw
+MGW=${MGW:-$ROOT/bin/mgw} # MGW=/abs/path/mgw runs another binary
 WORK=$(mktemp -d /tmp/mgw-bench.XXXXXX)
 PIDS=()
 MGW_DIRS=()

@@ -15,4 +15,13 @@
 // on stop and reload the master uploads what is left before it exits, and
 // spools to a file in the run dir what it could not, for the next
 // generation to send. In local mode the records go to a JSON-lines file.
+//
+// The master does no work per record. A worker's records frame (JSON
+// lines) is read into a buffer of this package's pool (Buffer) and
+// queued whole; the queue counts its records with one scan for
+// newlines. A batch is copied out of the queued frames into another
+// buffer of the pool, and its upload body ({"records":[…]}) into a third,
+// the newlines between records becoming commas; each goes back to the
+// pool when it is used up. So the master's steady state allocates no
+// memory per frame or per batch.
 package analytics

@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,10 +13,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func recs(from, to int) [][]byte {
-	var out [][]byte
+// recs returns the records from to to as JSON lines, as a worker sends them.
+func recs(from, to int) []byte {
+	var out []byte
 	for i := from; i <= to; i++ {
-		out = append(out, []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		out = fmt.Appendf(out, "{\"n\":%d}\n", i)
 	}
 	return out
 }
@@ -27,8 +29,8 @@ func settings(buffer, batch int) Settings {
 func TestQueueDropsTheOldestAndCounts(t *testing.T) {
 	t.Parallel()
 	var got []string
-	q := NewQueue(settings(5, 2), func(_ context.Context, b [][]byte) (int, error) {
-		for _, r := range b {
+	q := NewQueue(settings(5, 2), func(_ context.Context, b Batch) (int, error) {
+		for _, r := range b.Records() {
 			got = append(got, string(r))
 		}
 		return 0, nil
@@ -52,7 +54,7 @@ func TestQueueDropsTheOldestAndCounts(t *testing.T) {
 func TestQueueDropsABatchRefusedAsMalformed(t *testing.T) {
 	t.Parallel()
 	calls := 0
-	q := NewQueue(settings(100, 2), func(context.Context, [][]byte) (int, error) {
+	q := NewQueue(settings(100, 2), func(context.Context, Batch) (int, error) {
 		calls++
 		if calls == 1 {
 			return 0, fmt.Errorf("%w: 400", ErrBadBatch)
@@ -71,7 +73,7 @@ func TestQueueDropsABatchRefusedAsMalformed(t *testing.T) {
 func TestQueueRequeuesFailuresAndRejections(t *testing.T) {
 	t.Parallel()
 	calls := 0
-	q := NewQueue(settings(100, 4), func(_ context.Context, b [][]byte) (int, error) {
+	q := NewQueue(settings(100, 4), func(_ context.Context, b Batch) (int, error) {
 		calls++
 		switch calls {
 		case 1:
@@ -103,7 +105,7 @@ func TestQueueRequeuesFailuresAndRejections(t *testing.T) {
 func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 	t.Parallel()
 	spool := t.TempDir()
-	down := NewQueue(settings(100, 10), func(context.Context, [][]byte) (int, error) {
+	down := NewQueue(settings(100, 10), func(context.Context, Batch) (int, error) {
 		return 0, errors.New("edge down")
 	}, spool, zerolog.Nop())
 	down.Add(recs(1, 25))
@@ -114,8 +116,8 @@ func TestQueueSpoolsWhatItCannotSendAndTheNextOneAdoptsIt(t *testing.T) {
 		t.Fatalf("%d records left in memory after Flush", n)
 	}
 	var got int
-	next := NewQueue(settings(100, 10), func(_ context.Context, b [][]byte) (int, error) {
-		got += len(b)
+	next := NewQueue(settings(100, 10), func(_ context.Context, b Batch) (int, error) {
+		got += b.N
 		return 0, nil
 	}, spool, zerolog.Nop())
 	entries, _ := os.ReadDir(spool)
@@ -173,8 +175,8 @@ func TestQueueReconfigureKeepsWhatItHolds(t *testing.T) {
 	t.Parallel()
 	var old, got []string
 	collect := func(to *[]string) Sender {
-		return func(_ context.Context, b [][]byte) (int, error) {
-			*to = append(*to, fmt.Sprint(len(b)))
+		return func(_ context.Context, b Batch) (int, error) {
+			*to = append(*to, fmt.Sprint(b.N))
 			return 0, nil
 		}
 	}
@@ -194,5 +196,144 @@ func TestQueueReconfigureKeepsWhatItHolds(t *testing.T) {
 	case <-q.changed:
 	default:
 		t.Fatal("Run was not told of the new settings")
+	}
+}
+
+// TestQueueCutsFramesAtRecords: frames of any size are cut into batches
+// of exactly batchSize records, in order, each record once; a full
+// buffer drops whole records from the oldest frame; records rejected
+// from the middle of a frame go out again first.
+func TestQueueCutsFramesAtRecords(t *testing.T) {
+	t.Parallel()
+	var got []string
+	calls := 0
+	q := NewQueue(settings(12, 4), func(_ context.Context, b Batch) (int, error) {
+		calls++
+		got = append(got, strings.TrimSpace(string(b.Lines)))
+		if calls == 2 {
+			return 1, nil
+		}
+		return 0, nil
+	}, "", zerolog.Nop())
+	q.Add(recs(1, 3))
+	q.Add(recs(4, 9))
+	q.Add(recs(10, 14)) // 14 > 12: records 1 and 2 are dropped
+	if n, d, _ := q.Stats(); n != 12 || d != 2 {
+		t.Fatalf("queued %d dropped %d, want 12 and 2", n, d)
+	}
+	_ = q.upload(context.Background()) // stops at the rejection
+	_ = q.upload(context.Background())
+	want := []string{
+		string(recs(3, 6)), string(recs(7, 10)), // 10 is rejected
+		string(recs(10, 13)), string(recs(14, 14)),
+	}
+	for i := range want {
+		want[i] = strings.TrimSpace(want[i])
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("batches\n%q\nwant\n%q", got, want)
+	}
+	if n, _, sent := q.Stats(); n != 0 || sent != 12 {
+		t.Fatalf("queued %d, sent %d; want 0 and 12", n, sent)
+	}
+}
+
+// TestQueueCountsLinesAsRecords: a payload's last record needs no
+// newline, and empty lines are no records (they would make the upload
+// invalid JSON).
+func TestQueueCountsLinesAsRecords(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in    string
+		n     int
+		lines string
+	}{
+		{"", 0, ""},
+		{"\n\n", 0, ""},
+		{`{"a":1}`, 1, "{\"a\":1}\n"},
+		{"{\"a\":1}\n\n{\"b\":2}", 2, "{\"a\":1}\n{\"b\":2}\n"},
+		{"\n{\"a\":1}\n\n\n{\"b\":2}\n\n", 2, "{\"a\":1}\n{\"b\":2}\n"},
+	} {
+		c := newChunk([]byte(tc.in))
+		if c.n != tc.n || string(c.lines) != tc.lines {
+			t.Errorf("%q: %d records %q, want %d %q", tc.in, c.n, c.lines, tc.n, tc.lines)
+		}
+	}
+}
+
+// TestRecordsBodyJoinsLines: the upload body is {"records":[…]} of the
+// batch's records, valid JSON, whatever the records hold.
+func TestRecordsBodyJoinsLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ lines, want string }{
+		{"", `{"records":[]}`},
+		{"{\"a\":1}\n", `{"records":[{"a":1}]}`},
+		{"{\"a\":\"x,y\"}\n{}\n{\"b\":[1,2]}\n", `{"records":[{"a":"x,y"},{},{"b":[1,2]}]}`},
+	} {
+		c := newChunk([]byte(tc.lines))
+		got := recordsBody(Batch{Lines: c.lines, N: c.n})
+		if string(got) != tc.want || !json.Valid(got) {
+			t.Errorf("%q: body %s, want %s", tc.lines, got, tc.want)
+		}
+	}
+}
+
+// FuzzQueue: whatever frames arrive and whatever the batch size, the
+// batches hold every record once, in order, at most batchSize each, and
+// as JSON they are the records' array.
+func FuzzQueue(f *testing.F) {
+	f.Add([]byte{3, 1, 4, 1, 5, 9, 2, 6}, uint8(4))
+	f.Add([]byte{0, 0, 7}, uint8(1))
+	f.Fuzz(func(t *testing.T, frames []byte, batch uint8) {
+		size := int(batch%16) + 1
+		var sent []string
+		q := NewQueue(settings(1<<20, size), func(_ context.Context, b Batch) (int, error) {
+			if b.N > size || b.N != len(b.Records()) {
+				t.Fatalf("a batch of %d records (%d lines), limit %d", b.N, len(b.Records()), size)
+			}
+			var arr struct{ Records []json.RawMessage }
+			if err := json.Unmarshal(recordsBody(b), &arr); err != nil || len(arr.Records) != b.N {
+				t.Fatalf("body of %d records: %v, %d in the array", b.N, err, len(arr.Records))
+			}
+			for _, r := range b.Records() {
+				sent = append(sent, string(r))
+			}
+			return 0, nil
+		}, "", zerolog.Nop())
+		next := 1
+		for _, n := range frames {
+			k := int(n % 32)
+			q.Add(append(Buffer(0), recs(next, next+k-1)...))
+			next += k
+		}
+		if err := q.upload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(sent) != next-1 {
+			t.Fatalf("%d records sent, want %d", len(sent), next-1)
+		}
+		for i, r := range sent {
+			if r != fmt.Sprintf(`{"n":%d}`, i+1) {
+				t.Fatalf("record %d is %s", i+1, r)
+			}
+		}
+	})
+}
+
+// TestQueueAllocatesNothingPerFrame: a frame read into the pool's
+// memory, queued, taken as a batch and uploaded, allocates nothing once
+// the pool holds its buffers.
+func TestQueueAllocatesNothingPerFrame(t *testing.T) {
+	frame := bytes.Repeat([]byte(`{"recordType":"APIAnalytics","apiproxy":"p","response_status_code":200}`+"\n"), 500)
+	q := NewQueue(settings(10000, 500), func(context.Context, Batch) (int, error) { return 0, nil }, "", zerolog.Nop())
+	round := func() {
+		q.Add(append(Buffer(len(frame)), frame...))
+		if err := q.upload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round()
+	if n := testing.AllocsPerRun(100, round); n != 0 {
+		t.Fatalf("%.1f allocations per frame, want 0", n)
 	}
 }

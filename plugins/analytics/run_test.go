@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,15 +34,15 @@ func newSlowSink() *slowSink {
 	return &slowSink{started: make(chan int, 100), release: make(chan error)}
 }
 
-func (s *slowSink) send(_ context.Context, b [][]byte) (int, error) {
+func (s *slowSink) send(_ context.Context, b Batch) (int, error) {
 	n := s.open.Add(1)
 	for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
 	}
-	s.started <- len(b)
+	s.started <- b.N
 	err := <-s.release
 	s.open.Add(-1)
 	if err == nil {
-		s.got.Add(int64(len(b)))
+		s.got.Add(int64(b.N))
 	}
 	return 0, err
 }
@@ -207,24 +208,21 @@ func BenchmarkQueueAgainstASlowSink(b *testing.B) {
 			for b.Loop() {
 				var got atomic.Int64
 				s := Settings{BufferSize: 10000, BatchSize: 500, FlushInterval: 250, Concurrency: 16}
-				q := NewQueue(s, func(_ context.Context, batch [][]byte) (int, error) {
+				q := NewQueue(s, func(_ context.Context, batch Batch) (int, error) {
 					time.Sleep(100 * time.Millisecond)
-					got.Add(int64(len(batch)))
+					got.Add(int64(batch.N))
 					return 0, nil
 				}, "", zerolog.Nop())
 				stop, done := make(chan struct{}), make(chan struct{})
 				go func() { defer close(done); q.Run(stop) }()
-				rec := []byte(`{"recordType":"APIAnalytics","apiproxy":"edgemicro_hello","response_status_code":200}`)
-				chunk := make([][]byte, 100)
-				for i := range chunk {
-					chunk[i] = rec
-				}
+				rec := `{"recordType":"APIAnalytics","apiproxy":"edgemicro_hello","response_status_code":200}` + "\n"
+				const perFrame = 100
 				start := time.Now()
 				const d = time.Second
 				for added := 0; time.Since(start) < d; {
 					due := int(time.Since(start).Seconds() * float64(offered))
-					for ; added+len(chunk) <= due; added += len(chunk) {
-						q.Add(chunk)
+					for ; added+perFrame <= due; added += perFrame {
+						q.Add(append(Buffer(perFrame*len(rec)), strings.Repeat(rec, perFrame)...))
 					}
 					time.Sleep(time.Millisecond)
 				}
@@ -244,4 +242,31 @@ func BenchmarkQueueAgainstASlowSink(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMasterRecords is the master's work for one records frame of
+// 300 records: it is read into memory (here copied), queued, cut into
+// batches of 500 and made into upload bodies. Per record, for the
+// analytics row of docs/PERFORMANCE.md.
+func BenchmarkMasterRecords(b *testing.B) {
+	rec := `{"client_received_start_timestamp":1795689452541,"client_received_end_timestamp":1795689452541,"recordType":"APIAnalytics","apiproxy":"api","request_uri":"http://127.0.0.1:18189/api/bench","request_path":"/api/bench","request_verb":"GET","client_ip":"127.0.0.1","useragent":"","apiproxy_revision":"1","response_status_code":200,"client_sent_start_timestamp":1795689452541,"client_sent_end_timestamp":1795689452541,"developer_email":"bench@example.com","developer_app":"bench-app","client_id":"bench-key"}` + "\n"
+	frame := []byte(strings.Repeat(rec, 300))
+	var bodies int
+	q := NewQueue(Settings{BufferSize: 10000, BatchSize: 500, FlushInterval: 250, Concurrency: 16}, func(_ context.Context, batch Batch) (int, error) {
+		body := recordsBody(batch)
+		bodies += len(body)
+		putBuffer(body)
+		return 0, nil
+	}, "", zerolog.Nop())
+	b.ReportAllocs()
+	for b.Loop() {
+		q.Add(append(Buffer(len(frame)), frame...))
+		q.mu.Lock()
+		batch := q.takeLocked(true)
+		q.mu.Unlock()
+		if batch.N > 0 {
+			_ = q.sendBatch(context.Background(), q.send, batch)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*300), "ns/record")
 }
