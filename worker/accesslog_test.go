@@ -2,8 +2,14 @@ package worker
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
 // pendingCount drains c and says how many signals were waiting.
@@ -73,5 +79,35 @@ func TestRecordSinkSignals(t *testing.T) {
 	}
 	if pendingCount(s.kick) != 1 {
 		t.Fatal("a full batch did not kick the loop")
+	}
+}
+
+// TestAccessLogLineFields: an access log line names its fields from the
+// log vocabulary, its duration in milliseconds under took_ms.
+func TestAccessLogLineFields(t *testing.T) {
+	tg := echoTarget(t)
+	w, srv := newTestWorker(t, "[edgemicro.logging]\naccess_log = true\n"+routes, tg.URL)
+	var out bytes.Buffer
+	w.alog = zerolog.New(&out)
+	req, _ := http.NewRequest("GET", srv.URL+"/hello/x?key=secret", nil)
+	req.Header.Set("X-Request-Id", "r1")
+	do(t, req)
+	var line map[string]any
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+		t.Fatalf("access log %q: %v", out.String(), err)
+	}
+	for k, want := range map[string]any{
+		logkey.Proxy: "hello", logkey.Method: "GET", logkey.Path: "/hello/x", logkey.Status: 200.0,
+		logkey.ClientIP: "127.0.0.1", logkey.RequestID: "r1", logkey.Message: "request",
+	} {
+		if line[k] != want {
+			t.Errorf("%s = %v, want %v (line %s)", k, line[k], want, out.String())
+		}
+	}
+	if ms, ok := line[logkey.TookMS].(float64); !ok || ms <= 0 || ms > 60_000 {
+		t.Errorf("%s = %v, want a duration in milliseconds", logkey.TookMS, line[logkey.TookMS])
+	}
+	if len(line) != 9 { // and level
+		t.Errorf("the line has %d fields, want 9: %s", len(line), out.String())
 	}
 }

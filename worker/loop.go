@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -110,7 +111,7 @@ func (w *Worker) onFrame(f ipc.Frame) {
 	case ipc.KindDrain:
 		w.onDrainOrder(f)
 	default:
-		w.log.Debug().Stringer("kind", f.Kind).Msg("ignoring unknown message")
+		w.log.Debug().Stringer(logkey.Kind, f.Kind).Msg("ignoring unknown message")
 	}
 }
 
@@ -132,7 +133,7 @@ func (w *Worker) onDrainOrder(f ipc.Frame) {
 		c := &w.rt.Load().snap.Config
 		d = ipc.Drain{Grace: c.DrainGrace(), Timeout: c.DrainTimeout()}
 	}
-	w.log.Info().Dur("grace", d.Grace).Dur("timeout", d.Timeout).Msg("draining")
+	w.log.Info().Dur(logkey.GraceMS, d.Grace).Dur(logkey.TimeoutMS, d.Timeout).Msg("draining")
 	w.drain(d.Grace, d.Timeout)
 }
 
@@ -212,11 +213,11 @@ func (w *Worker) drain(grace, timeout time.Duration) {
 		err = w.srv.Shutdown(ctx)
 	}
 	if err != nil {
-		w.log.Warn().Int64("connections", w.conns.Load()).Msg("drain timeout: closing the remaining connections")
+		w.log.Warn().Int64(logkey.Connections, w.conns.Load()).Msg("drain timeout: closing the remaining connections")
 		if w.fast != nil {
 			_ = w.fast.Close()
 		}
 		_ = w.srv.Close()
 	}
-	w.log.Info().Dur("took", time.Since(start)).Uint64("requests", w.requests.Load()).Msg("drained")
+	w.log.Info().Dur(logkey.TookMS, time.Since(start)).Uint64(logkey.Requests, w.requests.Load()).Msg("drained")
 }

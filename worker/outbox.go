@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -43,7 +44,7 @@ func newOutbox(conn *ipc.Conn, log zerolog.Logger) *outbox {
 func (o *outbox) sendAck(a ipc.Ack) {
 	o.mu.Lock()
 	if len(o.acks) == maxAcks {
-		o.log.Warn().Uint64("revision", o.acks[0].Revision).Msg("the master reads nothing: an unsent ack is dropped")
+		o.log.Warn().Uint64(logkey.Revision, o.acks[0].Revision).Msg("the master reads nothing: an unsent ack is dropped")
 		o.acks = append(o.acks[:0], o.acks[1:]...)
 	}
 	o.acks = append(o.acks, a)

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/worker/h1"
 )
@@ -91,7 +92,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// worker aborts it once the plugins' response hooks, the access
 		// log and the metrics have seen the request (see abortAfter).
 		p.metrics.errors.Add(1)
-		p.log.Warn().Err(err).Str("path", r.URL.Path).Msg("the target's answer broke off; aborting the client connection")
+		p.log.Warn().Err(err).Str(logkey.Path, r.URL.Path).Msg("the target's answer broke off; aborting the client connection")
 		abortAfter(w)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/plugins"
 )
 
@@ -96,7 +97,7 @@ func compile(snap *configs.Snapshot, pool *transportPool, env plugins.Env, m *me
 			transport:  pool.get(target, p.MaxConnections, cfg.TargetTimeout(p), tt.tc, tt.id, cfg.Edgemicro.Proxy),
 			maxBody:    cfg.Edgemicro.MaxBodyBytes,
 			metrics:    m.proxy(p.Name),
-			log:        env.Logger.With().Str("proxy", p.Name).Logger(),
+			log:        env.Logger.With().Str(logkey.Proxy, p.Name).Logger(),
 		}
 		h, err := plugins.Chain(env, snap, p, px)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
@@ -39,7 +40,7 @@ func newWorker(opts Options) *Worker {
 		// loop's timer runs only while some wait.
 		pending: make(chan struct{}, 1),
 	}
-	w.log = opts.Logger.With().Int("worker", opts.ID).Int("pid", os.Getpid()).Logger()
+	w.log = opts.Logger.With().Int(logkey.WorkerID, opts.ID).Int(logkey.PID, os.Getpid()).Logger()
 	w.alog = w.log
 	if out := accessOutput(opts); out != nil {
 		w.abuf = newLineBuffer(out, w.pending)
@@ -72,7 +73,7 @@ func (w *Worker) start(ctx context.Context) error {
 		return err
 	}
 	w.phase.store(phaseServing)
-	w.log.Info().Uint64("revision", w.revision()).Msg("worker serving")
+	w.log.Info().Uint64(logkey.Revision, w.revision()).Msg("worker serving")
 	return nil
 }
 
@@ -190,7 +191,7 @@ func (w *Worker) applyConfig(f ipc.Frame) (ipc.Ack, error) {
 	ack := ipc.Ack{Revision: w.revision()}
 	if err != nil {
 		ack.Error = err.Error()
-		w.log.Error().Err(err).Uint64("offered", msg.Revision).Msg("config rejected")
+		w.log.Error().Err(err).Uint64(logkey.OfferedRevision, msg.Revision).Msg("config rejected")
 	}
 	return ack, err
 }
@@ -305,6 +306,6 @@ type zerologWriter struct {
 }
 
 func (z zerologWriter) Write(p []byte) (int, error) {
-	z.log.WithLevel(z.level).Str("component", "http").Msg(string(p[:len(p)-min(1, len(p))]))
+	z.log.WithLevel(z.level).Str(logkey.Subsystem, logkey.SubsystemHTTP).Str(logkey.Error, string(p[:len(p)-min(1, len(p))])).Msg("net/http error")
 	return len(p), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
@@ -123,7 +124,7 @@ func (w *Worker) apply(raw []byte) error {
 	}
 	w.rt.Store(rt)
 	w.pool.retain(rt)
-	w.log.Info().Uint64("revision", snap.Revision).Int("proxies", len(rt.routes)).Msg("config applied")
+	w.log.Info().Uint64(logkey.Revision, snap.Revision).Int(logkey.Proxies, len(rt.routes)).Msg("config applied")
 	return nil
 }
 
@@ -239,9 +240,9 @@ func (w *Worker) accessLog(r *http.Request, path, proxy string, status int, took
 	if id == "" && x != nil {
 		id = x.RequestID
 	}
-	w.alog.Info().Str("proxy", proxy).Str("method", r.Method).Str("path", path).
-		Int("status", status).Float64("ms", float64(took.Microseconds())/1000).
-		Str("client_ip", ip).Str("request_id", id).Msg("request")
+	w.alog.Info().Str(logkey.Proxy, proxy).Str(logkey.Method, r.Method).Str(logkey.Path, path).
+		Int(logkey.Status, status).Dur(logkey.TookMS, took).
+		Str(logkey.ClientIP, ip).Str(logkey.RequestID, id).Msg("request")
 }
 
 // headerBytes is the size of the request line and header block as the
@@ -280,8 +281,8 @@ func (w *Worker) fdExhausted(err error) {
 	}
 	var rl syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
-	w.log.Warn().Err(err).Uint64("limit_nofile", rl.Cur).Int64("connections", w.conns.Load()).
-		Uint64("failed_accepts", w.ln.fdFailures.Load()).
+	w.log.Warn().Err(err).Uint64(logkey.LimitNOFILE, rl.Cur).Int64(logkey.Connections, w.conns.Load()).
+		Uint64(logkey.FailedAccepts, w.ln.fdFailures.Load()).
 		Msg("out of file descriptors: new connections wait in the backlog while open ones are served; raise LimitNOFILE (ulimit -n)")
 }
 

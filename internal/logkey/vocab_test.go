@@ -20,7 +20,6 @@ import (
 // while a listed package has nothing left to migrate.
 var notYetMigrated = map[string]bool{
 	"master": true,
-	"worker": true,
 }
 
 // modulePath is the import path of the module's root.
