@@ -2,6 +2,8 @@ package ipc
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -143,6 +145,23 @@ type Control struct {
 	Processes int    `json:"processes,omitempty"`
 	Port      int    `json:"port,omitempty"`
 	Config    string `json:"config,omitempty"`
+	// Org, Env, KeyDigest, SecretDigest and LogLevel are what `mgw
+	// reload` was given with -o, -e, -k, -s and --log-level (empty: not
+	// given). A reload keeps the instance's own; the master refuses a
+	// different one, so that scripts may pass start's flags to reload.
+	// The key and secret travel as Digest.
+	Org          string `json:"org,omitempty"`
+	Env          string `json:"env,omitempty"`
+	KeyDigest    string `json:"key_digest,omitempty"`
+	SecretDigest string `json:"secret_digest,omitempty"`
+	LogLevel     string `json:"log_level,omitempty"`
+}
+
+// Digest is the hex SHA-256 of a secret, which Control carries instead
+// of the secret itself.
+func Digest(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
 }
 
 // Reply answers a Control frame. Error is set when the command failed.

@@ -737,8 +737,42 @@ func (m *Master) reloadRefusal(ctl ipc.Control) string {
 	if ctl.Processes < 0 || ctl.Processes > maxProcesses {
 		return fmt.Sprintf("--processes %d: give 1 to %d workers", ctl.Processes, maxProcesses)
 	}
+	if msg := m.keptRefusal(ctl); msg != "" {
+		return msg
+	}
 	if ctl.Port < 0 || ctl.Port > 65535 {
 		return fmt.Sprintf("--port %d is not a port number", ctl.Port)
+	}
+	return ""
+}
+
+// keptRefusal says why a reload refuses an org, env, Edge key or secret
+// or log level that is not the instance's own, which a reload keeps, or
+// "". The same values are accepted, so that scripts may pass start's
+// flags to reload.
+func (m *Master) keptRefusal(ctl ipc.Control) string {
+	restart := "a reload keeps the ones mgw start was given: to change them, run mgw stop, then mgw start with the new ones"
+	switch {
+	case ctl.Org != "" && ctl.Org != m.opts.Org, ctl.Env != "" && ctl.Env != m.opts.Env:
+		return fmt.Sprintf("--org %q --env %q: the instance serves org %q env %q; %s", ctl.Org, ctl.Env, m.opts.Org, m.opts.Env, restart)
+	case ctl.KeyDigest != "" && ctl.KeyDigest != ipc.Digest(m.opts.Key):
+		return "--key is not the Edge key the instance started with; " + restart
+	case ctl.SecretDigest != "" && ctl.SecretDigest != ipc.Digest(m.opts.Secret):
+		return "--secret is not the Edge secret the instance started with; " + restart
+	}
+	if ctl.LogLevel != "" {
+		level := ""
+		for i, a := range m.opts.WorkerArgs {
+			if a == "--log-level" && i+1 < len(m.opts.WorkerArgs) {
+				level = m.opts.WorkerArgs[i+1]
+			}
+		}
+		if level == "" {
+			level = "info"
+		}
+		if ctl.LogLevel != level {
+			return fmt.Sprintf("--log-level %s: the instance logs at %s; a reload takes [edgemicro.logging] level from the config afresh unless mgw start was given --log-level, which it keeps", ctl.LogLevel, level)
+		}
 	}
 	return ""
 }

@@ -75,8 +75,10 @@ func newApp() *cli.App {
 	}
 }
 
-// Flag names shared by the commands (docs/CLI.md). Every command accepts all
-// of them after its name, so ops scripts may pass the same set everywhere.
+// Flag names shared by the commands (docs/CLI.md). Every command but the
+// management ones (edgemicro's flags, where -p is the password) accepts
+// all of them after its name, so ops scripts may pass the same set
+// everywhere; each command's help lists those it honours.
 const (
 	flagConfig    = "config"
 	flagConfigDir = "config-dir"
@@ -123,6 +125,26 @@ func commonFlagsFor(honoured ...string) []cli.Flag {
 		}
 	}
 	return flags
+}
+
+// withCommon is a command's own flags followed by the common flags,
+// those not in honoured hidden (commonFlagsFor). A common flag whose name
+// or alias the command's own flags use is left out: `mgw token get -s`
+// is the app's secret, as in edgemicro.
+func withCommon(own []cli.Flag, honoured ...string) []cli.Flag {
+	taken := map[string]bool{}
+	for _, f := range own {
+		for _, n := range f.Names() {
+			taken[n] = true
+		}
+	}
+	var out []cli.Flag
+	for _, f := range commonFlagsFor(honoured...) {
+		if !slices.ContainsFunc(f.Names(), func(n string) bool { return taken[n] }) {
+			out = append(out, f)
+		}
+	}
+	return append(out, own...)
 }
 
 // paths resolves the config dir, run dir and config file of a command.

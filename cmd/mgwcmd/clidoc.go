@@ -42,7 +42,7 @@ func CLIReference() string {
 
 	// Flag sets many commands share are listed once.
 	groups := []flagGroup{
-		{"Common flags", "The commands that work on an instance take these flags, so that scripts\nmay pass the same set to each.", commonFlags(), nil},
+		{"Common flags", "Every command but the management commands accepts these flags, so that\nscripts may pass the same set to each. A command's own section lists\nthose it honours; it accepts the others and ignores them (`mgw reload`\nrefuses those that are not the running instance's own).", commonFlags(), nil},
 		{"Management flags", "The commands that change an Apigee org take these flags, named as edgemicro's.", mgmtFlags(true), nil},
 	}
 	for i := range groups {

@@ -168,7 +168,10 @@ func reloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "reload",
 		Usage: "replace the running process tree with zero failed requests, reading the config afresh; -p and -r change the worker count and port",
-		Flags: commonFlags(),
+		Description: "A reload keeps the org, env, Edge key and secret and log level mgw start was given: " +
+			"-o, -e, -k, -s and --log-level are accepted when they are the instance's own (so that scripts may pass start's flags), and refused otherwise. " +
+			"--config names the instance's config file or is refused.",
+		Flags: commonFlagsFor(flagConfig, flagConfigDir, flagRunDir, flagProcesses, flagPort),
 		Action: func(c *cli.Context) error {
 			p, err := resolvePaths(c)
 			if err != nil {
@@ -193,6 +196,20 @@ func reloadCommand() *cli.Command {
 					return cli.Exit(err, 1)
 				}
 				ctl.Config = abs
+			}
+			// What a reload keeps: the master refuses another value.
+			ctl.Org, ctl.Env = c.String(flagOrg), c.String(flagEnv)
+			if k := c.String(flagKey); k != "" {
+				ctl.KeyDigest = ipc.Digest(k)
+			}
+			if s := c.String(flagSecret); s != "" {
+				ctl.SecretDigest = ipc.Digest(s)
+			}
+			if l := c.String(flagLogLevel); l != "" {
+				if _, err := parseLevel(l); err != nil {
+					return cli.Exit(err, 1)
+				}
+				ctl.LogLevel = l
 			}
 			rep, err := ipc.Call(p.controlSocket(), ctl, 5*time.Minute)
 			if err != nil {

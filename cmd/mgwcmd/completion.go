@@ -35,6 +35,7 @@ func completionCommand() *cli.Command {
 		Name:      "completion",
 		Usage:     "print a shell completion script: source <(mgw completion bash)",
 		ArgsUsage: "bash|zsh",
+		Flags:     withCommon(nil),
 		Action: func(c *cli.Context) error {
 			switch c.Args().First() {
 			case "", "bash":

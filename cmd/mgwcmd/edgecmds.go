@@ -62,10 +62,7 @@ func tokenCommand() *cli.Command {
 	fileFlag := &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the token from `FILE` (- or absent: the first argument, else standard input)"}
 	base := func() []cli.Flag {
 		return []cli.Flag{
-			&cli.StringFlag{Name: flagConfig, Usage: "configuration `FILE`", EnvVars: []string{"MGW_CONFIG"}},
 			&cli.StringFlag{Name: flagConfigDir, Aliases: []string{"c"}, Usage: "configuration `DIR` (default ~/.mgw)", EnvVars: []string{"MGW_CONFIG_DIR", "EDGEMICRO_CONFIG_DIR"}},
-			&cli.StringFlag{Name: flagOrg, Aliases: []string{"o"}, Usage: "Apigee organization", EnvVars: []string{"EDGEMICRO_ORG"}},
-			&cli.StringFlag{Name: flagEnv, Aliases: []string{"e"}, Usage: "Apigee environment", EnvVars: []string{"EDGEMICRO_ENV"}},
 		}
 	}
 	return &cli.Command{
@@ -75,12 +72,12 @@ func tokenCommand() *cli.Command {
 			{
 				Name:  "get",
 				Usage: "get a token for an app's client credentials from Edge (or from the local gateway)",
-				Flags: append(base(),
+				Flags: withCommon(append(base(),
 					&cli.StringFlag{Name: "id", Aliases: []string{"i"}, Usage: "the app's client id (key)", Required: true},
-					&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, Usage: "the app's client secret", Required: true},
+					&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, Usage: "the app's client secret (here -s is the app's, as in edgemicro's token get; the Edge secret is not needed)", Required: true},
 					&cli.StringFlag{Name: "url", Usage: "token `URL` (default: authUri/token, or the local gateway's)"},
 					&cli.BoolFlag{Name: "json", Usage: "print the whole JSON answer instead of the token alone"},
-				),
+				), flagConfig, flagOrg, flagEnv),
 				Action: func(c *cli.Context) error {
 					_, snap, err := loadFileConfig(c)
 					if err != nil {
@@ -117,7 +114,7 @@ func tokenCommand() *cli.Command {
 			{
 				Name:  "decode",
 				Usage: "print a token's header and claims without verifying it",
-				Flags: []cli.Flag{fileFlag},
+				Flags: withCommon([]cli.Flag{fileFlag}),
 				Action: func(c *cli.Context) error {
 					tok, err := readToken(c)
 					if err != nil {
@@ -143,7 +140,7 @@ func tokenCommand() *cli.Command {
 			{
 				Name:  "verify",
 				Usage: "verify a token's RS256 signature and times with the org's (or the local) public key",
-				Flags: append(base(), fileFlag),
+				Flags: withCommon(append(base(), fileFlag), flagConfig, flagOrg, flagEnv),
 				Action: func(c *cli.Context) error {
 					tok, err := readToken(c)
 					if err != nil {
