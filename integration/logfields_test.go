@@ -110,12 +110,11 @@ func checkLogLines(t *testing.T, in *instance, path string) {
 }
 
 // undocumentedUntilMigrated names the components whose packages still
-// write field names of their own (master/ writes the master's and the
-// keeper's lines, worker/ the worker's); the test checks their lines'
-// fields against the documented ones once they are removed from here.
+// write field names of their own (master/ writes the master's lines);
+// the test checks their lines' fields against the documented ones once
+// they are removed from here.
 var undocumentedUntilMigrated = map[string]bool{
 	logkey.ComponentMaster: true,
-	logkey.ComponentWorker: true,
 }
 
 // documentedFields reads the field names of the Log fields table of
