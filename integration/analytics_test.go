@@ -25,9 +25,7 @@ func sendN(t *testing.T, in *instance, from, to int) {
 // TestAnalyticsSurviveReloadAndStop: 500 requests, mgw reload, 500
 // requests, mgw stop: exactly 1,000 records reach Edge, none twice.
 func TestAnalyticsSurviveReloadAndStop(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 100\nbatchSize = 64\n")
 	in.start(2, edgeFlags(fe)...)
 	sendN(t, in, 1, 500)
@@ -35,11 +33,7 @@ func TestAnalyticsSurviveReloadAndStop(t *testing.T) {
 		t.Fatalf("reload: %d %s", code, out)
 	}
 	sendN(t, in, 501, 1000)
-	st, _ := in.status()
-	if out, code := in.mgw("stop"); code != 0 {
-		t.Fatalf("stop: %d %s", code, out)
-	}
-	in.eventually(15*time.Second, "the master to exit", func() bool { return !alive(st.MasterPID) })
+	in.stop()
 
 	recs := fe.Records()
 	seen := map[string]int{}
@@ -66,9 +60,7 @@ func TestAnalyticsSurviveReloadAndStop(t *testing.T) {
 // buffer of 100, 300 requests leave the newest 100, and the 200 dropped
 // are counted; once Edge is back, exactly those 100 arrive.
 func TestAnalyticsDropOldestWhenEdgeIsDown(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	fe.Fail(fakeedge.Analytics, 503)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 50\nbufferSize = 100\nbatchSize = 10\n")
 	in.start(2, edgeFlags(fe)...)
@@ -123,18 +115,12 @@ func last(s []string) string {
 // upload (Edge down) are spooled in the run dir and sent by the next
 // start, once.
 func TestAnalyticsSpooledAcrossARestart(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	fe.Fail(fakeedge.Analytics, 503)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 50\n")
 	in.start(1, edgeFlags(fe)...)
 	sendN(t, in, 1, 20)
-	st, _ := in.status()
-	if out, code := in.mgw("stop"); code != 0 {
-		t.Fatalf("stop: %s", out)
-	}
-	in.eventually(30*time.Second, "the master to exit", func() bool { return !alive(st.MasterPID) })
+	in.stop()
 	if n := len(fe.Records()); n != 0 {
 		t.Fatalf("%d records arrived while Edge refused them", n)
 	}
@@ -154,8 +140,7 @@ func TestAnalyticsTurnedOnByAnEdit(t *testing.T) {
 	tg := target(t)
 	cfg := proxyConfig(tg.URL)
 	in := newInstance(t, cfg)
-	in.start(2)
-	before := in.waitServing(2)
+	before := in.start(2)
 	file := filepath.Join(t.TempDir(), "records.jsonl")
 	in.writeConfig(cfg + `
 [edgemicro.plugins]

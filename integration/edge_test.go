@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mgw-gateway/mgw/integration/fakeedge"
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // countingTarget answers 200 with the path and Authorization it saw and
@@ -49,16 +49,19 @@ func startFakeEdge(t *testing.T) *fakeedge.Server {
 	return fe
 }
 
+// helloEdge starts a fake Edge that deploys one proxy, edgemicro_hello
+// at /hello, to a target that answers every request, and returns the
+// fake and the target's URL.
+func helloEdge(t *testing.T) (*fakeedge.Server, string) {
+	t.Helper()
+	fe := startFakeEdge(t)
+	tgt, _ := countingTarget(t)
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	return fe, tgt.URL
+}
+
 func edgeConfig(fe *fakeedge.Server, extra string) string {
-	return fe.EdgeConfigTOML() + `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-config_change_poll_interval = 1
-[edgemicro.logging]
-level = "info"
-to_console = true
-[edgemicro.plugins]
+	return fe.EdgeConfigTOML() + testutil.PreambleWith("config_change_poll_interval = 1") + `[edgemicro.plugins]
 sequence = ["oauth"]
 ` + extra
 }
@@ -212,40 +215,20 @@ func TestEdgeAuth(t *testing.T) {
 // TestEdgeOneKeyOneCall: 1,000 requests with one key through 4 workers
 // cost exactly one verifyApiKey call.
 func TestEdgeOneKeyOneCall(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	in := newInstance(t, edgeConfig(fe, ""))
 	in.start(4, edgeFlags(fe)...)
 	key := fe.Apps()[0].Key
 
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A new connection per request, so the 1,000 spread over the workers.
-			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			for range 125 {
-				req, _ := http.NewRequest("GET", in.url("/hello/x"), nil)
-				req.Header.Set("x-api-key", key)
-				resp, err := c.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of 1000 requests failed", n)
+	// A new connection per request, so the 1,000 spread over the workers.
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	load := testutil.Repeat(8, 125, func(int) error {
+		req, _ := http.NewRequest("GET", in.url("/hello/x"), nil)
+		req.Header.Set("x-api-key", key)
+		return testutil.DoOK(c, req)
+	})
+	if n := load.Failed.Load(); n != 0 || load.OK.Load() != 1000 {
+		t.Fatalf("%d of 1000 requests failed (%d ok): %v", n, load.OK.Load(), load.Errors())
 	}
 	if n := fe.Calls(fakeedge.VerifyAPIKey); n != 1 {
 		t.Fatalf("verifyApiKey was called %d times for one key", n)
@@ -258,9 +241,7 @@ func TestEdgeOneKeyOneCall(t *testing.T) {
 // TestEdgePollAddsProxyInPlace: a proxy deployed at the org is served
 // after the next poll by the same master and worker processes.
 func TestEdgePollAddsProxyInPlace(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, tgt := helloEdge(t)
 	in := newInstance(t, edgeConfigNoAuth(fe))
 	in.start(2, edgeFlags(fe)...)
 	before, _ := in.status()
@@ -268,9 +249,9 @@ func TestEdgePollAddsProxyInPlace(t *testing.T) {
 		t.Fatalf("/open before the deployment: %d", st)
 	}
 	fe.SetProxies(
-		fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL},
-		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt.URL + "/o"},
-		fakeedge.Proxy{Name: "not_a_gateway_proxy", BasePath: "/skipped", URL: tgt.URL},
+		fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt},
+		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt + "/o"},
+		fakeedge.Proxy{Name: "not_a_gateway_proxy", BasePath: "/skipped", URL: tgt},
 	)
 	in.eventually(10*time.Second, "the new proxy to be served", func() bool {
 		st, _ := get(t, in.url("/open/x"))
@@ -303,9 +284,7 @@ func TestEdgePollAddsProxyInPlace(t *testing.T) {
 // TestEdgeDownAtStart: with a cache the gateway starts from it; without
 // one, start fails with a message.
 func TestEdgeDownAtStart(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	cfg := edgeConfigNoAuth(fe)
 
 	in := newInstance(t, cfg)
@@ -318,11 +297,7 @@ func TestEdgeDownAtStart(t *testing.T) {
 	if strings.Contains(string(b), fe.Secret) || strings.Contains(string(b), fe.Key) {
 		t.Fatal("the cache holds the key or secret")
 	}
-	st, _ := in.status()
-	if out, code := in.mgw("stop"); code != 0 {
-		t.Fatalf("stop: %d %s", code, out)
-	}
-	in.eventually(10*time.Second, "the master to exit", func() bool { return !alive(st.MasterPID) })
+	in.stop()
 
 	fe.Fail(fakeedge.Bootstrap, 503)
 	in.start(1, edgeFlags(fe)...)
@@ -348,11 +323,7 @@ func TestLocalModeAuth(t *testing.T) {
 	if out, code := in.mgw("init"); code != 0 {
 		t.Fatalf("init: %s", out)
 	}
-	in.writeConfig(`
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-[edgemicro.plugins]
+	in.writeConfig(testutil.Preamble + `[edgemicro.plugins]
 sequence = ["oauth"]
 [[proxies]]
 name = "hello"
@@ -404,9 +375,7 @@ products = ["hello-product"]
 // file testdata/edgemicro.yaml (pointed at the fake org) gives a config that
 // mgw starts with and that authorizes like the original.
 func TestConfigImportStarts(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	in := newInstance(t, "")
 	src, err := os.ReadFile("testdata/edgemicro.yaml")
 	if err != nil {
@@ -499,15 +468,13 @@ func TestTokenAndVerifyCommands(t *testing.T) {
 // TestEdgePollIntervalFollowsAnEdit: a config edit that shortens
 // config_change_poll_interval takes effect in the running master.
 func TestEdgePollIntervalFollowsAnEdit(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, tgt := helloEdge(t)
 	slow := strings.Replace(edgeConfigNoAuth(fe), "config_change_poll_interval = 1", "config_change_poll_interval = 3600", 1)
 	in := newInstance(t, slow)
 	in.start(1, edgeFlags(fe)...)
 	fe.SetProxies(
-		fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL},
-		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt.URL},
+		fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt},
+		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt},
 	)
 	if st, _ := get(t, in.url("/open/x")); st != 404 {
 		t.Fatalf("/open before any poll: %d", st)

@@ -29,9 +29,7 @@ func cacheState(t *testing.T, in *instance) (string, time.Time) {
 // good config keeps serving, the cache file is kept, status and the log
 // say so. A real change to zero proxies is applied.
 func TestEdgeEmptyAnswerKeepsTheLastGoodConfig(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	in := newInstance(t, edgeConfigNoAuth(fe))
 	in.start(1, edgeFlags(fe)...)
 	if st, body := get(t, in.url("/hello/x")); st != 200 {
@@ -82,9 +80,7 @@ func TestEdgeEmptyAnswerKeepsTheLastGoodConfig(t *testing.T) {
 // answers (with and without ETags) leave the cache file and the revision
 // alone; with ETags they are 304s; a change is still applied.
 func TestEdgePollThatChangesNothingWritesNothing(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, tgt := helloEdge(t)
 	in := newInstance(t, edgeConfigNoAuth(fe))
 	in.start(1, edgeFlags(fe)...)
 	cache, mtime := cacheState(t, in)
@@ -108,8 +104,8 @@ func TestEdgePollThatChangesNothingWritesNothing(t *testing.T) {
 		t.Fatal("status does not show the unchanged polls as successful")
 	}
 
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL},
-		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt.URL})
+	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt},
+		fakeedge.Proxy{Name: "edgemicro_open", BasePath: "/open", URL: tgt})
 	in.eventually(10*time.Second, "the new proxy to be served", func() bool {
 		st, _ := get(t, in.url("/open/x"))
 		return st == 200

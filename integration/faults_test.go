@@ -22,8 +22,7 @@ import (
 func TestStoppedWorkerIsReplaced(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t, "")
-	in.start(2)
-	st := in.waitServing(2)
+	st := in.start(2)
 	stopped := st.Workers[0].PID
 	if err := syscall.Kill(stopped, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

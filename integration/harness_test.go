@@ -122,26 +122,43 @@ func (in *instance) url(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", in.port, path)
 }
 
-// start runs `mgw start` and waits until status reports every worker
-// serving. With no config file in the config dir, it names no config dir
-// (the dir is HOME/.mgw), so the instance runs on the embedded default.
-func (in *instance) start(workers int, extra ...string) {
+// start runs `mgw start`, waits until status reports every worker
+// serving, and returns that status. With no config file in the config
+// dir, it names no config dir (the dir is HOME/.mgw), so the instance
+// runs on the embedded default.
+func (in *instance) start(workers int, extra ...string) ipc.Status {
 	in.t.Helper()
+	in.startKept(workers, extra...)
+	return in.waitServing(workers)
+}
+
+// startArgs are the arguments of `mgw start` as the harness's start
+// gives them: no config dir when it holds no config file (the instance
+// then runs on the embedded default, as for a user who named nothing).
+func (in *instance) startArgs(workers int, extra ...string) []string {
 	args := []string{"start", "--config-dir", in.dir}
 	if tomls, _ := filepath.Glob(filepath.Join(in.dir, "*.toml")); len(tomls) == 0 {
 		args = []string{"start"}
 	}
-	args = append(append(args, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)), extra...)
-	cmd := exec.Command(mgwBin, args...)
-	cmd.Stdout, cmd.Stderr = in.logs, in.logs
-	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
-	if err := cmd.Start(); err != nil {
-		in.t.Fatal(err)
+	return append(append(args, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)), extra...)
+}
+
+// startEnv is the environment of every mgw the harness runs: HOME is
+// above the config dir, so that it is the default one, and no variable
+// names another config or run dir.
+func (in *instance) startEnv() []string {
+	return append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
+}
+
+// stop runs `mgw stop`, fails the test unless it exits 0, and waits
+// until the master it stopped has exited.
+func (in *instance) stop() {
+	in.t.Helper()
+	st, _ := in.status()
+	if out, code := in.mgw("stop"); code != 0 {
+		in.t.Fatalf("stop exited %d: %s", code, out)
 	}
-	in.cmd = cmd
-	in.remember(cmd.Process.Pid)
-	go func() { _ = cmd.Wait() }()
-	in.waitServing(workers)
+	in.eventually(30*time.Second, "the master to exit", func() bool { return !alive(st.MasterPID) })
 }
 
 // waitServing polls status until n workers serve.
@@ -174,7 +191,7 @@ func (in *instance) mgw(args ...string) (string, int) {
 func (in *instance) mgwRaw(args ...string) (string, int) {
 	in.t.Helper()
 	cmd := exec.Command(mgwBin, args...)
-	cmd.Env = append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
+	cmd.Env = in.startEnv()
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if err != nil {

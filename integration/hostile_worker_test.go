@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mgw-gateway/mgw/integration/fakeedge"
 	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
@@ -157,12 +155,7 @@ func TestHostileWorkerDotSegments(t *testing.T) {
 // forwards is judged, and the target's X-Forwarded-For ends with it.
 func TestHostileWorkerForwardedFor(t *testing.T) {
 	tgt, reached, _ := pathTarget(t)
-	base := `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-%s
-[edgemicro.plugins]
+	base := testutil.PreambleWith("%s") + `[edgemicro.plugins]
 sequence = ["accesscontrol"]
 [accesscontrol]
 deny = [%s]
@@ -212,25 +205,15 @@ url = "` + tgt + `"
 // it is stopped, and once it runs again every record is either uploaded
 // or counted as dropped.
 func TestHostileWorkerMasterStopped(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 100\nbatchSize = 500\n")
 	in.start(2, edgeFlags(fe)...)
 	st, _ := in.status()
 
 	c := &http.Client{Timeout: 10 * time.Second}
 	load := testutil.StartLoad(4, func(i int) error {
-		resp, err := c.Get(in.url("/hello/r" + strconv.Itoa(i)))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		req, _ := http.NewRequest("GET", in.url("/hello/r"+strconv.Itoa(i)), nil)
+		return testutil.DoOK(c, req)
 	})
 	ok, failed := &load.OK, &load.Failed
 	in.eventually(20*time.Second, "requests flowing", func() bool { return ok.Load() >= 200 })
@@ -262,21 +245,15 @@ func TestHostileWorkerMasterStopped(t *testing.T) {
 // close.
 func TestHostileWorkerFDExhaustion(t *testing.T) {
 	tgt, _ := countingTarget(t)
-	in := newInstance(t, `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-headers_timeout = 60000
-[[proxies]]
+	in := newInstance(t, testutil.PreambleWith("headers_timeout = 60000")+`[[proxies]]
 name = "api"
 base_path = "/api"
 url = "`+tgt.URL+`"
 `)
 	// mgw start under a descriptor limit, as in.start does otherwise.
-	args := []string{"start", "--config-dir", in.dir, "--processes", "1", "--port", strconv.Itoa(in.port)}
-	cmd := exec.Command("sh", append([]string{"-c", `ulimit -n 64 && exec "$0" "$@"`, mgwBin}, args...)...)
+	cmd := exec.Command("sh", append([]string{"-c", `ulimit -n 64 && exec "$0" "$@"`, mgwBin}, in.startArgs(1)...)...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
-	cmd.Env = append(cmd.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
+	cmd.Env = in.startEnv()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/integration/fakeedge"
 )
 
 // kept is an `mgw start` whose exit status the test waits for.
@@ -52,21 +54,29 @@ func (in *instance) startKept(workers int, extra ...string) *kept {
 	return k
 }
 
-// startArgs are the arguments of `mgw start` as the harness's start
-// gives them: no config dir when it holds no config file (the instance
-// then runs on the embedded default, as for a user who named nothing).
-func (in *instance) startArgs(workers int, extra ...string) []string {
-	args := []string{"start", "--config-dir", in.dir}
-	if tomls, _ := filepath.Glob(filepath.Join(in.dir, "*.toml")); len(tomls) == 0 {
-		args = []string{"start"}
+// killMaster kills the master pid with SIGKILL, as an OOM killer would,
+// and waits until another master answers (the keeper starts it).
+func (in *instance) killMaster(pid int) {
+	in.t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		in.t.Fatal(err)
 	}
-	return append(append(args, "--processes", strconv.Itoa(workers), "--port", strconv.Itoa(in.port)), extra...)
+	in.eventually(20*time.Second, "a new master", func() bool {
+		now, ok := in.status()
+		return ok && now.MasterPID != pid
+	})
 }
 
-// startEnv is the environment of the harness's start: HOME is above the
-// config dir, so that it is the default one.
-func (in *instance) startEnv() []string {
-	return append(os.Environ(), "MGW_CONFIG=", "MGW_RUN_DIR=", "MGW_CONFIG_DIR=", "EDGEMICRO_CONFIG_DIR=", "HOME="+filepath.Dir(in.dir))
+// stopKept stops the instance with `mgw stop` and fails the test unless
+// stop and then the kept start exit 0.
+func (in *instance) stopKept(k *kept) {
+	in.t.Helper()
+	if out, code := in.mgw("stop"); code != 0 {
+		in.t.Fatalf("stop exited %d: %s", code, out)
+	}
+	if code := k.waitExit(in.t, "mgw stop"); code != 0 {
+		in.t.Fatalf("mgw start exited %d after mgw stop, want 0", code)
+	}
 }
 
 // waitExit waits for the kept process to exit and returns its status.
@@ -182,23 +192,12 @@ func TestDeadMasterIsRestarted(t *testing.T) {
 	k := in.startKept(2)
 	in.checkTree(k, 2)
 	st, _ := in.status()
-	if err := syscall.Kill(st.MasterPID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	in.eventually(20*time.Second, "a new master", func() bool {
-		now, ok := in.status()
-		return ok && now.MasterPID != st.MasterPID
-	})
+	in.killMaster(st.MasterPID)
 	in.checkTree(k, 2)
 	if code, _ := get(t, in.url("/echo/again")); code != 200 {
 		t.Fatalf("GET after the restart = %d", code)
 	}
-	if out, code := in.mgw("stop"); code != 0 {
-		t.Fatalf("stop exited %d: %s", code, out)
-	}
-	if code := k.waitExit(t, "mgw stop"); code != 0 {
-		t.Fatalf("mgw start exited %d after mgw stop, want 0", code)
-	}
+	in.stopKept(k)
 }
 
 // TestOldMasterKilledDuringReload: the new generation serves on its own
@@ -300,12 +299,7 @@ func TestStartRightAfterKill9(t *testing.T) {
 			t.Fatalf("round %d: the new mgw start exited", i)
 		}
 	}
-	if out, code := in.mgw("stop"); code != 0 {
-		t.Fatalf("stop exited %d: %s", code, out)
-	}
-	if code := k.waitExit(t, "mgw stop"); code != 0 {
-		t.Fatalf("mgw start exited %d after mgw stop, want 0", code)
-	}
+	in.stopKept(k)
 }
 
 // TestSignalsDuringStart: a start waiting on its first Edge download
@@ -315,14 +309,7 @@ func TestSignalsDuringStart(t *testing.T) {
 	t.Parallel()
 	fe := startFakeEdge(t)
 	t.Run("SIGTERM", func(t *testing.T) {
-		hang, asked, _ := hangingEdge(t, fe.URL)
-		in := newInstance(t, strings.ReplaceAll(edgeConfigNoAuth(fe), fe.URL+"/edgemicro/bootstrap", hang.URL+"/edgemicro/bootstrap"))
-		k := in.startKept(1, edgeFlags(fe)...)
-		select {
-		case <-asked:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the master never asked Edge")
-		}
+		in, k, _ := startOnHangingEdge(t, fe)
 		if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -334,14 +321,7 @@ func TestSignalsDuringStart(t *testing.T) {
 		}
 	})
 	t.Run("SIGHUP", func(t *testing.T) {
-		hang, asked, release := hangingEdge(t, fe.URL)
-		in := newInstance(t, strings.ReplaceAll(edgeConfigNoAuth(fe), fe.URL+"/edgemicro/bootstrap", hang.URL+"/edgemicro/bootstrap"))
-		k := in.startKept(1, edgeFlags(fe)...)
-		select {
-		case <-asked:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the master never asked Edge")
-		}
+		in, k, release := startOnHangingEdge(t, fe)
 		// To the master itself, as systemd's kill -HUP $MAINPID did.
 		var master int
 		for _, c := range childrenOf(k.cmd.Process.Pid) {
@@ -382,8 +362,25 @@ func isWorker(pid int) bool {
 	return len(args) > 1 && args[1] == "worker"
 }
 
+// startOnHangingEdge starts, without waiting for it to serve, a
+// one-worker instance in Edge mode whose bootstrap download waits until
+// release is called (then comes from fe), and returns once its master
+// has asked: a start that waits on its first Edge download.
+func startOnHangingEdge(t *testing.T, fe *fakeedge.Server) (in *instance, k *kept, release func()) {
+	t.Helper()
+	hang, asked, release := hangingEdge(t, fe.URL)
+	in = newInstance(t, strings.ReplaceAll(edgeConfigNoAuth(fe), fe.URL+"/edgemicro/bootstrap", hang.URL+"/edgemicro/bootstrap"))
+	k = in.startKept(1, edgeFlags(fe)...)
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the master never asked Edge")
+	}
+	return in, k, release
+}
+
 // hangingEdge is an Edge whose answers wait until release is called,
-// then come from fe: a start that waits on its first Edge download.
+// then come from fe.
 func hangingEdge(t *testing.T, feURL string) (srv *httptest.Server, asked <-chan struct{}, release func()) {
 	t.Helper()
 	u, _ := url.Parse(feURL)
@@ -668,13 +665,7 @@ func TestReloadTakesWorkersAndPort(t *testing.T) {
 	}
 
 	// A restarted master keeps what the reloads set.
-	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	in.eventually(20*time.Second, "a new master", func() bool {
-		now, ok := in.status()
-		return ok && now.MasterPID != before.MasterPID
-	})
+	in.killMaster(before.MasterPID)
 	in.checkTree(k, 3)
 	if code, _ := get(t, in.url("/echo/restarted")); code != 200 {
 		t.Fatalf("GET after the restart = %d", code)

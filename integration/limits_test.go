@@ -186,9 +186,7 @@ func TestQuotaSharedThroughRedis(t *testing.T) {
 // (4 workers, 5/minute: 5 of 12 pass), sends the weight to Apigee's
 // quotas/apply, and learns there what another instance used.
 func TestQuotaEdgeBackend(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	fe.SetProducts(fakeedge.Product{Name: "hello-product", Proxies: []string{"edgemicro_hello"}, APIResources: []string{"/**"}, Quota: "5", QuotaInterval: "1", QuotaTimeUnit: "minute"})
 	// edge_instances = 1: each instance may use all that is left, so the
 	// counts below are exact whatever the timing of the exchanges.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // TestMetricsCountWhatWasSent: through 2 workers, in rounds until both
@@ -17,13 +19,10 @@ import (
 func TestMetricsCountWhatWasSent(t *testing.T) {
 	tgt, _ := countingTarget(t)
 	metricsPort := freePort(t)
-	in := newInstance(t, `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-trusted_proxies = ["127.0.0.1"] # the tests' X-Forwarded-For is believed
-max_body_bytes = 100
-[edgemicro.plugins]
+	in := newInstance(t, testutil.PreambleWith(
+		`trusted_proxies = ["127.0.0.1"] # the tests' X-Forwarded-For is believed`,
+		"max_body_bytes = 100",
+	)+`[edgemicro.plugins]
 sequence = ["accesscontrol"]
 [accesscontrol]
 deny = ["10.*.*.*"]

@@ -176,9 +176,7 @@ func TestManagementErrors(t *testing.T) {
 // TestConfigureThenStart: `mgw configure` against the fake org, then
 // `mgw start` with the key and secret it printed serves a request.
 func TestConfigureThenStart(t *testing.T) {
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	in := newInstance(t, "")
 	user, pass, _ := fe.MgmtUser()
 	out, code := in.mgwRaw(append([]string{"configure"}, mgmtArgs(fe, in, "-u", user, "-p", pass)...)...)

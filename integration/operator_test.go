@@ -13,7 +13,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mgw-gateway/mgw/configs"
-	"github.com/mgw-gateway/mgw/integration/fakeedge"
 	"github.com/mgw-gateway/mgw/master"
 	_ "github.com/mgw-gateway/mgw/plugins/builtin"
 )
@@ -201,9 +200,7 @@ products = []
 		}
 	}
 
-	fe := startFakeEdge(t)
-	tgt, _ := countingTarget(t)
-	fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+	fe, _ := helloEdge(t)
 	edge := newInstance(t, edgeConfig(fe, ""))
 	out, code := edge.mgw(append([]string{"config", "show", "--json"}, edgeFlags(fe)...)...)
 	if code != 0 {

@@ -3,6 +3,8 @@ package integration
 import (
 	"strings"
 	"testing"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // TestCustomPluginExample: the header-uppercase example, built into the
@@ -10,12 +12,7 @@ import (
 // bundled cors, accesscontrol and healthcheck.
 func TestCustomPluginExample(t *testing.T) {
 	tgt, _ := countingTarget(t)
-	in := newInstance(t, `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-trusted_proxies = ["127.0.0.1"] # the tests' X-Forwarded-For is believed
-[edgemicro.plugins]
+	in := newInstance(t, testutil.PreambleWith(`trusted_proxies = ["127.0.0.1"] # the tests' X-Forwarded-For is believed`)+`[edgemicro.plugins]
 sequence = ["accesscontrol", "healthcheck", "cors", "header-uppercase"]
 [accesscontrol]
 deny = ["10.*.*.*"]

@@ -18,9 +18,7 @@ func TestQuotaEdgeBoundAcrossInstances(t *testing.T) {
 	const allow = 10
 	for _, k := range []int{2, 4} {
 		t.Run(fmt.Sprintf("%d instances", k), func(t *testing.T) {
-			fe := startFakeEdge(t)
-			tgt, _ := countingTarget(t)
-			fe.SetProxies(fakeedge.Proxy{Name: "edgemicro_hello", BasePath: "/hello", URL: tgt.URL})
+			fe, _ := helloEdge(t)
 			fe.SetProducts(fakeedge.Product{Name: "hello-product", Proxies: []string{"edgemicro_hello"}, APIResources: []string{"/**"},
 				Quota: fmt.Sprint(allow), QuotaInterval: "1", QuotaTimeUnit: "minute"})
 			cfg := edgeConfig(fe, fmt.Sprintf("[analytics]\nenabled = false\n[quotas]\nbackend = \"edge\"\nedge_instances = %d\n", k))

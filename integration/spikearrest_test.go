@@ -15,11 +15,7 @@ import (
 
 // spikeConfig is local mode with spike arrest alone in front of target.
 func spikeConfig(targetURL, settings string) string {
-	return `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-[edgemicro.plugins]
+	return testutil.Preamble + `[edgemicro.plugins]
 sequence = ["spikearrest"]
 [spikearrest]
 ` + settings + `

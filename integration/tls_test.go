@@ -104,11 +104,7 @@ func TestTLSBothWays(t *testing.T) {
 	writeFile(t, in.dir, "client.pem", cc)
 	writeFile(t, in.dir, "client.key", ck)
 	writeFile(t, in.dir, "ca.pem", ca.pem)
-	in.writeConfig(`
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-[edgemicro.ssl]
+	in.writeConfig(testutil.Preamble + `[edgemicro.ssl]
 cert = "server.pem"
 key = "server.key"
 [[targets]]
@@ -187,11 +183,7 @@ func TestOutboundProxy(t *testing.T) {
 		fmt.Fprintf(w, "proxy fetched %s", r.URL)
 	}))
 	t.Cleanup(proxy.Close)
-	in := newInstance(t, `
-[edgemicro]
-port = ${PORT}
-address = "127.0.0.1"
-[edgemicro.proxy]
+	in := newInstance(t, testutil.Preamble+`[edgemicro.proxy]
 enabled = true
 url = "`+proxy.URL+`"
 bypass = "direct.test"
