@@ -40,6 +40,7 @@ func newWorker(opts Options) *Worker {
 		// loop's timer runs only while some wait.
 		pending: make(chan struct{}, 1),
 	}
+	w.phase.store(phaseStarting) // until start has sent Ready
 	w.log = opts.Logger.With().Int(logkey.WorkerID, opts.ID).Int(logkey.PID, os.Getpid()).Logger()
 	w.alog = w.log
 	if out := accessOutput(opts); out != nil {
