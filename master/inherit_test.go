@@ -1,6 +1,7 @@
 package master
 
 import (
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -188,5 +189,78 @@ func TestKeeperChannelRefuses(t *testing.T) {
 	}
 	if d := delivery(t, ch); d.err == nil {
 		t.Fatalf("a release without its descriptor was delivered: %+v", d)
+	}
+}
+
+// listeningFD returns a listening socket's bare descriptor, as the keeper
+// holds one.
+func listeningFD(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fd, err := dupSocket(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+func isOpen(fd int) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
+}
+
+// TestKeeperHoldsWhatServes: a hold replaces what the keeper held (the
+// generation before listened on another port, perhaps), a release lets
+// go and answers, and a hold that comes while stopping is not kept.
+func TestKeeperHoldsWhatServes(t *testing.T) {
+	k := &keeper{log: zerolog.Nop()}
+	first := listeningFD(t)
+	k.onMessage(keeperDelivery{msg: keeperMsg{kind: keeperHold, pid: 10, names: []string{"tcp:127.0.0.1:1"}}, fds: []int{first}})
+	if len(k.held) != 1 || k.held[0].fd != first {
+		t.Fatalf("held %+v", k.held)
+	}
+	second, metrics := listeningFD(t), listeningFD(t)
+	k.onMessage(keeperDelivery{msg: keeperMsg{kind: keeperHold, pid: 11, names: []string{"tcp:127.0.0.1:2", "tcp:127.0.0.1:3"}}, fds: []int{second, metrics}})
+	if len(k.held) != 2 || k.held[0].name != "tcp:127.0.0.1:2" || k.held[1].fd != metrics {
+		t.Fatalf("held %+v", k.held)
+	}
+	if isOpen(first) {
+		t.Error("the socket of the generation before is still held")
+	}
+	env, files := keeperFiles(&keeperChannel{child: os.Stdin}, k.held)
+	if len(files) != 3 || files[1] != uintptr(second) || files[2] != uintptr(metrics) ||
+		strings.Join(env, " ") != keeperChanEnv+"=3 "+keeperListenEnv+"=tcp:127.0.0.1:2,tcp:127.0.0.1:3" {
+		t.Fatalf("a restarted master gets %v %v", env, files)
+	}
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wfd, err := unix.Dup(int(w.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	k.onMessage(keeperDelivery{msg: keeperMsg{kind: keeperRelease, pid: 11}, fds: []int{wfd}})
+	if len(k.held) != 0 || isOpen(second) || isOpen(metrics) {
+		t.Fatalf("a release left %+v held", k.held)
+	}
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if n, err := r.Read(b[:]); n != 0 || err != io.EOF {
+		t.Fatalf("the releasing master's pipe is still open: %d %v", n, err)
+	}
+
+	k.stopping = true
+	late := listeningFD(t)
+	k.onMessage(keeperDelivery{msg: keeperMsg{kind: keeperHold, pid: 12, names: []string{"tcp:127.0.0.1:4"}}, fds: []int{late}})
+	if len(k.held) != 0 || isOpen(late) {
+		t.Fatal("a stopping keeper kept a socket")
 	}
 }
