@@ -181,11 +181,10 @@ func (ch *keeperChannel) read() {
 	oob := make([]byte, unix.CmsgSpace(4*keeperMaxSockets))
 	for {
 		n, oobn, flags, _, err := ch.conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+		if err != nil || (n == 0 && oobn == 0) {
+			// Closed (the keeper holds the masters' end too, so never
+			// EOF while it runs).
+			return
 		}
 		d := receive(buf[:n], oob[:oobn], flags)
 		select {
