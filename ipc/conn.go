@@ -33,6 +33,7 @@ type Conn struct {
 	buf []byte // a small frame, header and payload
 	hdr [HeaderSize]byte
 	vec net.Buffers // a large frame's header and payload, for writev
+	out net.Buffers // what of vec is left to write
 }
 
 // NewConn wraps a connected stream socket.
@@ -65,8 +66,8 @@ func (c *Conn) SendFrame(f Frame) error {
 		h := append(c.hdr[:0], magic0, magic1, ProtocolVersion, byte(f.Kind))
 		h = binary.BigEndian.AppendUint32(h, uint32(len(f.Payload)))
 		c.vec = append(c.vec[:0], h, f.Payload)
-		v := c.vec // WriteTo consumes the slice it is given
-		_, err := v.WriteTo(c.c)
+		c.out = c.vec // WriteTo consumes the slice it is given
+		_, err := c.out.WriteTo(c.c)
 		clear(c.vec) // hold no payload between frames
 		if err != nil {
 			return fmt.Errorf("sending %s: %w", f.Kind, err)

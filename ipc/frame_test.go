@@ -289,3 +289,27 @@ func TestLargeFramesGoWholeAndIntoTheReadersBuffer(t *testing.T) {
 		t.Fatalf("after peer close: %v, want io.EOF", err)
 	}
 }
+
+// BenchmarkSendRecordsFrame sends a worker's records frame (128 KiB of
+// JSON lines) over a socketpair, read by the other end.
+func BenchmarkSendRecordsFrame(b *testing.B) {
+	parent, childFile, err := Pair()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer parent.Close()
+	child, err := FileConn(childFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer child.Close()
+	go func() { _, _ = io.Copy(io.Discard, parent.NetConn()) }()
+	payload := bytes.Repeat([]byte(`{"recordType":"APIAnalytics","apiproxy":"api","response_status_code":200}`+"\n"), (128<<10)/76)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		if err := child.SendFrame(Frame{Kind: KindRecords, Payload: payload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
