@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/plugins"
@@ -240,8 +241,8 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 		if first || !win.Allowed {
 			h := w.Header()
 			h["X-Ratelimit-Limit"] = l.header
-			h["X-Ratelimit-Remaining"] = []string{strconv.FormatUint(uint64(l.allow-min(win.Used, l.allow)), 10)}
-			h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(int64(max(0, win.End.Sub(now))/time.Second), 10)}
+			h["X-Ratelimit-Remaining"] = headerValue(uint64(l.allow - min(win.Used, l.allow)))
+			h["X-Ratelimit-Reset"] = headerValue(uint64(max(0, win.End.Sub(now)) / time.Second))
 			first = false
 		}
 		refused = !win.Allowed
@@ -255,4 +256,32 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 	default:
 		next.ServeHTTP(w, r)
 	}
+}
+
+// smallValues are the header values 0 to 1023, made once: headerValue
+// hands out one-element slices of this array, which no one writes to (a
+// header's Set replaces the slice, its Add appends past the slice's
+// capacity of one, which copies).
+var smallValues = func() (a [1024]string) {
+	for i := range a {
+		a[i] = strconv.Itoa(i)
+	}
+	return a
+}()
+
+// headerValue returns n as the value of a header, for a header map that
+// keeps it past the request: a small n (the seconds left of a minute's
+// window) without allocating, a large one (what is left of a large
+// quota) in one allocation instead of two.
+func headerValue(n uint64) []string {
+	if n < uint64(len(smallValues)) {
+		return smallValues[n : n+1 : n+1]
+	}
+	v := new(struct {
+		s [1]string
+		b [20]byte // the longest uint64
+	})
+	b := strconv.AppendUint(v.b[:0], n, 10)
+	v.s[0] = unsafe.String(&b[0], len(b))
+	return v.s[:]
 }

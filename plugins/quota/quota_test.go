@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -187,4 +188,23 @@ func TestEdgeBackendCountsRemotePlusPending(t *testing.T) {
 	if w, _ := b.take("id", l, now.Add(31*time.Second)); !w.Allowed {
 		t.Fatal("the remote window closed, yet the pending weight alone refused")
 	}
+}
+
+// TestHeaderValue: the X-RateLimit values are the numbers in decimal, a
+// small one (the seconds left of a minute's window) without allocating
+// and a large one (what is left of a large quota) in one allocation.
+func TestHeaderValue(t *testing.T) {
+	for _, n := range []uint64{0, 7, 59, 1023, 1024, 999_999_999, 1<<64 - 1} {
+		if got := headerValue(n); len(got) != 1 || cap(got) != 1 || got[0] != strconv.FormatUint(n, 10) {
+			t.Errorf("headerValue(%d) = %q (cap %d)", n, got, cap(got))
+		}
+	}
+	var sink []string
+	if n := testing.AllocsPerRun(100, func() { sink = headerValue(59) }); n != 0 {
+		t.Errorf("a small value: %.0f allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { sink = headerValue(999_999_999) }); n != 1 {
+		t.Errorf("a large value: %.0f allocations, want 1", n)
+	}
+	_ = sink
 }
