@@ -35,6 +35,11 @@ func hostileServer(t *testing.T, h http.Handler, idle time.Duration) (string, *a
 		IdleTimeout:       5 * time.Second,
 		MaxHeaderBytes:    4096,
 		BodyIdleTimeout:   idle,
+		// Sending 16 MiB under -race on a loaded machine can take longer
+		// than a lingering close's bounds: the test is of the linger, not
+		// of its bounds.
+		lingerFor:  time.Minute,
+		lingerIdle: 20 * time.Second,
 		ErrorResponse: func(w http.ResponseWriter, code int, msg string) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(code)
@@ -58,7 +63,7 @@ func sendAll(t *testing.T, addr, raw string) (*http.Response, string, bool) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatalf("writing the request: %v", err)
 	}

@@ -77,6 +77,10 @@ type Server struct {
 	// watchAfter, when not zero, replaces the package's watchAfter: tests
 	// watch at once instead of waiting for it.
 	watchAfter time.Duration
+	// lingerFor and lingerIdle, when not zero, replace lingerTime and
+	// lingerTimeout: tests on a loaded machine give a client that sends
+	// a large body longer.
+	lingerFor, lingerIdle time.Duration
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -471,10 +475,14 @@ func (c *conn) lingerClose() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	end := time.Now().Add(lingerTime)
+	total, idle := lingerTime, lingerTimeout
+	if c.srv.lingerFor > 0 {
+		total, idle = c.srv.lingerFor, c.srv.lingerIdle
+	}
+	end := time.Now().Add(total)
 	buf := c.buf
 	for n := 0; n < lingerBytes; {
-		d := time.Now().Add(lingerTimeout)
+		d := time.Now().Add(idle)
 		if d.After(end) {
 			d = end
 		}
