@@ -2,6 +2,8 @@ package integration
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -306,5 +308,53 @@ func TestStopRefusesThoughTheKeeperHolds(t *testing.T) {
 			}
 			ln.Close()
 		})
+	}
+}
+
+// TestKilledMasterTLSClientQueues: with TLS on the gateway (the workers
+// handshake, the socket is the same TCP socket), a client that connects
+// while no master serves completes its handshake and gets its answer from
+// the restarted master.
+func TestKilledMasterTLSClientQueues(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	in := newInstance(t, "")
+	sc, sk := ca.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	writeFile(t, in.dir, "server.pem", sc)
+	writeFile(t, in.dir, "server.key", sk)
+	tg := target(t)
+	in.writeConfig(proxyConfig(tg.URL) + "[edgemicro.ssl]\ncert = \"server.pem\"\nkey = \"server.key\"\n")
+	k := in.startKept(2)
+	st := in.serving(k, 2)
+
+	resume := killMasterInBetween(t, k, st)
+	in.waitGone(st)
+	raw, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", in.port), 5*time.Second)
+	if err != nil {
+		t.Fatalf("a TLS client's connection while no master serves: %v", err)
+	}
+	defer raw.Close()
+	answered := make(chan string, 1)
+	go func() {
+		_ = raw.SetDeadline(time.Now().Add(60 * time.Second))
+		c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if _, err := fmt.Fprintf(c, "GET /api/tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			answered <- err.Error()
+			return
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		answered <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	resume()
+	if got := awaitAnswer(t, "the queued TLS request", answered); got != "200 target saw GET /v1/tls" {
+		t.Fatalf("the TLS request queued while no master served: %s", got)
 	}
 }
