@@ -41,6 +41,10 @@ func (m *Master) applyAnalytics(snap *configs.Snapshot) error {
 		if file == "" {
 			file = filepath.Join(m.opts.RunDir, "analytics.jsonl")
 		}
+		// Records the file cannot take would be lost: say so now.
+		if err := checkAnalyticsFile(file); err != nil {
+			return err
+		}
 		send = analytics.FileSender(file)
 	}
 	if q := m.analytics.Load(); q != nil {

@@ -255,6 +255,7 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name: "verify",
 		Usage: "a dry run of start: the config file, TLS files, keys, every plugin section, the log and run dirs, " +
+			"the access log and local analytics files, the control socket and limit zone, " +
 			"the listening addresses and, in Edge mode, every Edge endpoint, one line each",
 		Flags: commonFlags(),
 		Action: func(c *cli.Context) error {
