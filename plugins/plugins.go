@@ -185,6 +185,21 @@ func Sections() map[string]string {
 	return out
 }
 
+// SectionSettings returns the Settings of each registered plugin's
+// section, by section: what the section is checked against and what
+// docs/CONFIG.md must describe.
+func SectionSettings() map[string]any {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := map[string]any{}
+	for _, s := range registry {
+		if s.Section != "" {
+			out[s.Section] = s.Settings
+		}
+	}
+	return out
+}
+
 func lookup(name string) (Spec, bool) {
 	mu.RLock()
 	defer mu.RUnlock()

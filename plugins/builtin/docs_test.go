@@ -8,26 +8,7 @@ import (
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/internal/configdoc"
 	"github.com/mgw-gateway/mgw/plugins"
-	"github.com/mgw-gateway/mgw/plugins/accesscontrol"
-	"github.com/mgw-gateway/mgw/plugins/analytics"
-	"github.com/mgw-gateway/mgw/plugins/cors"
-	"github.com/mgw-gateway/mgw/plugins/example/headeruppercase"
-	"github.com/mgw-gateway/mgw/plugins/healthcheck"
-	"github.com/mgw-gateway/mgw/plugins/quota"
-	"github.com/mgw-gateway/mgw/plugins/spikearrest"
 )
-
-// settingsOf maps each plugin section to the struct its plugin decodes
-// it into. A plugin registered with a section must appear here.
-var settingsOf = map[string]any{
-	analytics.Section:       analytics.Settings{},
-	spikearrest.Section:     spikearrest.Settings{},
-	quota.Section:           quota.Settings{},
-	cors.Section:            cors.Settings{},
-	accesscontrol.Section:   accesscontrol.Settings{},
-	healthcheck.Section:     healthcheck.Settings{},
-	headeruppercase.Section: headeruppercase.Settings{},
-}
 
 // TestConfigReferenceDescribesEveryPluginKey keeps docs/CONFIG.md true for
 // the plugins' sections: every key of every registered plugin's Settings
@@ -41,12 +22,7 @@ func TestConfigReferenceDescribesEveryPluginKey(t *testing.T) {
 	}
 	want := map[string][]string{}
 	var problems []string
-	for name, section := range plugins.Sections() {
-		s, ok := settingsOf[section]
-		if !ok {
-			problems = append(problems, "plugin "+name+" owns the section ["+section+"]: add its Settings struct to settingsOf in plugins/builtin/docs_test.go")
-			continue
-		}
+	for section, s := range plugins.SectionSettings() {
 		configdoc.Keys(reflect.TypeOf(s), "json", section, want)
 	}
 	if len(want["spikearrest"]) == 0 || len(want["quotas"]) == 0 {
