@@ -97,7 +97,7 @@ func (m *Master) flushAnalytics() {
 	}
 	m.stopAnalytics() // returns when no upload is in flight
 	timeout := analyticsFlushTimeout
-	if m.quitting {
+	if m.phase == phaseQuitting {
 		timeout = time.Second // one try; the rest is spooled
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -10,6 +10,18 @@
 // beside it and reports back: Edge downloads, the API key cache, the
 // analytics uploader and the quota syncer of the edge backend.
 //
+// Where to find it: setup (setup.go) builds what the loop needs; the
+// loop (loop.go) only dispatches, one handler per event, named for it:
+// onWorkerEvent, onSignal, onControlRequest, onConfigFileChanged,
+// onEdgePollTick and onEdgePollResult, onLogCheck, onBeatCheck
+// (events.go), startUpgrade, onUpgradeDone and onReplaced (upgrade.go),
+// beginStop, stopNow, onDrainTimeout and endIfDrained (stop.go). Where a
+// generation is in its life is one value, its phase (phase.go): starting,
+// serving, upgrading, replaced, draining or quitting. tableflip is reached
+// through the upgrader interface (upgrade.go), so that the tests run
+// reloads, upgrades, control requests and the whole loop with a double
+// and fake workers, on fake time.
+//
 // Load and Preflight run a generation's loading and pre-serving checks
 // without serving and without writing (no Edge cache), for `mgw verify`
 // and `mgw config show`.

@@ -133,7 +133,7 @@ func (m *Master) saveCache(d *edge.Download) {
 // startPoll downloads from Edge in the background; the result arrives on
 // m.polled.
 func (m *Master) startPoll() {
-	if m.edge.polling || m.edge.client == nil || m.phase != phaseServing {
+	if m.edge.polling || m.edge.client == nil || !m.phase.serving() {
 		return
 	}
 	m.edge.polling = true

@@ -341,7 +341,7 @@ func newKeeperLink(upg *tableflip.Upgrader, log zerolog.Logger) *keeperLink {
 // listen listens through tableflip (which returns the previous
 // generation's socket), on the socket the keeper held for addr, or on a
 // new one, and remembers it for hold.
-func (l *keeperLink) listen(upg *tableflip.Upgrader, network, addr string) (net.Listener, error) {
+func (l *keeperLink) listen(upg upgrader, network, addr string) (net.Listener, error) {
 	if l == nil {
 		return upg.Listen(network, addr)
 	}

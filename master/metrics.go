@@ -76,7 +76,7 @@ func (m *Master) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	select {
 	case m.metricsReqs <- req:
 	case <-m.done:
-		if req.health && m.handedOver.Load() {
+		if req.health && m.shownPhase() == phaseReplaced {
 			// The next generation serves: the instance is live and ready.
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-store")
@@ -113,24 +113,16 @@ func (m *Master) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// answerMetrics answers one metrics request on the select loop.
+// answerMetrics answers one metrics request on the select loop: the text
+// of /metrics, or for a health probe the phase's readiness word. A
+// replaced generation answers for the next one, which serves: its last
+// probes say serving.
 func (m *Master) answerMetrics(req metricsRequest) {
 	if !req.health {
 		req.reply <- m.renderMetrics()
 		return
 	}
-	phase := "starting"
-	switch {
-	case m.replaced:
-		// The last probes this generation read before it stopped
-		// answering: the next generation serves, so the instance is ready.
-		phase = "serving"
-	case m.phase == phaseDraining:
-		phase = "draining"
-	case m.phase == phaseServing:
-		phase = "serving"
-	}
-	req.reply <- []byte(phase)
+	req.reply <- []byte(m.phase.readiness())
 }
 
 // renderMetrics writes the Prometheus text format of the instance's

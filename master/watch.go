@@ -70,3 +70,12 @@ func (w *watcher) loop(path string, log zerolog.Logger) {
 }
 
 func (w *watcher) close() { _ = w.w.Close() }
+
+// changes is the channel a change is reported on; nil (never ready) when
+// w is nil, nothing being watched.
+func (w *watcher) changes() <-chan struct{} {
+	if w == nil {
+		return nil
+	}
+	return w.changed
+}
