@@ -17,6 +17,9 @@ func TestErrorsInTOMLTerms(t *testing.T) {
 		{"[edgemicro]\nprot = 80\n", `unknown key "edgemicro.prot" (line 2) (did you mean "port"?)`},
 		{"[edgemicro.logging]\nlevle = \"info\"\n", `(did you mean "level"?)`}, //nolint:misspell // the typo is the test
 		{"[spikarrest]\nallow = 1\n", `unknown key "spikarrest" (line 1) (did you mean "spikearrest"?)`},
+		// The key of its own table, not the first line that sets a key of that name.
+		{"[edgemicro.logging]\nlevel = \"info\"\n[edgemicro.plugins]\nlevel = 3\n", `unknown key "edgemicro.plugins.level" (line 4)`},
+		{"[[proxies]]\nname = \"a\"\nbase_path = \"/a\"\nurl = \"http://a\"\n[[proxies]]\nname = \"b\"\nbase_path = \"/b\"\nurl = \"http://b\"\nnmae = 1\n", `unknown key "proxies.nmae" (line 9) (did you mean "name"?)`},
 	}
 	for _, tc := range tests {
 		_, err := Parse([]byte(tc.src), testEnv)

@@ -18,8 +18,15 @@ import (
 // key that it found (the section header at least), so an operator is
 // always sent near the key.
 func keyLine(src []byte, path []string) int {
+	n, _ := findKey(src, path)
+	return n
+}
+
+// findKey is keyLine, and reports whether the line is the key's own
+// (not that of a table or key enclosing it).
+func findKey(src []byte, path []string) (line int, exact bool) {
 	if len(path) == 0 {
-		return 0
+		return 0, false
 	}
 	last := path[len(path)-1]
 	var table []string
@@ -33,7 +40,7 @@ func keyLine(src []byte, path []string) int {
 		line := strings.TrimSpace(string(code))
 		if open > 0 {
 			if isPrefix(openKey, path) && assigns(line, last) {
-				return n
+				return n, true
 			}
 			open += depth(line)
 			continue
@@ -66,20 +73,20 @@ func keyLine(src []byte, path []string) int {
 			}
 			at = append(slices.Clone(table), splitKey(k)...)
 			if len(at) < len(path) && isPrefix(at, path) && assigns(v, last) {
-				return n // inside the inline value on this line
+				return n, true // inside the inline value on this line
 			}
 			if d := depth(v); d > 0 {
 				open, openKey = d, at
 			}
 		}
 		if slices.Equal(at, path) {
-			return n
+			return n, true
 		}
 		if len(at) > bestLen && isPrefix(at, path) {
 			best, bestLen = n, len(at)
 		}
 	}
-	return best
+	return best, false
 }
 
 // withIndexes inserts, after each part that names an array of tables,

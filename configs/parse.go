@@ -166,11 +166,16 @@ func (c *Config) keepSections(resolved []byte) error {
 	return nil
 }
 
-// lineOf finds the line where the last part of key is assigned, for error
-// messages. It returns "" when it cannot tell.
+// lineOf finds the line where key is assigned, for error messages: the
+// key itself where findKey finds it, else (a key below an array of
+// tables, which toml.Key does not number) the first line that assigns
+// its last part. It returns "" when it cannot tell.
 func lineOf(src []byte, k toml.Key) string {
 	if len(k) == 0 {
 		return ""
+	}
+	if n, exact := findKey(src, k); exact {
+		return lineNote(n)
 	}
 	last := regexp.QuoteMeta(k[len(k)-1])
 	re := regexp.MustCompile(`^\s*(\[+\s*)?("?` + last + `"?)\s*(=|\]|\.)`)

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -193,4 +194,28 @@ w = 6
 			t.Errorf("keyLine(%s) = %d, want %d", tc.path, got, tc.line)
 		}
 	}
+}
+
+// FuzzKeyLine: keyLine reads any text without panicking, names a line
+// the text has, and a line it calls the key's own holds the key's last
+// part (or, for an entry of an array of tables, is its header).
+func FuzzKeyLine(f *testing.F) {
+	f.Add("[a]\nx = 1\n[[t]]\ny = [\n {z = 1},\n]\n", "t.0.y.0.z")
+	f.Add("a.b = { c = \"]\" }\n[x . \"y.z\"]\n", "a.b.c")
+	f.Add("[[a]]\n[[a.b]]\nc=1\n[a.b.d]\n", "a.0.b.0.d")
+	f.Fuzz(func(t *testing.T, src, key string) {
+		path := strings.Split(key, ".")
+		n, exact := findKey([]byte(src), path)
+		lines := strings.Split(src, "\n")
+		if n < 0 || n > len(lines) {
+			t.Fatalf("line %d of a text of %d lines", n, len(lines))
+		}
+		last := path[len(path)-1]
+		if _, err := strconv.Atoi(last); err == nil {
+			last = "" // an entry of an array of tables: its header names the array
+		}
+		if exact && (n == 0 || !strings.Contains(lines[n-1], last)) {
+			t.Fatalf("line %d (%q) is said to be %q's own", n, lines[max(n-1, 0)], key)
+		}
+	})
 }
