@@ -13,26 +13,17 @@ import (
 	"github.com/mgw-gateway/mgw/integration/fakeedge"
 )
 
-func sendN(t *testing.T, in *instance, from, to int) {
-	t.Helper()
-	for i := from; i <= to; i++ {
-		if st, body := get(t, in.url(fmt.Sprintf("/hello/r%d", i))); st != 200 {
-			t.Fatalf("request %d: %d %s", i, st, body)
-		}
-	}
-}
-
 // TestAnalyticsSurviveReloadAndStop: 500 requests, mgw reload, 500
 // requests, mgw stop: exactly 1,000 records reach Edge, none twice.
 func TestAnalyticsSurviveReloadAndStop(t *testing.T) {
 	fe, _ := helloEdge(t)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 100\nbatchSize = 64\n")
 	in.start(2, edgeFlags(fe)...)
-	sendN(t, in, 1, 500)
+	in.getEach(1, 500, "/hello/r%d", 200)
 	if out, code := in.mgw("reload"); code != 0 {
 		t.Fatalf("reload: %d %s", code, out)
 	}
-	sendN(t, in, 501, 1000)
+	in.getEach(501, 1000, "/hello/r%d", 200)
 	in.stop()
 
 	recs := fe.Records()
@@ -64,7 +55,7 @@ func TestAnalyticsDropOldestWhenEdgeIsDown(t *testing.T) {
 	fe.Fail(fakeedge.Analytics, 503)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 50\nbufferSize = 100\nbatchSize = 10\n")
 	in.start(2, edgeFlags(fe)...)
-	sendN(t, in, 1, 300)
+	in.getEach(1, 300, "/hello/r%d", 200)
 	in.eventually(10*time.Second, "200 records dropped", func() bool {
 		st, _ := in.status()
 		return st.Analytics != nil && st.Analytics.Dropped == 200 && st.Analytics.Queued == 100
@@ -119,7 +110,7 @@ func TestAnalyticsSpooledAcrossARestart(t *testing.T) {
 	fe.Fail(fakeedge.Analytics, 503)
 	in := newInstance(t, edgeConfigNoAuth(fe)+"\n[analytics]\nflushInterval = 50\n")
 	in.start(1, edgeFlags(fe)...)
-	sendN(t, in, 1, 20)
+	in.getEach(1, 20, "/hello/r%d", 200)
 	in.stop()
 	if n := len(fe.Records()); n != 0 {
 		t.Fatalf("%d records arrived while Edge refused them", n)
@@ -163,11 +154,7 @@ file = "` + file + `"
 		return true
 	})
 	const n = 20
-	for range n {
-		if code, _ := get(t, in.url("/api/x")); code != 200 {
-			t.Fatalf("GET = %d", code)
-		}
-	}
+	in.getEach(1, n, "/api/x", 200)
 	var lines int
 	in.eventually(10*time.Second, fmt.Sprintf("%d records in %s", n, file), func() bool {
 		b, _ := os.ReadFile(file)

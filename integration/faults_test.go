@@ -41,11 +41,7 @@ func TestStoppedWorkerIsReplaced(t *testing.T) {
 	if now.MasterPID != st.MasterPID || now.Workers[0].Restarts != 1 || now.Workers[1].PID != st.Workers[1].PID {
 		t.Fatalf("after the replacement: %+v, before %+v", now, st)
 	}
-	for range 20 {
-		if code, _ := get(t, in.url("/echo/x")); code != 200 {
-			t.Fatalf("GET = %d", code)
-		}
-	}
+	in.getEach(1, 20, "/echo/x", 200)
 }
 
 // TestFullRunDirDoesNotCrashWorkers: with the run dir on a tmpfs too

@@ -298,6 +298,22 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// getEach sends GET path for i from first to last, one after another on
+// new connections, with %d in path replaced by i, and fails the test at
+// the first answer whose status is not want.
+func (in *instance) getEach(first, last int, path string, want int) {
+	in.t.Helper()
+	for i := first; i <= last; i++ {
+		p := path
+		if strings.Contains(p, "%d") {
+			p = fmt.Sprintf(path, i)
+		}
+		if st, body := get(in.t, in.url(p)); st != want {
+			in.t.Fatalf("GET %s: %d %s, want %d", p, st, body, want)
+		}
+	}
+}
+
 // spread runs round, which sends perRound requests on new connections,
 // until at least two workers have served some, at most 10 times, and
 // returns how many rounds ran. Which worker accepts a connection from

@@ -39,16 +39,8 @@ url = "http://127.0.0.1:1"
 `)
 	in.start(2)
 	k := in.spread(12, func() {
-		for i := range 6 {
-			if st, _ := get(t, in.url(fmt.Sprintf("/api/%d", i))); st != 200 {
-				t.Fatalf("api: %d", st)
-			}
-		}
-		for range 3 {
-			if st, _ := get(t, in.url("/down/x")); st != 502 {
-				t.Fatalf("down: %d", st)
-			}
-		}
+		in.getEach(0, 5, "/api/%d", 200)
+		in.getEach(1, 3, "/down/x", 502)
 		for range 2 {
 			if a := call(t, "GET", in.url("/api/x"), map[string]string{"X-Forwarded-For": "10.1.1.1"}, ""); a.status != 403 {
 				t.Fatalf("denied: %d", a.status)
