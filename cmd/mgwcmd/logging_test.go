@@ -104,3 +104,24 @@ func TestLogCapFollowsEdits(t *testing.T) {
 		t.Fatalf("the second write passed the new cap without a rotation: %v", err)
 	}
 }
+
+// BenchmarkLogFileWrite: one 32 KiB batch of access lines (a worker's
+// buffer) appended with and without the size cap, whose check adds an
+// flock, a stat and an fstat to each write.
+func BenchmarkLogFileWrite(b *testing.B) {
+	batch := []byte(strings.Repeat(strings.Repeat("x", 199)+"\n", 32<<10/200))
+	for _, capMB := range []int{0, 1 << 10} {
+		b.Run(fmt.Sprintf("max_size_mb=%d", capMB), func(b *testing.B) {
+			lf, err := openAccessLog(filepath.Join(b.TempDir(), "access.log"), logSettings{maxSizeMB: capMB})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(batch)))
+			for b.Loop() {
+				if _, err := lf.Write(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
