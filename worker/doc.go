@@ -51,7 +51,9 @@
 // Nor does the loop wait for it: its acks and stats beats go through an
 // outbox whose own goroutine writes them (outbox.go; the newest stats
 // replace unsent ones, at most maxAcks acks wait), so a stopped master
-// holds no drain.
+// holds no drain; only start writes to the master itself (hello, the
+// first ack, ready), before the worker serves.
+//
 // An accept that fails for want of file descriptors is retried with a
 // backoff, never the end of the worker.
 //

@@ -25,7 +25,7 @@ import (
 type Options struct {
 	// ID is the worker's slot in the master's table, from 0.
 	ID int
-	// Logger is the worker's logger; Run adds the worker id, pid and revision.
+	// Logger is the worker's logger; Run adds the worker id and pid.
 	Logger zerolog.Logger
 	// Listener is the shared listening socket. Defaults to the one inherited at ipc.ListenerFD.
 	Listener net.Listener
