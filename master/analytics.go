@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/analytics"
@@ -53,7 +54,7 @@ func (m *Master) applyAnalytics(snap *configs.Snapshot) error {
 	}
 	// Records a generation cannot upload before it exits are spooled in
 	// the run dir, where the next generation finds them.
-	q := analytics.NewQueue(s, send, m.opts.RunDir, m.log.With().Str("component", "analytics").Logger())
+	q := analytics.NewQueue(s, send, m.opts.RunDir, m.log.With().Str(logkey.Plugin, "analytics").Logger())
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); q.Run(stop) }()
 	m.stopAnalytics = func() { close(stop); <-done }
@@ -104,7 +105,7 @@ func (m *Master) flushAnalytics() {
 	defer cancel()
 	q.Flush(ctx)
 	n, d, s := q.Stats()
-	m.log.Info().Int("left", n).Uint64("dropped", d).Uint64("sent", s).Msg("analytics flushed")
+	m.log.Info().Int(logkey.Left, n).Uint64(logkey.Dropped, d).Uint64(logkey.Sent, s).Msg("analytics flushed")
 	m.analytics.Store(nil)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/configs/edge"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins/oauth"
 )
@@ -95,8 +96,8 @@ func (m *Master) mergeEdge(snap *configs.Snapshot) error {
 			}
 			msg := err.Error()
 			m.lastError = &msg
-			m.log.Warn().Err(err).Str("cache", m.cachePath()).Time("downloaded_at", cached.Time).
-				Msg(downloadFailure(err) + ": starting from the cache")
+			m.log.Warn().Err(err).Str(logkey.Reason, downloadFailure(err)).Str(logkey.Cache, m.cachePath()).
+				Time(logkey.DownloadedAt, cached.Time).Msg("no good download from Edge: starting from the cache")
 			d = cached
 		}
 		m.edge.download = d

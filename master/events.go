@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -88,7 +89,7 @@ func (m *Master) reloadFile() {
 	if err != nil {
 		msg := err.Error()
 		m.lastError = &msg
-		m.log.Error().Err(err).Uint64("serving_revision", m.snap.Revision).Msg("config edit rejected; the last good config keeps serving")
+		m.log.Error().Err(err).Uint64(logkey.ServingRevision, m.snap.Revision).Msg("config edit rejected; the last good config keeps serving")
 		return
 	}
 	m.lastError = nil
@@ -106,7 +107,7 @@ func (m *Master) reloadFile() {
 	if err := m.applyAnalytics(snap); err != nil {
 		msg := err.Error()
 		m.lastError = &msg
-		m.log.Error().Err(err).Uint64("serving_revision", m.snap.Revision).Msg("config edit rejected; the last good config keeps serving")
+		m.log.Error().Err(err).Uint64(logkey.ServingRevision, m.snap.Revision).Msg("config edit rejected; the last good config keeps serving")
 		return
 	}
 	if m.quotas != nil {
@@ -118,7 +119,7 @@ func (m *Master) reloadFile() {
 		return
 	}
 	m.snap = snap
-	m.log.Info().Uint64("revision", snap.Revision).Int("proxies", len(snap.Config.Proxies)).Msg("config changed: pushed to workers")
+	m.log.Info().Uint64(logkey.Revision, snap.Revision).Int(logkey.Proxies, len(snap.Config.Proxies)).Msg("config changed: pushed to workers")
 }
 
 // onEdgePollTick starts an Edge poll, unless one is in flight.
@@ -155,7 +156,7 @@ func (m *Master) onSignal(sig os.Signal) error {
 	if sig == syscall.SIGCHLD {
 		return nil // the workers' exits come through their Wait
 	}
-	m.log.Info().Stringer("signal", sig).Msg("signal received")
+	m.log.Info().Stringer(logkey.Signal, sig).Msg("signal received")
 	switch sig {
 	case syscall.SIGHUP:
 		if m.phase == phaseStarting {
@@ -204,7 +205,7 @@ func (m *Master) onControlRequest(req controlRequest) {
 // onReloadRequest starts the upgrade mgw reload asks for, or says why not.
 func (m *Master) onReloadRequest(req controlRequest) {
 	if msg := m.reloadRefusal(req.ctl); msg != "" {
-		m.log.Warn().Msg("reload refused: " + msg)
+		m.log.Warn().Str(logkey.Reason, msg).Msg("reload refused")
 		req.reply <- ipc.Reply{Error: msg}
 		return
 	}

@@ -92,7 +92,7 @@ func Keep(opts KeeperOptions) int {
 	}
 	k := &keeper{
 		opts:    opts,
-		log:     opts.Logger.With().Str("component", "keeper").Int("pid", os.Getpid()).Logger(),
+		log:     opts.Logger.With().Str(logkey.Component, logkey.ComponentKeeper).Int(logkey.PID, os.Getpid()).Logger(),
 		pidPath: filepath.Join(opts.RunDir, PIDFileName),
 		self:    os.Getpid(),
 		masters: map[int]bool{},
@@ -125,7 +125,7 @@ func Keep(opts KeeperOptions) int {
 			case syscall.SIGCHLD:
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
 				if !k.stopping {
-					k.log.Info().Stringer("signal", s).Msg("stopping the instance")
+					k.log.Info().Stringer(logkey.Signal, s).Msg("stopping the instance")
 				}
 				k.stopping = true
 				k.restart = nil
@@ -166,7 +166,7 @@ func (k *keeper) spawn() error {
 	}
 	k.current, k.served = pid, false
 	k.masters[pid] = true
-	k.log.Debug().Int("master_pid", pid).Msg("master started")
+	k.log.Debug().Int(logkey.MasterPID, pid).Msg("master started")
 	return nil
 }
 
@@ -202,11 +202,12 @@ func (k *keeper) check() (code int, done bool) {
 			k.log.Info().Msg("instance stopped")
 			return 0, true
 		}
-		k.log.Error().Str("exit", how).Msg("the master did not stop cleanly")
+		k.log.Error().Str(logkey.Exit, how).Msg("the master did not stop cleanly")
 		return 1, true
 	case died:
 		_ = os.Remove(k.pidPath)
-		k.schedule(fmt.Sprintf("the master (pid %d) died: %s", named, how))
+		d := k.schedule()
+		k.log.Error().Int(logkey.MasterPID, named).Str(logkey.Exit, how).Dur(logkey.RestartInMS, d).Msg("the master died: restarting it")
 		return 0, false
 	case clean:
 		k.log.Info().Msg("instance stopped")
@@ -217,10 +218,11 @@ func (k *keeper) check() (code int, done bool) {
 	default:
 		k.failures++
 		if k.failures >= k.opts.MaxFailures {
-			k.log.Error().Int("failures", k.failures).Msg("the master failed to start again and again: giving up")
+			k.log.Error().Int(logkey.Failures, k.failures).Msg("the master failed to start again and again: giving up")
 			return 1, true
 		}
-		k.schedule(fmt.Sprintf("the restarted master failed to start: %s", how))
+		d := k.schedule()
+		k.log.Error().Str(logkey.Exit, how).Dur(logkey.RestartInMS, d).Msg("the restarted master failed to start: restarting it")
 		return 0, false
 	}
 }
@@ -261,16 +263,16 @@ func (k *keeper) letGo() {
 
 // schedule restarts the master after a delay: keeperBackoffBase after a
 // master that served, twice as long after each restart in a row that did
-// not, up to keeperBackoffMax. Never at once: a master that dies at
-// start must not loop.
-func (k *keeper) schedule(why string) {
+// not, up to keeperBackoffMax, and returns the delay. Never at once: a
+// master that dies at start must not loop.
+func (k *keeper) schedule() time.Duration {
 	d := keeperBackoffBase
 	for i := 0; i < k.failures && d < keeperBackoffMax; i++ {
 		d *= 2
 	}
 	d = min(d, keeperBackoffMax)
-	k.log.Error().Dur("restart_in", d).Msg(why + ": restarting it")
 	k.restart = time.After(d)
+	return d
 }
 
 // reap collects every child that has exited: masters, and the workers of
@@ -285,7 +287,7 @@ func (k *keeper) reap() {
 		if k.masters[pid] {
 			st := ws
 			k.last = &st
-			k.log.Debug().Int("master_pid", pid).Str("exit", describeWait(ws)).Msg("master exited")
+			k.log.Debug().Int(logkey.MasterPID, pid).Str(logkey.Exit, describeWait(ws)).Msg("master exited")
 		}
 	}
 }
@@ -338,7 +340,7 @@ func (k *keeper) forward(sig syscall.Signal) {
 		return
 	}
 	if err := syscall.Kill(target, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		k.log.Warn().Err(err).Int("master_pid", target).Stringer("signal", sig).Msg("passing a signal on")
+		k.log.Warn().Err(err).Int(logkey.MasterPID, target).Stringer(logkey.Signal, sig).Msg("passing a signal on")
 	}
 }
 

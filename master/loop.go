@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
 // errStopped ends the loop when the generation is over without an
@@ -132,7 +134,7 @@ func (m *Master) followPollInterval(first bool) {
 		w.poll = time.NewTicker(d)
 	}
 	if !first {
-		m.log.Info().Dur("interval", d).Msg("Edge poll interval changed")
+		m.log.Info().Dur(logkey.IntervalMS, d).Msg("Edge poll interval changed")
 	}
 	w.pollEvery = d
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/configs/edge"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins/analytics"
 	"github.com/mgw-gateway/mgw/plugins/zone"
@@ -242,7 +243,7 @@ func newMaster(opts Options, gen int) *Master {
 	m.started = m.clock.Now()
 	m.edge.keys = &edge.KeyCache{Verify: m.verifyKey}
 	m.edge.keyCalls = make(chan struct{}, maxKeyCalls)
-	m.log = opts.Logger.With().Str("component", "master").Int("generation", gen).Int("pid", os.Getpid()).Logger()
+	m.log = opts.Logger.With().Str(logkey.Component, logkey.ComponentMaster).Int(logkey.Generation, gen).Int(logkey.PID, os.Getpid()).Logger()
 	return m
 }
 

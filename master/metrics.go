@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -254,7 +255,7 @@ func (m *Master) serveMetrics() {
 		}
 		srv, ln := m.metrics, m.metricsLn
 		go func() { _ = srv.Serve(ln) }()
-		m.log.Info().Str("addr", ln.Addr().String()).Msg("metrics served on /metrics, health on " + HealthPath + " and " + ReadyPath)
+		m.log.Info().Str(logkey.Addr, ln.Addr().String()).Msg("metrics served on /metrics, health on " + HealthPath + " and " + ReadyPath)
 	})
 }
 

@@ -76,7 +76,6 @@ func (m *Master) setPhase(p phase) {
 	if p == m.phase {
 		return
 	}
-	m.log.Debug().Stringer("from", m.phase).Stringer("to", p).Msg("phase")
 	m.phase = p
 	m.shown.Store(int32(p))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/configs/edge"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/plugins/quota"
 	"github.com/mgw-gateway/mgw/plugins/zone"
@@ -101,7 +102,7 @@ func (q *quotaSyncer) syncAll() {
 	q.mu.Unlock()
 	for _, w := range ws {
 		if err := q.sync(uri, w); err != nil {
-			q.log.Warn().Err(err).Str("identifier", w.Identifier).Msg("quota: Edge exchange failed; counting locally meanwhile")
+			q.log.Warn().Err(err).Str(logkey.Identifier, w.Identifier).Msg("quota: Edge exchange failed; counting locally meanwhile")
 		}
 	}
 }
@@ -162,7 +163,7 @@ func (m *Master) startQuotaSync(snap *configs.Snapshot, z *zone.Zone) {
 	}
 	q := &quotaSyncer{
 		zone: z, uri: quotaApplyURI(&snap.Config, m.opts.Org, m.opts.Env), key: m.opts.Key, secret: m.opts.Secret,
-		client: &http.Client{Timeout: 10 * time.Second}, log: m.log.With().Str("component", "quota").Logger(),
+		client: &http.Client{Timeout: 10 * time.Second}, log: m.log.With().Str(logkey.Plugin, "quota").Logger(),
 		ids: map[string]ipc.QuotaWatch{}, kick: make(chan struct{}, 1),
 	}
 	stop, done := make(chan struct{}), make(chan struct{})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/plugins"
 	"github.com/mgw-gateway/mgw/plugins/zone"
 	"github.com/mgw-gateway/mgw/worker/balance"
@@ -75,8 +76,8 @@ func (m *Master) setup() (stopped bool, err error) {
 	if err := m.sup.setConfig(snap); err != nil {
 		return false, err
 	}
-	m.log.Info().Str("addr", ln.Addr().String()).Int("workers", m.opts.Processes).
-		Str("config", snap.Source).Uint64("revision", snap.Revision).Msg("starting")
+	m.log.Info().Str(logkey.Addr, ln.Addr().String()).Int(logkey.Workers, m.opts.Processes).
+		Str(logkey.Config, snap.Source).Uint64(logkey.Revision, snap.Revision).Msg("starting")
 	m.sup.startAll()
 	m.wake.arm(m.opts.StartTimeout, m.opts.Logs != nil, m.upg.Exit())
 	m.followPollInterval(true)
@@ -126,7 +127,7 @@ func (m *Master) loadFirst(sigs <-chan os.Signal) (snap *configs.Snapshot, stopp
 				m.log.Info().Msg("SIGHUP during start: reloading once serving")
 				m.reloadAsked = true
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
-				m.log.Info().Stringer("signal", sig).Msg("stop asked during start: exiting without serving")
+				m.log.Info().Stringer(logkey.Signal, sig).Msg("stop asked during start: exiting without serving")
 				return nil, true, nil
 			case syscall.SIGUSR1:
 				if m.opts.Logs != nil {
@@ -188,7 +189,7 @@ func (m *Master) openZone() (*zone.Zone, error) {
 		return nil, fmt.Errorf("%w (free some space in the run dir %s, or give mgw another with --run-dir)", err, m.opts.RunDir)
 	}
 	if why := z.InMemory(); why != "" {
-		m.log.Warn().Str("reason", why).Msg("the limit zone lives in memory: limits hold across reloads, not across a stop and start")
+		m.log.Warn().Str(logkey.Reason, why).Msg("the limit zone lives in memory: limits hold across reloads, not across a stop and start")
 		if err := m.upg.AddFile(zoneFDName, z.File()); err != nil {
 			m.log.Warn().Err(err).Msg("the next generation will not inherit the in-memory limit zone")
 		}
@@ -249,7 +250,7 @@ func (m *Master) becomeReady() error {
 	m.link.hold()
 	m.setPhase(phaseServing)
 	m.sup.starting = false
-	m.log.Info().Uint64("revision", m.snap.Revision).Msg("serving")
+	m.log.Info().Uint64(logkey.Revision, m.snap.Revision).Msg("serving")
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -141,13 +142,13 @@ func (s *supervisor) spawn(sl *slot) {
 		s.events <- event{id: sl.id, inc: inc, exit: true, err: err}
 	})
 	if err != nil {
-		s.log.Error().Err(err).Int("worker", sl.id).Msg("spawning worker")
+		s.log.Error().Err(err).Int(logkey.WorkerID, sl.id).Msg("spawning worker")
 		sl.exited = true
 		s.scheduleRestart(sl, 0)
 		return
 	}
 	sl.proc, sl.conn, sl.exited = proc, conn, false
-	s.log.Info().Int("worker", sl.id).Int("worker_pid", proc.Pid()).Msg("worker started")
+	s.log.Info().Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, proc.Pid()).Msg("worker started")
 	s.readers.Add(1)
 	records, recordsBuffer := s.records, s.recordsBuffer
 	into := func(k ipc.Kind, n int) []byte {
@@ -181,7 +182,7 @@ func (s *supervisor) spawn(sl *slot) {
 
 func (s *supervisor) send(sl *slot, f ipc.Frame) {
 	if err := sl.conn.SendFrame(f); err != nil {
-		s.log.Warn().Err(err).Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Msg("sending to worker")
+		s.log.Warn().Err(err).Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, sl.proc.Pid()).Msg("sending to worker")
 	}
 }
 
@@ -206,12 +207,12 @@ func (s *supervisor) handle(ev event) {
 	case ev.frame != nil:
 		s.onFrame(sl, *ev.frame)
 	case ev.err != nil:
-		s.log.Warn().Err(ev.err).Int("worker", sl.id).Msg("worker channel failed")
+		s.log.Warn().Err(ev.err).Int(logkey.WorkerID, sl.id).Msg("worker channel failed")
 	}
 }
 
 func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
-	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Logger()
+	log := s.log.With().Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, sl.proc.Pid()).Logger()
 	sl.lastBeat = s.clock.Now()
 	if sl.state == ipc.StateUnresponsive {
 		sl.state = ipc.StateServing
@@ -221,7 +222,7 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 	case ipc.KindHello:
 		var h ipc.Hello
 		if err := f.Decode(&h); err != nil || h.Protocol != ipc.ProtocolVersion {
-			log.Error().Err(err).Int("protocol", h.Protocol).Msg("bad hello: stopping worker")
+			log.Error().Err(err).Int(logkey.Protocol, h.Protocol).Msg("bad hello: stopping worker")
 			_ = sl.proc.Signal(syscall.SIGKILL)
 			return
 		}
@@ -237,16 +238,16 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 		}
 		sl.revision = a.Revision
 		if a.Error != "" {
-			log.Error().Str("error", a.Error).Uint64("revision", a.Revision).Msg("worker rejected config")
+			log.Error().Str(logkey.Error, a.Error).Uint64(logkey.ServingRevision, a.Revision).Msg("worker rejected config")
 			return
 		}
 		if s.snap != nil && s.allAt(s.snap.Revision) {
-			log.Info().Uint64("revision", s.snap.Revision).Msg("config revision applied by every worker")
+			log.Info().Uint64(logkey.Revision, s.snap.Revision).Msg("config revision applied by every worker")
 		}
 	case ipc.KindReady:
 		if sl.state == ipc.StateStarting {
 			sl.state = ipc.StateServing
-			log.Info().Uint64("revision", sl.revision).Msg("worker ready")
+			log.Info().Uint64(logkey.Revision, sl.revision).Msg("worker ready")
 		}
 	case ipc.KindKeyAsk:
 		var ask ipc.KeyAsk
@@ -265,7 +266,7 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 	case ipc.KindQuota:
 		var w ipc.QuotaWatch
 		if err := f.Decode(&w); err != nil || s.quotaWatch == nil {
-			log.Warn().AnErr("err", err).Msg("quota-watch ignored")
+			log.Warn().AnErr(logkey.Error, err).Msg("quota-watch ignored")
 			return
 		}
 		s.quotaWatch(w)
@@ -278,7 +279,7 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 			}
 		}
 	default:
-		log.Debug().Stringer("kind", f.Kind).Msg("ignoring unknown message")
+		log.Debug().Stringer(logkey.Kind, f.Kind).Msg("ignoring unknown message")
 	}
 }
 
@@ -292,13 +293,13 @@ func (s *supervisor) onExit(sl *slot, err error) {
 		sl.metrics = nil
 	}
 	uptime := s.clock.Now().Sub(sl.started)
-	log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Dur("uptime", uptime).Logger()
+	log := s.log.With().Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, sl.proc.Pid()).Dur(logkey.UptimeMS, uptime).Logger()
 	if s.draining || sl.state == ipc.StateDraining {
-		log.Info().AnErr("exit", err).Msg("worker exited")
+		log.Info().AnErr(logkey.Exit, err).Msg("worker exited")
 		return
 	}
 	if s.starting {
-		log.Error().AnErr("exit", err).Msg("worker exited before the generation served")
+		log.Error().AnErr(logkey.Exit, err).Msg("worker exited before the generation served")
 		if s.startErr == nil {
 			cause := err
 			if cause == nil {
@@ -310,9 +311,9 @@ func (s *supervisor) onExit(sl *slot, err error) {
 	}
 	delay := sl.backoff.next(uptime)
 	if sl.backoff.crashLooping() {
-		log.Error().AnErr("exit", err).Dur("restart_in", delay).Int("restarts", sl.restarts).Msg("worker crash-looping: restarting with backoff")
+		log.Error().AnErr(logkey.Exit, err).Dur(logkey.RestartInMS, delay).Int(logkey.Restarts, sl.restarts).Msg("worker crash-looping: restarting with backoff")
 	} else {
-		log.Warn().AnErr("exit", err).Msg("worker died: replacing it")
+		log.Warn().AnErr(logkey.Exit, err).Msg("worker died: replacing it")
 	}
 	sl.state = ipc.StateBackoff
 	s.scheduleRestart(sl, delay)
@@ -343,7 +344,7 @@ func (s *supervisor) checkBeats() {
 			continue
 		}
 		silent := now.Sub(sl.lastBeat)
-		log := s.log.With().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Dur("silent", silent).Logger()
+		log := s.log.With().Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, sl.proc.Pid()).Dur(logkey.SilentMS, silent).Logger()
 		switch {
 		case silent >= ReplaceAfter:
 			log.Error().Msg("worker unresponsive: killing and replacing it")
@@ -415,7 +416,7 @@ func (s *supervisor) killAll() int {
 	for _, sl := range s.slots {
 		if !sl.exited {
 			n++
-			s.log.Warn().Int("worker", sl.id).Int("worker_pid", sl.proc.Pid()).Msg("killing worker")
+			s.log.Warn().Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, sl.proc.Pid()).Msg("killing worker")
 			_ = sl.proc.Signal(syscall.SIGKILL)
 		}
 	}

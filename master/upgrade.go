@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudflare/tableflip"
 
+	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
 
@@ -118,7 +119,7 @@ func (m *Master) reloadRefusal(ctl ipc.Control) string {
 // generation serving closes the upgrader's Exit (onReplaced).
 func (m *Master) startUpgrade(reply chan ipc.Reply) {
 	fail := func(msg string) {
-		m.log.Warn().Msg("reload refused: " + msg)
+		m.log.Warn().Str(logkey.Reason, msg).Msg("reload refused")
 		if reply != nil {
 			reply <- ipc.Reply{Error: msg}
 		}
@@ -156,7 +157,7 @@ func (m *Master) startUpgrade(reply chan ipc.Reply) {
 	}
 	run.processes = processes
 	wait := m.snap.Config.DrainTimeout() + 5*time.Second
-	m.log.Info().Int("next_generation", m.generation+1).Msg("reload: starting the next generation")
+	m.log.Info().Int(logkey.NextGeneration, m.generation+1).Msg("reload: starting the next generation")
 	go func() { m.upgradeDone <- m.upgradeNow(wait, errFile) }()
 }
 
