@@ -264,3 +264,23 @@ func TestKeeperHoldsWhatServes(t *testing.T) {
 		t.Fatal("a stopping keeper kept a socket")
 	}
 }
+
+func TestRestartDelay(t *testing.T) {
+	for _, tc := range []struct {
+		failures int
+		stable   bool
+		want     time.Duration
+	}{
+		{0, true, 100 * time.Millisecond}, // served for a while, then died
+		{0, false, time.Second},           // died soon after serving
+		{1, false, 2 * time.Second},       // the restart did not serve
+		{1, true, 2 * time.Second},
+		{4, false, 16 * time.Second},
+		{5, false, 30 * time.Second},
+		{40, false, 30 * time.Second},
+	} {
+		if got := restartDelay(tc.failures, tc.stable); got != tc.want {
+			t.Errorf("restartDelay(%d, %v) = %s, want %s", tc.failures, tc.stable, got, tc.want)
+		}
+	}
+}

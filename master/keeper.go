@@ -52,6 +52,10 @@ type KeeperOptions struct {
 const (
 	keeperBackoffBase = time.Second
 	keeperBackoffMax  = 30 * time.Second
+	// keeperRestartSoon is the delay after a master that had served for
+	// keeperStable: its clients wait in the backlog the keeper holds.
+	keeperRestartSoon = 100 * time.Millisecond
+	keeperStable      = 10 * time.Second
 )
 
 // keeper is the process `mgw start` leaves in the foreground for the life
@@ -70,6 +74,7 @@ type keeper struct {
 	restarts int                 // masters started after the first
 	failures int                 // restarts in a row that did not serve
 	served   bool                // the current attempt has served
+	servedAt time.Time           // since when
 	stopping bool
 	restart  <-chan time.Time
 	// carry is what a reload changed (worker count, port), read from the
@@ -181,7 +186,7 @@ func (k *keeper) check() (code int, done bool) {
 			k.carriedFor, k.carry = pid, reloadEnv(pid)
 		}
 		if !k.served {
-			k.served = true
+			k.served, k.servedAt = true, time.Now()
 			k.failures = 0
 		}
 	}
@@ -206,7 +211,9 @@ func (k *keeper) check() (code int, done bool) {
 		return 1, true
 	case died:
 		_ = os.Remove(k.pidPath)
-		d := k.schedule()
+		stable := k.served && time.Since(k.servedAt) >= keeperStable
+		d := restartDelay(k.failures, stable)
+		k.schedule(d)
 		k.log.Error().Int(logkey.MasterPID, named).Str(logkey.Exit, how).Dur(logkey.RestartInMS, d).Msg("the master died: restarting it")
 		return 0, false
 	case clean:
@@ -221,7 +228,8 @@ func (k *keeper) check() (code int, done bool) {
 			k.log.Error().Int(logkey.Failures, k.failures).Msg("the master failed to start again and again: giving up")
 			return 1, true
 		}
-		d := k.schedule()
+		d := restartDelay(k.failures, false)
+		k.schedule(d)
 		k.log.Error().Str(logkey.Exit, how).Dur(logkey.RestartInMS, d).Msg("the restarted master failed to start: restarting it")
 		return 0, false
 	}
@@ -261,18 +269,26 @@ func (k *keeper) letGo() {
 	k.held = nil
 }
 
-// schedule restarts the master after a delay: keeperBackoffBase after a
-// master that served, twice as long after each restart in a row that did
-// not, up to keeperBackoffMax, and returns the delay. Never at once: a
-// master that dies at start must not loop.
-func (k *keeper) schedule() time.Duration {
+// schedule restarts the master after d.
+func (k *keeper) schedule(d time.Duration) {
+	k.restart = time.After(d)
+}
+
+// restartDelay is how long the keeper waits before it restarts a master:
+// keeperRestartSoon after a master that had served for keeperStable
+// (stable), so that the clients waiting in the backlog wait little;
+// keeperBackoffBase after one that died sooner, twice as long after each
+// restart in a row that did not serve (failures), up to keeperBackoffMax.
+// Never at once: a master that dies as it starts must not loop.
+func restartDelay(failures int, stable bool) time.Duration {
+	if stable && failures == 0 {
+		return keeperRestartSoon
+	}
 	d := keeperBackoffBase
-	for i := 0; i < k.failures && d < keeperBackoffMax; i++ {
+	for i := 0; i < failures && d < keeperBackoffMax; i++ {
 		d *= 2
 	}
-	d = min(d, keeperBackoffMax)
-	k.restart = time.After(d)
-	return d
+	return min(d, keeperBackoffMax)
 }
 
 // reap collects every child that has exited: masters, and the workers of
@@ -363,7 +379,7 @@ func reloadEnv(pid int) []string {
 func describeWait(ws syscall.WaitStatus) string {
 	switch {
 	case ws.Signaled():
-		return "killed by " + ws.Signal().String()
+		return "killed by " + unix.SignalName(ws.Signal())
 	case ws.Exited():
 		return "exit status " + strconv.Itoa(ws.ExitStatus())
 	}
