@@ -136,40 +136,31 @@ func splitKey(k string) []string {
 
 // cutAssign splits "key = value" at the first = outside quotes.
 func cutAssign(line string) (key, value string, ok bool) {
-	var quote byte
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == 0 && (c == '"' || c == '\''):
-			quote = c
-		case quote == 0 && c == '=':
-			return line[:i], line[i+1:], true
+	at := -1
+	outsideStrings(line, func(i int) bool {
+		if line[i] == '=' {
+			at = i
 		}
+		return at < 0
+	})
+	if at < 0 {
+		return "", "", false
 	}
-	return "", "", false
+	return line[:at], line[at+1:], true
 }
 
 // depth is how many brackets and braces v opens and leaves open.
 func depth(v string) int {
 	d := 0
-	var quote byte
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case quote == '"' && c == '\\':
-			i++
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == 0 && (c == '"' || c == '\''):
-			quote = c
-		case quote == 0 && (c == '[' || c == '{'):
+	outsideStrings(v, func(i int) bool {
+		switch v[i] {
+		case '[', '{':
 			d++
-		case quote == 0 && (c == ']' || c == '}'):
+		case ']', '}':
 			d--
 		}
-	}
+		return true
+	})
 	return d
 }
 

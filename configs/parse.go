@@ -227,21 +227,38 @@ func Substitute(src []byte, env LookupEnv) ([]byte, error) {
 // one-line string. (A # inside a multi-line string is taken for a
 // comment; such strings are rare in mgw.toml.)
 func splitComment(line []byte) (code, comment []byte) {
+	cut := -1
+	outsideStrings(string(line), func(i int) bool {
+		if line[i] == '#' {
+			cut = i
+		}
+		return cut < 0
+	})
+	if cut < 0 {
+		return bytes.Clone(line), nil
+	}
+	return bytes.Clone(line[:cut]), line[cut:]
+}
+
+// outsideStrings calls f with the index of each byte of s that is
+// neither inside a one-line TOML string nor one of its quotes, until f
+// returns false.
+func outsideStrings(s string, f func(i int) bool) {
 	var quote byte
-	for i := 0; i < len(line); i++ {
-		c := line[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case quote == '"' && c == '\\':
 			i++
 		case quote != 0 && c == quote:
 			quote = 0
-		case quote == 0 && (c == '"' || c == '\''):
+		case quote != 0:
+		case c == '"' || c == '\'':
 			quote = c
-		case quote == 0 && c == '#':
-			return bytes.Clone(line[:i]), line[i:]
+		case !f(i):
+			return
 		}
 	}
-	return bytes.Clone(line), nil
 }
 
 // normalize puts equivalent spellings into one form.
