@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,5 +128,72 @@ max_files = 100
 				}
 			}
 		})
+	}
+}
+
+// TestAccessLogFileReopens: with access_log_file and no size cap, the
+// access log file moved away (as logrotate does) and SIGUSR1 to the
+// master make every worker write the next lines to a new file at the
+// path; the moved file keeps the earlier lines.
+func TestAccessLogFileReopens(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	logDir := filepath.Join(in.dir, "logs")
+	in.writeConfig(`
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.logging]
+dir = "` + logDir + `"
+access_log = true
+access_log_file = "access.log"
+`)
+	in.start(2)
+	path := filepath.Join(logDir, "access.log")
+	holds := func(file, what string) bool {
+		b, _ := os.ReadFile(file)
+		return strings.Contains(string(b), what)
+	}
+	in.eventually(10*time.Second, "a line in access.log", func() bool {
+		in.getEach(1, 1, "/before", http.StatusNotFound)
+		return holds(path, `"path":"/before"`)
+	})
+	if err := os.Rename(path, path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := in.status()
+	if err := syscall.Kill(st.MasterPID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	// Each worker writes to the new file once it has reopened; the
+	// kernel picks which worker accepts, so ask until both have.
+	writers := func(file string) map[int]bool {
+		pids := map[int]bool{}
+		b, _ := os.ReadFile(file)
+		for _, l := range strings.Split(string(b), "\n") {
+			var line struct {
+				PID int `json:"pid"`
+			}
+			if json.Unmarshal([]byte(l), &line) == nil && line.PID != 0 {
+				pids[line.PID] = true
+			}
+		}
+		return pids
+	}
+	in.eventually(20*time.Second, "both workers' lines in the new access.log", func() bool {
+		in.getEach(1, 4, "/after/%d", http.StatusNotFound)
+		return len(writers(path)) == 2
+	})
+	moved, err := os.Stat(path + ".moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.getEach(1, 20, "/later/%d", http.StatusNotFound)
+	in.eventually(10*time.Second, "the later lines in access.log", func() bool { return holds(path, `"path":"/later/20"`) })
+	if now, _ := os.Stat(path + ".moved"); now.Size() != moved.Size() {
+		t.Fatalf("the moved file grew from %d to %d bytes after both workers reopened", moved.Size(), now.Size())
+	}
+	if holds(filepath.Join(logDir, "mgw.log"), `"path":"/`) {
+		t.Fatal("mgw.log holds access lines")
 	}
 }
