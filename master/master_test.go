@@ -432,11 +432,8 @@ func TestSecondReloadWhileOneIsInFlight(t *testing.T) {
 	if rep := replied(t, control(m, ipc.Control{Command: ipc.CommandStop})); !strings.Contains(rep.Error, "a reload is in progress") {
 		t.Fatalf("stop during a reload: %+v", rep)
 	}
-	select {
-	case c := <-upg.upgrades:
-		t.Fatalf("a second upgrade started")
-		c <- nil
-	default:
+	if n := len(upg.upgrades); n != 0 {
+		t.Fatalf("%d more upgrades started", n)
 	}
 	if m.phase != phaseUpgrading {
 		t.Fatalf("phase %s, want upgrading", m.phase)
