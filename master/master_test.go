@@ -563,7 +563,8 @@ func TestReadinessByPhase(t *testing.T) {
 }
 
 // TestMetricsText renders the counters of a living worker, of one that
-// exited (its counters are kept) and of a generation that polls Edge.
+// exited (its counters are kept), of a generation that polls Edge and of
+// its analytics queue.
 func TestMetricsText(t *testing.T) {
 	m, _ := newTestMaster(t, 2)
 	serving(t, m)
@@ -584,6 +585,13 @@ func TestMetricsText(t *testing.T) {
 	m.sup.slots[1].state = ipc.StateBackoff
 	polled := time.Unix(1_700_000_000, 0)
 	m.edge.lastPoll = &polled
+	m.sup.retired.RecordsDropped = 1
+	m.sup.slots[0].metrics.RecordsDropped = 2
+	m.snap.Config.Sections = map[string]any{"analytics": map[string]any{"enabled": true, "bufferSize": 50}}
+	if err := m.applyAnalytics(m.snap); err != nil {
+		t.Fatal(err)
+	}
+	defer m.stopAnalytics()
 	want := `# HELP mgw_requests_total Requests answered, by proxy and status class.
 # TYPE mgw_requests_total counter
 mgw_requests_total{proxy="orders",class="2xx"} 7
@@ -630,6 +638,21 @@ mgw_config_revision 7
 # HELP mgw_config_last_poll_timestamp_seconds When Edge was last polled successfully.
 # TYPE mgw_config_last_poll_timestamp_seconds gauge
 mgw_config_last_poll_timestamp_seconds 1700000000
+# HELP mgw_analytics_queue_length Analytics records waiting for upload.
+# TYPE mgw_analytics_queue_length gauge
+mgw_analytics_queue_length 0
+# HELP mgw_analytics_dropped_total Analytics records dropped (buffer full, or refused as malformed).
+# TYPE mgw_analytics_dropped_total counter
+mgw_analytics_dropped_total 3
+# HELP mgw_analytics_sent_total Analytics records uploaded.
+# TYPE mgw_analytics_sent_total counter
+mgw_analytics_sent_total 0
+# HELP mgw_analytics_buffer_size Analytics records the queue holds at most (bufferSize); past it the oldest are dropped.
+# TYPE mgw_analytics_buffer_size gauge
+mgw_analytics_buffer_size 50
+# HELP mgw_analytics_uploads_in_flight Analytics uploads in progress (at most [analytics] concurrency).
+# TYPE mgw_analytics_uploads_in_flight gauge
+mgw_analytics_uploads_in_flight 0
 `
 	reply := make(chan []byte, 1)
 	m.answerMetrics(metricsRequest{reply: reply})

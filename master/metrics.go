@@ -143,69 +143,102 @@ func (m *Master) renderMetrics() []byte {
 		restarts += sl.restarts
 	}
 	var b strings.Builder
-	family := func(name, typ, help string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	family("mgw_requests_total", "counter", "Requests answered, by proxy and status class.")
+	writeTraffic(&b, &total)
+	writeLatency(&b, &total)
+	writeWorkers(&b, states, restarts)
+	m.writeConfig(&b)
+	m.writeAnalytics(&b)
+	return []byte(b.String())
+}
+
+// family writes the HELP and TYPE lines of a metric family.
+func family(b *strings.Builder, name, typ, help string) {
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// writeTraffic writes the request, target error and plugin rejection
+// counters.
+func writeTraffic(b *strings.Builder, total *ipc.Metrics) {
+	family(b, "mgw_requests_total", "counter", "Requests answered, by proxy and status class.")
 	for _, proxy := range sortedKeys(total.Requests) {
 		for _, class := range sortedKeys(total.Requests[proxy]) {
-			fmt.Fprintf(&b, "mgw_requests_total{proxy=\"%s\",class=\"%s\"} %d\n", esc(proxy), class, total.Requests[proxy][class])
+			fmt.Fprintf(b, "mgw_requests_total{proxy=\"%s\",class=\"%s\"} %d\n", esc(proxy), class, total.Requests[proxy][class])
 		}
 	}
-	family("mgw_upstream_errors_total", "counter", "Target calls that failed, by proxy and kind (error, timeout).")
+	family(b, "mgw_upstream_errors_total", "counter", "Target calls that failed, by proxy and kind (error, timeout).")
 	for _, proxy := range sortedKeys(total.Upstream) {
 		for _, kind := range sortedKeys(total.Upstream[proxy]) {
-			fmt.Fprintf(&b, "mgw_upstream_errors_total{proxy=\"%s\",kind=\"%s\"} %d\n", esc(proxy), kind, total.Upstream[proxy][kind])
+			fmt.Fprintf(b, "mgw_upstream_errors_total{proxy=\"%s\",kind=\"%s\"} %d\n", esc(proxy), kind, total.Upstream[proxy][kind])
 		}
 	}
-	family("mgw_plugin_rejections_total", "counter", "Requests answered by a plugin instead of the target, by plugin.")
+	family(b, "mgw_plugin_rejections_total", "counter", "Requests answered by a plugin instead of the target, by plugin.")
 	for _, p := range sortedKeys(total.Rejections) {
-		fmt.Fprintf(&b, "mgw_plugin_rejections_total{plugin=\"%s\"} %d\n", esc(p), total.Rejections[p])
+		fmt.Fprintf(b, "mgw_plugin_rejections_total{plugin=\"%s\"} %d\n", esc(p), total.Rejections[p])
 	}
-	family("mgw_request_duration_seconds", "histogram", "Time from reading a request to the end of its answer.")
+}
+
+// writeLatency writes the request duration histogram: the workers count
+// per bucket, the text format wants the running sum.
+func writeLatency(b *strings.Builder, total *ipc.Metrics) {
+	family(b, "mgw_request_duration_seconds", "histogram", "Time from reading a request to the end of its answer.")
 	var cum uint64
 	for i, le := range ipc.LatencyBuckets {
 		if i < len(total.Latency) {
 			cum += total.Latency[i]
 		}
-		fmt.Fprintf(&b, "mgw_request_duration_seconds_bucket{le=\"%s\"} %d\n", strconv.FormatFloat(le, 'g', -1, 64), cum)
+		fmt.Fprintf(b, "mgw_request_duration_seconds_bucket{le=\"%s\"} %d\n", strconv.FormatFloat(le, 'g', -1, 64), cum)
 	}
 	if n := len(ipc.LatencyBuckets); n < len(total.Latency) {
 		cum += total.Latency[n]
 	}
-	fmt.Fprintf(&b, "mgw_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
-	fmt.Fprintf(&b, "mgw_request_duration_seconds_sum %s\n", strconv.FormatFloat(total.LatencySum, 'f', -1, 64))
-	fmt.Fprintf(&b, "mgw_request_duration_seconds_count %d\n", cum)
-	family("mgw_workers", "gauge", "Worker processes, by state.")
+	fmt.Fprintf(b, "mgw_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
+	fmt.Fprintf(b, "mgw_request_duration_seconds_sum %s\n", strconv.FormatFloat(total.LatencySum, 'f', -1, 64))
+	fmt.Fprintf(b, "mgw_request_duration_seconds_count %d\n", cum)
+}
+
+// writeWorkers writes the worker processes by state and their restarts.
+func writeWorkers(b *strings.Builder, states map[string]int, restarts int) {
+	family(b, "mgw_workers", "gauge", "Worker processes, by state.")
 	for _, st := range sortedKeys(states) {
-		fmt.Fprintf(&b, "mgw_workers{state=\"%s\"} %d\n", st, states[st])
+		fmt.Fprintf(b, "mgw_workers{state=\"%s\"} %d\n", st, states[st])
 	}
-	family("mgw_worker_restarts_total", "counter", "Workers replaced after they died.")
-	fmt.Fprintf(&b, "mgw_worker_restarts_total %d\n", restarts)
-	family("mgw_generation", "gauge", "The master generation (one more per reload).")
-	fmt.Fprintf(&b, "mgw_generation %d\n", m.generation)
-	family("mgw_config_revision", "gauge", "The configuration revision served.")
-	fmt.Fprintf(&b, "mgw_config_revision %d\n", m.snap.Revision)
+	family(b, "mgw_worker_restarts_total", "counter", "Workers replaced after they died.")
+	fmt.Fprintf(b, "mgw_worker_restarts_total %d\n", restarts)
+}
+
+// writeConfig writes the generation, the revision served and the last
+// good Edge poll.
+func (m *Master) writeConfig(b *strings.Builder) {
+	family(b, "mgw_generation", "gauge", "The master generation (one more per reload).")
+	fmt.Fprintf(b, "mgw_generation %d\n", m.generation)
+	family(b, "mgw_config_revision", "gauge", "The configuration revision served.")
+	fmt.Fprintf(b, "mgw_config_revision %d\n", m.snap.Revision)
 	if m.edge.lastPoll != nil {
-		family("mgw_config_last_poll_timestamp_seconds", "gauge", "When Edge was last polled successfully.")
-		fmt.Fprintf(&b, "mgw_config_last_poll_timestamp_seconds %d\n", m.edge.lastPoll.Unix())
+		family(b, "mgw_config_last_poll_timestamp_seconds", "gauge", "When Edge was last polled successfully.")
+		fmt.Fprintf(b, "mgw_config_last_poll_timestamp_seconds %d\n", m.edge.lastPoll.Unix())
 	}
-	if a := m.analyticsStatus(); a != nil {
-		family("mgw_analytics_queue_length", "gauge", "Analytics records waiting for upload.")
-		fmt.Fprintf(&b, "mgw_analytics_queue_length %d\n", a.Queued)
-		family("mgw_analytics_dropped_total", "counter", "Analytics records dropped (buffer full, or refused as malformed).")
-		fmt.Fprintf(&b, "mgw_analytics_dropped_total %d\n", a.Dropped)
-		family("mgw_analytics_sent_total", "counter", "Analytics records uploaded.")
-		fmt.Fprintf(&b, "mgw_analytics_sent_total %d\n", a.Sent)
-		if q := m.analytics.Load(); q != nil {
-			size, uploading := q.Load()
-			family("mgw_analytics_buffer_size", "gauge", "Analytics records the queue holds at most (bufferSize); past it the oldest are dropped.")
-			fmt.Fprintf(&b, "mgw_analytics_buffer_size %d\n", size)
-			family("mgw_analytics_uploads_in_flight", "gauge", "Analytics uploads in progress (at most [analytics] concurrency).")
-			fmt.Fprintf(&b, "mgw_analytics_uploads_in_flight %d\n", uploading)
-		}
+}
+
+// writeAnalytics writes the analytics queue's counters, when analytics
+// are on.
+func (m *Master) writeAnalytics(b *strings.Builder) {
+	a := m.analyticsStatus()
+	if a == nil {
+		return
 	}
-	return []byte(b.String())
+	family(b, "mgw_analytics_queue_length", "gauge", "Analytics records waiting for upload.")
+	fmt.Fprintf(b, "mgw_analytics_queue_length %d\n", a.Queued)
+	family(b, "mgw_analytics_dropped_total", "counter", "Analytics records dropped (buffer full, or refused as malformed).")
+	fmt.Fprintf(b, "mgw_analytics_dropped_total %d\n", a.Dropped)
+	family(b, "mgw_analytics_sent_total", "counter", "Analytics records uploaded.")
+	fmt.Fprintf(b, "mgw_analytics_sent_total %d\n", a.Sent)
+	if q := m.analytics.Load(); q != nil {
+		size, uploading := q.Load()
+		family(b, "mgw_analytics_buffer_size", "gauge", "Analytics records the queue holds at most (bufferSize); past it the oldest are dropped.")
+		fmt.Fprintf(b, "mgw_analytics_buffer_size %d\n", size)
+		family(b, "mgw_analytics_uploads_in_flight", "gauge", "Analytics uploads in progress (at most [analytics] concurrency).")
+		fmt.Fprintf(b, "mgw_analytics_uploads_in_flight %d\n", uploading)
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

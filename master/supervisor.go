@@ -220,49 +220,16 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 	}
 	switch f.Kind {
 	case ipc.KindHello:
-		var h ipc.Hello
-		if err := f.Decode(&h); err != nil || h.Protocol != ipc.ProtocolVersion {
-			log.Error().Err(err).Int(logkey.Protocol, h.Protocol).Msg("bad hello: stopping worker")
-			_ = sl.proc.Signal(syscall.SIGKILL)
-			return
-		}
-		sl.hello = true
-		if s.snap != nil {
-			s.send(sl, s.frame)
-		}
+		s.onHello(sl, f, log)
 	case ipc.KindAck:
-		var a ipc.Ack
-		if err := f.Decode(&a); err != nil {
-			log.Warn().Err(err).Msg("bad ack")
-			return
-		}
-		sl.revision = a.Revision
-		if a.Error != "" {
-			log.Error().Str(logkey.Error, a.Error).Uint64(logkey.ServingRevision, a.Revision).Msg("worker rejected config")
-			return
-		}
-		if s.snap != nil && s.allAt(s.snap.Revision) {
-			log.Info().Uint64(logkey.Revision, s.snap.Revision).Msg("config revision applied by every worker")
-		}
+		s.onAck(sl, f, log)
 	case ipc.KindReady:
 		if sl.state == ipc.StateStarting {
 			sl.state = ipc.StateServing
 			log.Info().Uint64(logkey.Revision, sl.revision).Msg("worker ready")
 		}
 	case ipc.KindKeyAsk:
-		var ask ipc.KeyAsk
-		if err := f.Decode(&ask); err != nil {
-			log.Warn().Err(err).Msg("bad key question")
-			return
-		}
-		conn, ask2 := sl.conn, s.askKey
-		go func() {
-			tell := ipc.KeyTell{ID: ask.ID, Error: "API keys are not verified by the master in local mode"}
-			if ask2 != nil {
-				tell = ask2(ask)
-			}
-			_ = conn.Send(ipc.KindKeyTell, tell)
-		}()
+		s.onKeyAsk(sl, f, log)
 	case ipc.KindQuota:
 		var w ipc.QuotaWatch
 		if err := f.Decode(&w); err != nil || s.quotaWatch == nil {
@@ -281,6 +248,57 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 	default:
 		log.Debug().Stringer(logkey.Kind, f.Kind).Msg("ignoring unknown message")
 	}
+}
+
+// onHello takes a worker's hello: one that speaks another protocol is
+// killed, one that speaks ours gets the configuration.
+func (s *supervisor) onHello(sl *slot, f ipc.Frame, log zerolog.Logger) {
+	var h ipc.Hello
+	if err := f.Decode(&h); err != nil || h.Protocol != ipc.ProtocolVersion {
+		log.Error().Err(err).Int(logkey.Protocol, h.Protocol).Msg("bad hello: stopping worker")
+		_ = sl.proc.Signal(syscall.SIGKILL)
+		return
+	}
+	sl.hello = true
+	if s.snap != nil {
+		s.send(sl, s.frame)
+	}
+}
+
+// onAck takes the revision a worker now serves, and says so once every
+// worker serves the newest.
+func (s *supervisor) onAck(sl *slot, f ipc.Frame, log zerolog.Logger) {
+	var a ipc.Ack
+	if err := f.Decode(&a); err != nil {
+		log.Warn().Err(err).Msg("bad ack")
+		return
+	}
+	sl.revision = a.Revision
+	if a.Error != "" {
+		log.Error().Str(logkey.Error, a.Error).Uint64(logkey.ServingRevision, a.Revision).Msg("worker rejected config")
+		return
+	}
+	if s.snap != nil && s.allAt(s.snap.Revision) {
+		log.Info().Uint64(logkey.Revision, s.snap.Revision).Msg("config revision applied by every worker")
+	}
+}
+
+// onKeyAsk answers a worker's API key question on a goroutine of its
+// own: the answer may wait on Edge.
+func (s *supervisor) onKeyAsk(sl *slot, f ipc.Frame, log zerolog.Logger) {
+	var ask ipc.KeyAsk
+	if err := f.Decode(&ask); err != nil {
+		log.Warn().Err(err).Msg("bad key question")
+		return
+	}
+	conn, answer := sl.conn, s.askKey
+	go func() {
+		tell := ipc.KeyTell{ID: ask.ID, Error: "API keys are not verified by the master in local mode"}
+		if answer != nil {
+			tell = answer(ask)
+		}
+		_ = conn.Send(ipc.KindKeyTell, tell)
+	}()
 }
 
 func (s *supervisor) onExit(sl *slot, err error) {
