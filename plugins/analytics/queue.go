@@ -636,7 +636,7 @@ var pool struct {
 
 // The pool keeps at most poolKeep buffers, each at most poolMaxBytes.
 const (
-	poolKeep     = 3
+	poolKeep     = 6
 	poolMaxBytes = 4 << 20
 	poolMinBytes = 64 << 10
 	poolStep     = 16 << 10
