@@ -119,8 +119,8 @@ func (u *fakeUpgrader) nextUpgrade(t *testing.T) chan error {
 
 // playWorker plays a worker's part for p until its channel ends: hello,
 // an ack for every config (and a ready after the first), and an exit on
-// a drain order.
-func playWorker(p *fakeProc, id int) {
+// a drain order unless it is stuck.
+func playWorker(p *fakeProc, id int, stuck bool) {
 	go func() {
 		_ = p.worker.Send(ipc.KindHello, ipc.Hello{WorkerID: id, PID: p.pid, Protocol: ipc.ProtocolVersion})
 		ready := false
@@ -139,20 +139,26 @@ func playWorker(p *fakeProc, id int) {
 					_ = p.worker.Send(ipc.KindReady, ipc.Ready{Revision: c.Revision})
 				}
 			case ipc.KindDrain:
-				p.die()
-				return
+				if !stuck {
+					p.die()
+					return
+				}
 			}
 		}
 	}()
 }
 
-// playingSpawner starts fake workers that play their part on their own.
-type playingSpawner struct{ fakeSpawner }
+// playingSpawner starts fake workers that play their part on their own;
+// stuck ones never finish a drain.
+type playingSpawner struct {
+	fakeSpawner
+	stuck bool
+}
 
 func (s *playingSpawner) Spawn(id int, exited func(error)) (Process, *ipc.Conn, error) {
 	p, c, err := s.fakeSpawner.Spawn(id, exited)
 	if err == nil {
-		playWorker(p.(*fakeProc), id)
+		playWorker(p.(*fakeProc), id, s.stuck)
 	}
 	return p, c, err
 }
@@ -525,6 +531,65 @@ func TestPhases(t *testing.T) {
 	m.onReplaced()
 	if m.phase != phaseDraining {
 		t.Fatalf("a stop's Exit made the generation %s", m.phase)
+	}
+}
+
+// TestDrainTimeoutKillsWhatIsLeft: workers that do not finish their drain
+// are killed when its timeout passes, and the stop then ends.
+func TestDrainTimeoutKillsWhatIsLeft(t *testing.T) {
+	m, _ := newTestMaster(t, 2)
+	m.spawner = &playingSpawner{stuck: true}
+	serving(t, m)
+	reply := control(m, ipc.Control{Command: ipc.CommandStop})
+	if m.wake.drainKill == nil {
+		t.Fatal("the drain has no timeout")
+	}
+	if err := m.endIfDrained(); err != nil {
+		t.Fatalf("ended while the workers drain: %v", err)
+	}
+	m.onDrainTimeout()
+	for i, p := range m.spawner.(*playingSpawner).procs {
+		if len(p.signals) != 1 || p.signals[0] != syscall.SIGKILL {
+			t.Fatalf("worker %d got %v, want SIGKILL", i, p.signals)
+		}
+	}
+	if m.wake.drainKill != nil || m.wake.exitTimeout == nil {
+		t.Fatal("after the drain timeout, the wait for the killed workers is not armed")
+	}
+	handleUntil(t, m, "the exits", m.sup.allExited)
+	if err := m.endIfDrained(); !errors.Is(err, errStopped) {
+		t.Fatalf("endIfDrained = %v, want the end", err)
+	}
+	if rep := replied(t, reply); !rep.OK {
+		t.Fatalf("stop reply = %+v", rep)
+	}
+}
+
+// TestStartTimeout: a start whose workers never all serve ends when
+// StartTimeout passes, with the workers killed; once serving, the timer
+// means nothing.
+func TestStartTimeout(t *testing.T) {
+	m, _ := newTestMaster(t, 1)
+	m.spawner = &fakeSpawner{} // a worker that never says hello
+	snap, err := m.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.snap = snap
+	m.sup = newSupervisor(1, m.spawner, m.clock, m.log)
+	m.sup.startAll()
+	err = m.onStartTimeout()
+	if err == nil || err.Error() != "starting workers: not every worker served within 1m0s" {
+		t.Fatalf("onStartTimeout = %v", err)
+	}
+	if sigs := m.spawner.(*fakeSpawner).procs[0].signals; len(sigs) != 1 || sigs[0] != syscall.SIGKILL {
+		t.Fatalf("the worker got %v, want SIGKILL", sigs)
+	}
+
+	m, _ = newTestMaster(t, 1)
+	serving(t, m)
+	if err := m.onStartTimeout(); err != nil {
+		t.Fatalf("onStartTimeout while serving = %v", err)
 	}
 }
 
