@@ -94,11 +94,9 @@ func checkLogLines(t *testing.T, in *instance, path string) {
 		if _, ok := fields["err"]; ok {
 			t.Errorf("line %d has an error under err, not %s: %s", i+1, logkey.Error, line)
 		}
-		if !undocumentedUntilMigrated[c] {
-			for k := range fields {
-				if !documented[k] {
-					t.Errorf("line %d has the field %s, which the Log fields table of docs/OPERATIONS.md does not list: %s", i+1, k, line)
-				}
+		for k := range fields {
+			if !documented[k] {
+				t.Errorf("line %d has the field %s, which the Log fields table of docs/OPERATIONS.md does not list: %s", i+1, k, line)
 			}
 		}
 	}
@@ -108,12 +106,6 @@ func checkLogLines(t *testing.T, in *instance, path string) {
 		}
 	}
 }
-
-// undocumentedUntilMigrated names the components whose packages still
-// write field names of their own (master/ writes the master's lines);
-// the test checks their lines' fields against the documented ones once
-// they are removed from here.
-var undocumentedUntilMigrated = map[string]bool{}
 
 // documentedFields reads the field names of the Log fields table of
 // docs/OPERATIONS.md.
