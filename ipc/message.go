@@ -47,6 +47,10 @@ type Drain struct {
 type Stats struct {
 	Requests uint64 `json:"requests"`
 	Active   int64  `json:"active"`
+	// Draining is set once the worker drains, whoever asked it to (the
+	// master, a SIGTERM sent to the worker, the master's channel ended):
+	// it beats on while it finishes its requests.
+	Draining bool `json:"draining,omitempty"`
 	// Metrics are the worker's counters since it started, for /metrics.
 	Metrics *Metrics `json:"metrics,omitempty"`
 }

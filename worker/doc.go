@@ -19,15 +19,27 @@
 //  4. on Drain, on SIGTERM, or when the channel reads EOF (the master is
 //     gone): stop accepting, answer with Connection: close from then on,
 //     close keep-alive connections that stay idle for the grace period,
-//     and exit when no connection is left or at the drain timeout.
+//     and exit when no connection is left or at the drain timeout. The
+//     first of these starts the drain; a later one changes nothing.
 //
 // In the code, Run is three parts: start (start.go) does steps 1 and 2;
 // the loop (loop.go) is one goroutine with one select that owns the
-// worker's phase (starting, serving, draining) and its timers, and hands
-// each event to the method named after it: onConfig, onDrainOrder,
-// onStop (SIGTERM), onMasterGone, onServeError, onStatsBeat, and the
-// records' flush (onRecordsWaiting, onFlushDue, onRecordsFull); close
-// puts away what start opened. Requests never pass through the loop.
+// worker's phase (starting, serving, draining, stopped) and its timers,
+// and hands each event to the method named after it: onConfig,
+// onDrainOrder, onStop (SIGTERM), onMasterGone, onServeError,
+// onDrained, onStatsBeat, and the records' flush (onRecordsWaiting,
+// onFlushDue, onRecordsFull); close puts away what start opened.
+// Requests never pass through the loop.
+//
+// The drain itself (waiting out the grace, then the connections) runs on
+// a goroutine of its own and reports its end to the loop (onDrained), so
+// that the loop dispatches on while the worker finishes its requests: it
+// sends its stats beats, marked draining (a drain may last longer than
+// the master lets a worker be silent, and the master's status shows the
+// state), flushes records, and takes the master's frames, so that the
+// API-key answers queued behind them reach their requests. A config
+// revision that arrives during a drain is applied and acknowledged like
+// any other.
 //
 // Plain HTTP/1.1 is served by the hand-written server of package h1,
 // which hands every connection it does not serve itself to net/http;

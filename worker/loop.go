@@ -23,9 +23,14 @@ const (
 	phaseStarting phase = iota
 	// phaseServing: the worker accepts and serves, and the loop runs.
 	phaseServing
-	// phaseDraining: the worker no longer accepts, every answer closes
-	// its connection, and Run returns once the connections are gone.
+	// phaseDraining: the worker no longer accepts and every answer
+	// closes its connection, while the drain's goroutine waits for the
+	// connections to end; the loop runs on (stats beats, the master's
+	// frames, the records' flush).
 	phaseDraining
+	// phaseStopped: the drain has ended; the loop returns and Run puts
+	// away what start opened.
+	phaseStopped
 )
 
 // phaseVar holds the worker's phase: the loop moves it, requests read it.
@@ -34,8 +39,8 @@ type phaseVar struct{ v atomic.Int32 }
 func (p *phaseVar) load() phase    { return phase(p.v.Load()) }
 func (p *phaseVar) store(ph phase) { p.v.Store(int32(ph)) }
 
-// loopState is what the loop owns besides the worker: its timers and the
-// counters it last sent.
+// loopState is what the loop owns besides the worker: its timers, the
+// counters it last sent and the drain's channels.
 type loopState struct {
 	// beat is the stats beat, every StatsInterval.
 	beat <-chan time.Time
@@ -45,12 +50,17 @@ type loopState struct {
 	flushArmed bool
 	// last is the stats last sent with counters.
 	last ipc.Stats
+	// stop is ctx's end until the loop took it, then nil: a signal
+	// drains once.
+	stop <-chan struct{}
+	// drained gets the end of the drain, from the drain's goroutine.
+	drained chan struct{}
 }
 
 // loop waits for the worker's events and hands each to its method, until
 // a drain has ended. It returns an error only when a server failed.
 func (w *Worker) loop(ctx context.Context) error {
-	l := &loopState{beat: w.opts.statsBeat, flush: time.NewTimer(recordFlush)}
+	l := &loopState{beat: w.opts.statsBeat, flush: time.NewTimer(recordFlush), stop: ctx.Done(), drained: make(chan struct{}, 1)}
 	l.flush.Stop()
 	defer l.flush.Stop()
 	if l.beat == nil {
@@ -58,18 +68,21 @@ func (w *Worker) loop(ctx context.Context) error {
 		defer t.Stop()
 		l.beat = t.C
 	}
-	for w.phase.load() == phaseServing {
+	for w.phase.load() != phaseStopped {
 		select {
-		case <-ctx.Done():
-			w.onStop()
+		case <-l.stop:
+			l.stop = nil
+			w.onStop(l)
 		case err := <-w.recvErr:
-			w.onMasterGone(err)
+			w.onMasterGone(l, err)
 		case f := <-w.frames:
-			w.onFrame(f)
+			w.onFrame(l, f)
 		case err := <-w.serveErr:
 			if err := w.onServeError(err); err != nil {
 				return err
 			}
+		case <-l.drained:
+			w.onDrained()
 		case <-w.pending:
 			w.onRecordsWaiting(l)
 		case <-l.flush.C:
@@ -84,32 +97,42 @@ func (w *Worker) loop(ctx context.Context) error {
 }
 
 // onStop is ctx's end (SIGTERM or SIGINT): a drain with the serving
-// revision's settings.
-func (w *Worker) onStop() {
+// revision's settings, unless one is under way (a drain the master
+// ordered; a second signal is swallowed by the signal's context).
+func (w *Worker) onStop(l *loopState) {
+	if w.phase.load() != phaseServing {
+		w.log.Info().Msg("signal: already draining")
+		return
+	}
 	w.log.Info().Msg("signal: draining")
 	c := &w.rt.Load().snap.Config
-	w.drain(c.DrainGrace(), c.DrainTimeout())
+	w.startDrain(l, c.DrainGrace(), c.DrainTimeout())
 }
 
 // onMasterGone is the end of the master's channel: EOF when the master
 // exited, else an error or garbage. Nobody is left to order a drain, so
-// the worker drains with the serving revision's settings.
-func (w *Worker) onMasterGone(err error) {
+// the worker drains with the serving revision's settings, unless it
+// drains already.
+func (w *Worker) onMasterGone(l *loopState, err error) {
 	if !errors.Is(err, io.EOF) {
 		w.log.Error().Err(err).Msg("reading from the master")
 	}
+	if w.phase.load() != phaseServing {
+		w.log.Warn().Msg("master gone while draining")
+		return
+	}
 	w.log.Warn().Msg("master gone: draining")
 	c := &w.rt.Load().snap.Config
-	w.drain(c.DrainGrace(), c.DrainTimeout())
+	w.startDrain(l, c.DrainGrace(), c.DrainTimeout())
 }
 
 // onFrame hands a frame from the master to the method of its kind.
-func (w *Worker) onFrame(f ipc.Frame) {
+func (w *Worker) onFrame(l *loopState, f ipc.Frame) {
 	switch f.Kind {
 	case ipc.KindConfig:
 		w.onConfig(f)
 	case ipc.KindDrain:
-		w.onDrainOrder(f)
+		w.onDrainOrder(l, f)
 	default:
 		w.log.Debug().Stringer(logkey.Kind, f.Kind).Msg("ignoring unknown message")
 	}
@@ -117,7 +140,10 @@ func (w *Worker) onFrame(f ipc.Frame) {
 
 // onConfig is a config revision pushed by the master: it is applied and
 // acknowledged (through the outbox: a master that does not read holds
-// no event).
+// no event). A draining worker applies it too: the last answers on its
+// kept-alive connections use the instance's configuration, and its ack
+// says truly which revision it serves (the master pushes none to a
+// worker it knows drains).
 func (w *Worker) onConfig(f ipc.Frame) {
 	ack, _ := w.applyConfig(f)
 	w.out.sendAck(ack)
@@ -125,22 +151,46 @@ func (w *Worker) onConfig(f ipc.Frame) {
 
 // onDrainOrder is the master's order to drain, with its grace and
 // timeout; an order that does not decode drains with the serving
-// revision's settings.
-func (w *Worker) onDrainOrder(f ipc.Frame) {
+// revision's settings. An order to a worker that drains already (on
+// SIGTERM, or a second order) changes nothing.
+func (w *Worker) onDrainOrder(l *loopState, f ipc.Frame) {
 	var d ipc.Drain
 	if err := f.Decode(&d); err != nil {
 		w.log.Error().Err(err).Msg("bad drain order; draining with defaults")
 		c := &w.rt.Load().snap.Config
 		d = ipc.Drain{Grace: c.DrainGrace(), Timeout: c.DrainTimeout()}
 	}
+	if w.phase.load() != phaseServing {
+		w.log.Info().Dur(logkey.GraceMS, d.Grace).Dur(logkey.TimeoutMS, d.Timeout).Msg("drain order: already draining")
+		return
+	}
 	w.log.Info().Dur(logkey.GraceMS, d.Grace).Dur(logkey.TimeoutMS, d.Timeout).Msg("draining")
-	w.drain(d.Grace, d.Timeout)
+	w.startDrain(l, d.Grace, d.Timeout)
 }
 
-// onServeError is a server that stopped: outside a drain, the end of the
-// worker.
+// startDrain moves the worker to draining and runs the drain on a
+// goroutine of its own, which reports its end on l.drained: the loop
+// dispatches on meanwhile, so the worker still beats (a drain may last
+// longer than the master lets a worker be silent) and still reads the
+// master's frames (API-key answers wait behind them).
+func (w *Worker) startDrain(l *loopState, grace, timeout time.Duration) {
+	w.phase.store(phaseDraining)
+	go func() {
+		w.drain(grace, timeout)
+		l.drained <- struct{}{}
+	}()
+}
+
+// onDrained is the drain's end: the worker has stopped, and the loop
+// returns.
+func (w *Worker) onDrained() {
+	w.phase.store(phaseStopped)
+}
+
+// onServeError is a server that stopped: while serving, the end of the
+// worker; once draining, the drain's doing.
 func (w *Worker) onServeError(err error) error {
-	if w.phase.load() != phaseDraining {
+	if w.phase.load() == phaseServing {
 		return fmt.Errorf("serving: %w", err)
 	}
 	return nil
@@ -172,12 +222,13 @@ func (w *Worker) onRecordsFull() {
 	w.sink.flush()
 }
 
-// onStatsBeat sends the stats, every StatsInterval, changed or not: the
-// master takes a worker that stops sending for unresponsive. The
-// counters go only when they changed. The frame goes through the outbox,
-// so that a master that does not read holds no event.
+// onStatsBeat sends the stats, every StatsInterval, changed or not and
+// draining or not: the master takes a worker that stops sending for
+// unresponsive, and a draining one says so. The counters go only when
+// they changed. The frame goes through the outbox, so that a master that
+// does not read holds no event.
 func (w *Worker) onStatsBeat(l *loopState) {
-	s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load()}
+	s := ipc.Stats{Requests: w.requests.Load(), Active: w.conns.Load(), Draining: w.phase.load() == phaseDraining}
 	if s.Requests != l.last.Requests || s.Active != l.last.Active {
 		s.Metrics = w.metrics.snapshot()
 		s.Metrics.RecordsDropped = w.sink.droppedCount()
@@ -188,10 +239,10 @@ func (w *Worker) onStatsBeat(l *loopState) {
 
 // drain stops accepting, lets keep-alive clients make one more request
 // (answered with Connection: close) for up to grace, then closes idle
-// connections and waits for active ones until timeout.
+// connections and waits for active ones until timeout. It runs on the
+// drain's own goroutine (startDrain), never on the loop's.
 func (w *Worker) drain(grace, timeout time.Duration) {
 	start := time.Now()
-	w.phase.store(phaseDraining)
 	if w.ln != nil {
 		_ = w.ln.Close()
 	}

@@ -100,7 +100,11 @@ type Worker struct {
 // comes before serving, the loop (loop.go) hands each event to the method
 // named after it, and close puts away what start opened.
 func Run(ctx context.Context, opts Options) error {
-	w := newWorker(opts)
+	return newWorker(opts).run(ctx)
+}
+
+// run is Run on a worker newWorker made.
+func (w *Worker) run(ctx context.Context) error {
 	defer w.close()
 	if err := w.start(ctx); err != nil {
 		return err
@@ -141,7 +145,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rt := w.rt.Load()
 	cfg := &rt.snap.Config
 	wr := writerPool.Get().(*responseWriter)
-	*wr = responseWriter{ResponseWriter: rw, start: time.Now(), responseTime: cfg.Headers.XResponseTime, closeConn: w.phase.load() == phaseDraining}
+	*wr = responseWriter{ResponseWriter: rw, start: time.Now(), responseTime: cfg.Headers.XResponseTime, closeConn: w.phase.load() >= phaseDraining}
 	defer func() {
 		wr.ResponseWriter = nil
 		writerPool.Put(wr)
