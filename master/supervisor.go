@@ -244,6 +244,12 @@ func (s *supervisor) onFrame(sl *slot, f ipc.Frame) {
 			if st.Metrics != nil {
 				sl.metrics = st.Metrics
 			}
+			if st.Draining && sl.state == ipc.StateServing {
+				// SIGTERM sent to the worker itself: it finishes its
+				// requests, beating on, and is replaced when it exits.
+				sl.state = ipc.StateDraining
+				log.Info().Msg("worker draining on its own")
+			}
 		}
 	default:
 		log.Debug().Stringer(logkey.Kind, f.Kind).Msg("ignoring unknown message")
@@ -312,7 +318,7 @@ func (s *supervisor) onExit(sl *slot, err error) {
 	}
 	uptime := s.clock.Now().Sub(sl.started)
 	log := s.log.With().Int(logkey.WorkerID, sl.id).Int(logkey.WorkerPID, sl.proc.Pid()).Dur(logkey.UptimeMS, uptime).Logger()
-	if s.draining || sl.state == ipc.StateDraining {
+	if s.draining {
 		log.Info().AnErr(logkey.Exit, err).Msg("worker exited")
 		return
 	}
@@ -328,9 +334,12 @@ func (s *supervisor) onExit(sl *slot, err error) {
 		return
 	}
 	delay := sl.backoff.next(uptime)
-	if sl.backoff.crashLooping() {
+	switch {
+	case sl.state == ipc.StateDraining:
+		log.Info().AnErr(logkey.Exit, err).Dur(logkey.RestartInMS, delay).Msg("worker drained on its own: replacing it")
+	case sl.backoff.crashLooping():
 		log.Error().AnErr(logkey.Exit, err).Dur(logkey.RestartInMS, delay).Int(logkey.Restarts, sl.restarts).Msg("worker crash-looping: restarting with backoff")
-	} else {
+	default:
 		log.Warn().AnErr(logkey.Exit, err).Msg("worker died: replacing it")
 	}
 	sl.state = ipc.StateBackoff
@@ -350,15 +359,16 @@ func (s *supervisor) scheduleRestart(sl *slot, delay time.Duration) {
 }
 
 // checkBeats marks the serving workers that have gone silent, and kills
-// those silent for ReplaceAfter (their exit replaces them). The owner
-// calls it about once a second.
+// those silent for ReplaceAfter (their exit replaces them), a worker
+// draining on its own too (it beats while it drains). The owner calls it
+// about once a second.
 func (s *supervisor) checkBeats() {
 	if s.draining {
 		return
 	}
 	now := s.clock.Now()
 	for _, sl := range s.slots {
-		if sl.exited || (sl.state != ipc.StateServing && sl.state != ipc.StateUnresponsive) {
+		if sl.exited || (sl.state != ipc.StateServing && sl.state != ipc.StateUnresponsive && sl.state != ipc.StateDraining) {
 			continue
 		}
 		silent := now.Sub(sl.lastBeat)

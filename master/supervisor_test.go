@@ -361,3 +361,49 @@ func TestSupervisorUnresponsiveWorker(t *testing.T) {
 		t.Fatalf("slot 0 restarts = %d, want 1", f.sup.slots[0].restarts)
 	}
 }
+
+// TestSupervisorWorkerDrainingOnItsOwn: a worker that drains without the
+// master's order (SIGTERM sent to it) says so in its beats: it shows as
+// draining, is not killed however long its drain while it beats, is
+// replaced when it exits, and is killed and replaced like any other
+// once silent for ReplaceAfter.
+func TestSupervisorWorkerDrainingOnItsOwn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.startServing()
+	f.sup.starting = false
+	beat := func(i int, draining bool) {
+		t.Helper()
+		if err := f.sup.slots[i].proc.(*fakeProc).worker.Send(ipc.KindStats, ipc.Stats{Active: 1, Draining: draining}); err != nil {
+			t.Fatal(err)
+		}
+		f.pump("the beat", func() bool { return f.sup.slots[i].lastBeat.Equal(f.clock.Now()) })
+	}
+	state := func(i int) string { return f.sup.status()[i].State }
+
+	// Both drain on their own, beating, for longer than ReplaceAfter.
+	for range int(ReplaceAfter/time.Second) + 2 {
+		f.clock.advance(time.Second)
+		beat(0, true)
+		beat(1, true)
+		f.sup.checkBeats()
+	}
+	if state(0) != ipc.StateDraining || state(1) != ipc.StateDraining {
+		t.Fatalf("states %q %q, want draining draining", state(0), state(1))
+	}
+	if n := len(f.sp.procs[0].signals) + len(f.sp.procs[1].signals); n != 0 {
+		t.Fatalf("%d signals to workers that drain and beat", n)
+	}
+	// Worker 0 ends its drain and exits: replaced.
+	f.sp.procs[0].die()
+	f.pump("worker 0's replacement", func() bool { return len(f.sp.procs) == 3 })
+	// Worker 1 goes silent in its drain: killed at ReplaceAfter, replaced.
+	for range int(ReplaceAfter / time.Second) {
+		f.clock.advance(time.Second)
+		f.sup.checkBeats()
+	}
+	if sigs := f.sp.procs[1].signals; len(sigs) != 1 || sigs[0] != syscall.SIGKILL {
+		t.Fatalf("signals to the silent draining worker: %v, want one SIGKILL", sigs)
+	}
+	f.pump("worker 1's replacement", func() bool { return len(f.sp.procs) == 4 })
+}
