@@ -3,7 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +44,76 @@ func TestStoppedWorkerIsReplaced(t *testing.T) {
 		t.Fatalf("after the replacement: %+v, before %+v", now, st)
 	}
 	in.getEach(1, 20, "/echo/x", 200)
+}
+
+// TestWorkerSIGTERMedDrainsPastTheSilenceLimit: a worker sent SIGTERM
+// (twice) by hand while it proxies a request its target holds for 12 s,
+// longer than the master lets a worker be silent, shows as draining,
+// answers that request, and is then replaced; the master never takes it
+// for stuck (when the drain blocked the worker's loop, its stats beats
+// stopped and the master killed it at 10 s, cutting the request).
+func TestWorkerSIGTERMedDrainsPastTheSilenceLimit(t *testing.T) {
+	t.Parallel()
+	const hold = 12 * time.Second
+	held := make(chan struct{}, 1)
+	tg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/held") {
+			return
+		}
+		held <- struct{}{}
+		select {
+		case <-time.After(hold):
+		case <-r.Context().Done():
+		}
+		_, _ = io.WriteString(w, "held")
+	}))
+	t.Cleanup(tg.Close)
+	in := newInstance(t, proxyConfig(tg.URL))
+	st := in.start(1)
+	worker := st.Workers[0].PID
+
+	answer := make(chan string, 1)
+	go func() {
+		c := &http.Client{Timeout: 3 * hold}
+		resp, err := c.Get(in.url("/api/held"))
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- strconv.Itoa(resp.StatusCode) + " " + string(b)
+	}()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the target")
+	}
+	for range 2 {
+		if err := syscall.Kill(worker, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		in.eventually(10*time.Second, "the worker to show as draining", func() bool {
+			now, _ := in.status()
+			return len(now.Workers) == 1 && now.Workers[0].PID == worker && now.Workers[0].State == ipc.StateDraining
+		})
+	}
+	select {
+	case got := <-answer:
+		if got != "200 held" {
+			t.Fatalf("the request held through the drain: %s, want 200 held", got)
+		}
+	case <-time.After(3 * hold):
+		t.Fatal("no answer to the request held through the drain")
+	}
+	in.eventually(20*time.Second, "the drained worker to be replaced", func() bool {
+		now, _ := in.status()
+		return len(now.Workers) == 1 && now.Workers[0].PID != worker && now.Workers[0].State == ipc.StateServing
+	})
+	if logs := in.logs.String(); strings.Contains(logs, "worker unresponsive") || strings.Contains(logs, "missed its stats beats") || !logged(logs, "drained", worker) {
+		t.Fatalf("the draining worker was taken for stuck, or did not drain:\n%s", logs)
+	}
+	in.getEach(1, 5, "/api/x", 200)
 }
 
 // TestFullRunDirDoesNotCrashWorkers: with the run dir on a tmpfs too
