@@ -637,7 +637,7 @@ var pool struct {
 // The pool keeps at most poolKeep buffers, each at most poolMaxBytes.
 const (
 	poolKeep     = 6
-	poolMaxBytes = 4 << 20
+	poolMaxBytes = 512 << 10 // frames are about 128 KiB, batches of 500 records about 250 KB
 	poolMinBytes = 64 << 10
 	poolStep     = 16 << 10
 )
@@ -647,14 +647,19 @@ const (
 // returns it to the pool in time) or to nothing (the collector takes it).
 func Buffer(n int) []byte {
 	pool.Lock()
-	for i := len(pool.free) - 1; i >= 0; i-- {
-		if b := pool.free[i]; cap(b) >= n {
-			last := len(pool.free) - 1
-			pool.free[i], pool.free[last] = pool.free[last], nil
-			pool.free = pool.free[:last]
-			pool.Unlock()
-			return b[:0]
+	best := -1 // the smallest that fits: a large buffer is not spent on a small frame
+	for i, b := range pool.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(pool.free[best])) {
+			best = i
 		}
+	}
+	if best >= 0 {
+		b := pool.free[best]
+		last := len(pool.free) - 1
+		pool.free[best], pool.free[last] = pool.free[last], nil
+		pool.free = pool.free[:last]
+		pool.Unlock()
+		return b[:0]
 	}
 	pool.Unlock()
 	// Sizes are rounded up to poolStep, so that a buffer given back fits

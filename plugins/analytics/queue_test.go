@@ -337,3 +337,30 @@ func TestQueueAllocatesNothingPerFrame(t *testing.T) {
 		t.Fatalf("%.1f allocations per frame, want 0", n)
 	}
 }
+
+// TestBufferPool: a buffer given back is handed out again for a size it
+// fits, the smallest that fits first; one over poolMaxBytes (a frame a
+// stalled master let grow) is not kept.
+func TestBufferPool(t *testing.T) {
+	pool.Lock()
+	saved := pool.free
+	pool.free = nil
+	pool.Unlock()
+	defer func() { pool.Lock(); pool.free = saved; pool.Unlock() }()
+	small, large, huge := Buffer(100<<10), Buffer(300<<10), Buffer(poolMaxBytes+1)
+	putBuffer(large)
+	putBuffer(small)
+	putBuffer(huge)
+	if got := Buffer(90 << 10); cap(got) != cap(small) {
+		t.Fatalf("90 KiB got a buffer of %d bytes, want the %d of the smallest that fits", cap(got), cap(small))
+	}
+	if got := Buffer(200 << 10); cap(got) != cap(large) {
+		t.Fatalf("200 KiB got a buffer of %d bytes, want %d", cap(got), cap(large))
+	}
+	pool.Lock()
+	left := len(pool.free)
+	pool.Unlock()
+	if left != 0 {
+		t.Fatalf("%d buffers left in the pool; the one over poolMaxBytes was kept", left)
+	}
+}
