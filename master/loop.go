@@ -80,7 +80,7 @@ type wake struct {
 // arm starts the timers a starting generation needs.
 func (w *wake) arm(startTimeout time.Duration, logFile bool, upgExit <-chan struct{}) {
 	w.startDeadline = time.NewTimer(startTimeout)
-	w.beats = time.NewTicker(time.Second)
+	w.beats = time.NewTicker(BeatCheckEvery)
 	if logFile {
 		w.logCheck = time.NewTicker(logCheckInterval)
 	}

@@ -48,10 +48,16 @@ type slot struct {
 
 // A serving worker sends a stats frame every second. One that has sent
 // nothing for UnresponsiveAfter (stopped, or stuck) is shown as
-// unresponsive; after ReplaceAfter it is killed and replaced.
+// unresponsive; after ReplaceAfter it is killed and replaced. The master
+// checks the beats every BeatCheckEvery; a check that comes
+// StalledAfter or more after the one before finds that the master itself
+// did not run (stopped, starved, a paused VM): the workers are not
+// blamed for that time, whose beats wait unread in their sockets.
 const (
 	UnresponsiveAfter = 3 * time.Second
 	ReplaceAfter      = 10 * time.Second
+	BeatCheckEvery    = time.Second
+	StalledAfter      = 3 * BeatCheckEvery
 )
 
 // supervisor owns the worker table. Its methods must only be called from
@@ -74,6 +80,9 @@ type supervisor struct {
 	draining     bool
 	drainOrder   ipc.Drain
 	drainStarted time.Time
+
+	// lastCheck is when checkBeats last ran (zero before the first).
+	lastCheck time.Time
 
 	// askKey answers a worker's API key question. It may block on Edge,
 	// so it runs on its own goroutine, never on the owner's.
@@ -361,12 +370,30 @@ func (s *supervisor) scheduleRestart(sl *slot, delay time.Duration) {
 // checkBeats marks the serving workers that have gone silent, and kills
 // those silent for ReplaceAfter (their exit replaces them), a worker
 // draining on its own too (it beats while it drains). The owner calls it
-// about once a second.
+// every BeatCheckEvery. When this check comes StalledAfter or more after
+// the one before, the master's own loop did not run in between: the
+// beats the workers sent meanwhile are still unread, so it judges no
+// worker, and moves every silence clock forward by the time the master
+// lost; a worker already silent before keeps the silence the master saw,
+// and is replaced when it stays silent.
 func (s *supervisor) checkBeats() {
+	now := s.clock.Now()
+	gap := now.Sub(s.lastCheck)
+	stalled := !s.lastCheck.IsZero() && gap >= StalledAfter
+	s.lastCheck = now
 	if s.draining {
 		return
 	}
-	now := s.clock.Now()
+	if stalled {
+		s.log.Warn().Dur(logkey.StalledMS, gap).Msg("the master did not run: no worker is judged on the silence it missed")
+		lost := gap - BeatCheckEvery
+		for _, sl := range s.slots {
+			if sl.lastBeat = sl.lastBeat.Add(lost); sl.lastBeat.After(now) {
+				sl.lastBeat = now
+			}
+		}
+		return
+	}
 	for _, sl := range s.slots {
 		if sl.exited || (sl.state != ipc.StateServing && sl.state != ipc.StateUnresponsive && sl.state != ipc.StateDraining) {
 			continue

@@ -407,3 +407,77 @@ func TestSupervisorWorkerDrainingOnItsOwn(t *testing.T) {
 	}
 	f.pump("worker 1's replacement", func() bool { return len(f.sp.procs) == 4 })
 }
+
+// TestSupervisorMasterStallBlamesNoWorker: when the master itself did
+// not run (stopped, starved) for longer than ReplaceAfter, the check
+// that comes after it kills no worker whose beats wait unread in its
+// socket; a worker that then stays silent across normal checks is still
+// killed and replaced, and one silent before the stall keeps the silence
+// the master saw.
+func TestSupervisorMasterStallBlamesNoWorker(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	f.startServing()
+	f.sup.starting = false
+	send := func(i int) {
+		t.Helper()
+		if err := f.sup.slots[i].proc.(*fakeProc).worker.Send(ipc.KindStats, ipc.Stats{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat := func(i int) {
+		t.Helper()
+		send(i)
+		f.pump("the beat", func() bool { return f.sup.slots[i].lastBeat.Equal(f.clock.Now()) })
+	}
+	state := func(i int) string { return f.sup.status()[i].State }
+	killed := func(i int) bool { return len(f.sp.procs[i].signals) != 0 }
+
+	// Normal checks; worker 2 stops 5 s before the master does.
+	for s := range 5 {
+		f.clock.advance(BeatCheckEvery)
+		beat(0)
+		beat(1)
+		if s == 0 {
+			beat(2)
+		}
+		f.sup.checkBeats()
+	}
+	if state(2) != ipc.StateUnresponsive {
+		t.Fatalf("worker 2 silent 4 s: %q, want unresponsive", state(2))
+	}
+	// The master stops for 40 s. Workers 0 and 1 beat all along: their
+	// beats wait in the sockets, not yet read when the first check runs.
+	f.clock.advance(40 * time.Second)
+	send(0)
+	send(1)
+	f.sup.checkBeats()
+	for i := range 3 {
+		if killed(i) {
+			t.Fatalf("worker %d killed for the master's own stall (signals %v)", i, f.sp.procs[i].signals)
+		}
+	}
+	if state(0) != ipc.StateServing || state(1) != ipc.StateServing {
+		t.Fatalf("after the stall: states %q %q, want serving", state(0), state(1))
+	}
+	f.pump("the pending beats", func() bool {
+		return f.sup.slots[0].lastBeat.Equal(f.clock.Now()) && f.sup.slots[1].lastBeat.Equal(f.clock.Now())
+	})
+
+	// Normal checks again: 0 and 1 beat, 2 stays silent and is replaced
+	// before ReplaceAfter of checks have passed (it was silent before).
+	checks := 0
+	for ; !killed(2) && checks < int(ReplaceAfter/BeatCheckEvery); checks++ {
+		f.clock.advance(BeatCheckEvery)
+		beat(0)
+		beat(1)
+		f.sup.checkBeats()
+	}
+	if !killed(2) || checks == int(ReplaceAfter/BeatCheckEvery) {
+		t.Fatalf("the silent worker 2: signals %v after %d checks, want a SIGKILL before %v", f.sp.procs[2].signals, checks, ReplaceAfter)
+	}
+	if killed(0) || killed(1) {
+		t.Fatalf("the beating workers got %v %v", f.sp.procs[0].signals, f.sp.procs[1].signals)
+	}
+	f.pump("a replacement", func() bool { return len(f.sp.procs) == 4 })
+}

@@ -103,6 +103,9 @@ const (
 	// SilentMS is how long a worker has not been heard from, in
 	// milliseconds.
 	SilentMS = "silent_ms"
+	// StalledMS is how long the master's own loop did not run (stopped,
+	// starved of CPU, a paused VM), in milliseconds.
+	StalledMS = "stalled_ms"
 )
 
 // Configuration.
