@@ -81,7 +81,8 @@ type supervisor struct {
 	drainOrder   ipc.Drain
 	drainStarted time.Time
 
-	// lastCheck is when checkBeats last ran (zero before the first).
+	// lastCheck is when checkBeats last ran, or when the workers were
+	// first started (the owner's checks begin then).
 	lastCheck time.Time
 
 	// askKey answers a worker's API key question. It may block on Edge,
@@ -133,8 +134,9 @@ func (s *supervisor) setConfig(snap *configs.Snapshot) error {
 	return nil
 }
 
-// startAll spawns every worker slot.
+// startAll spawns every worker slot. The beat checks start with it.
 func (s *supervisor) startAll() {
+	s.lastCheck = s.clock.Now()
 	for _, sl := range s.slots {
 		s.spawn(sl)
 	}

@@ -481,3 +481,25 @@ func TestSupervisorMasterStallBlamesNoWorker(t *testing.T) {
 	}
 	f.pump("a replacement", func() bool { return len(f.sp.procs) == 4 })
 }
+
+// TestSupervisorMasterStallBeforeTheFirstCheck: a master stopped before
+// its first beat check (right after its workers served) blames them no
+// more than one stopped later.
+func TestSupervisorMasterStallBeforeTheFirstCheck(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	f.startServing()
+	f.sup.starting = false
+	f.clock.advance(40 * time.Second)
+	for _, p := range f.sp.procs {
+		if err := p.worker.Send(ipc.KindStats, ipc.Stats{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.sup.checkBeats()
+	for i, p := range f.sp.procs {
+		if len(p.signals) != 0 || f.sup.status()[i].State != ipc.StateServing {
+			t.Fatalf("worker %d after the stall: signals %v, state %q", i, p.signals, f.sup.status()[i].State)
+		}
+	}
+}
