@@ -279,7 +279,12 @@ type keeperLink struct {
 	inherited map[string]int
 	// listening are this generation's listeners, to hand to the keeper.
 	listening []namedListener
-	released  bool
+	// holding is set once this generation asked the keeper to hold its
+	// sockets, and cleared when the next generation's replace them
+	// (superseded): only then does a release concern what the keeper
+	// holds.
+	holding  bool
+	released bool
 }
 
 type namedListener struct {
@@ -392,8 +397,17 @@ func (l *keeperLink) hold() {
 		fds = append(fds, fd)
 		msg.names = append(msg.names, nl.name)
 	}
+	l.holding = true
 	if err := l.send(msg, fds); err != nil {
 		l.log.Warn().Err(err).Msg("handing the listening sockets to the keeper: a dead master's clients will be refused until it restarts one")
+	}
+}
+
+// superseded records that the next generation serves: the keeper holds
+// its sockets, and this generation's release would drop them.
+func (l *keeperLink) superseded() {
+	if l != nil {
+		l.holding = false
 	}
 }
 
@@ -401,7 +415,7 @@ func (l *keeperLink) hold() {
 // connections must be refused, and the port freed) and waits, a bounded
 // time, until it has.
 func (l *keeperLink) release() {
-	if l == nil || l.conn == nil || l.released {
+	if l == nil || l.conn == nil || l.released || !l.holding {
 		return
 	}
 	l.released = true

@@ -1,15 +1,19 @@
 package master
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/mgw-gateway/mgw/ipc"
 )
 
 func TestDecodeKeeperMsg(t *testing.T) {
@@ -282,5 +286,89 @@ func TestRestartDelay(t *testing.T) {
 		if got := restartDelay(tc.failures, tc.stable); got != tc.want {
 			t.Errorf("restartDelay(%d, %v) = %s, want %s", tc.failures, tc.stable, got, tc.want)
 		}
+	}
+}
+
+// TestStopReleasesOnlyWhatTheKeeperHoldsForThisGeneration: a serving
+// generation that stops makes the keeper let go; a replaced one that gets
+// SIGQUIT while it drains must not (the keeper holds the next
+// generation's sockets: a release would drop them, and a later death of
+// the serving master would refuse connections), and neither must one
+// that never served.
+func TestStopReleasesOnlyWhatTheKeeperHoldsForThisGeneration(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		release bool
+		prepare func(t *testing.T, m *Master, upg *fakeUpgrader, ch *keeperChannel)
+	}{
+		{"serving", true, func(t *testing.T, m *Master, _ *fakeUpgrader, ch *keeperChannel) {
+			serving(t, m)
+			if d := delivery(t, ch); d.msg.kind != keeperHold {
+				t.Fatalf("serving sent %+v, want a hold", d)
+			}
+		}},
+		{"replaced", false, func(t *testing.T, m *Master, upg *fakeUpgrader, ch *keeperChannel) {
+			serving(t, m)
+			if d := delivery(t, ch); d.msg.kind != keeperHold {
+				t.Fatalf("serving sent %+v, want a hold", d)
+			}
+			reply := control(m, ipc.Control{Command: ipc.CommandReload})
+			upg.nextUpgrade(t) <- nil
+			upgradeOutcome(t, m)
+			if rep := replied(t, reply); !rep.OK {
+				t.Fatalf("reload: %+v", rep)
+			}
+			upg.handOver()
+			m.onReplaced()
+			if m.phase != phaseReplaced {
+				t.Fatalf("phase %s, want replaced", m.phase)
+			}
+		}},
+		{"starting", false, func(t *testing.T, m *Master, _ *fakeUpgrader, _ *keeperChannel) {
+			snap, err := m.load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.snap = snap
+			m.sup = newSupervisor(1, m.spawner, m.clock, m.log)
+			m.sup.startAll()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, err := newKeeperChannel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.close()
+			m, upg := newTestMaster(t, 1)
+			m.link = linkTo(t, ch)
+			tc.prepare(t, m, upg, ch)
+			quit := make(chan error, 1)
+			go func() { quit <- m.onSignal(syscall.SIGQUIT) }()
+			if tc.release {
+				d := delivery(t, ch)
+				if d.msg.kind != keeperRelease {
+					t.Fatalf("SIGQUIT sent %+v, want a release", d)
+				}
+				closeFDs(d.fds)
+			}
+			select {
+			case err := <-quit:
+				if !errors.Is(err, errStopped) {
+					t.Fatalf("SIGQUIT: %v, want the end", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("SIGQUIT did not end the generation")
+			}
+			// Whatever the generation sent comes before this mark.
+			mark := os.Getpid() + 1
+			if err := m.link.send(keeperMsg{kind: keeperHold, pid: mark}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if d := delivery(t, ch); d.msg.pid != mark {
+				closeFDs(d.fds)
+				t.Fatalf("the generation sent the keeper %+v after SIGQUIT", d.msg)
+			}
+		})
 	}
 }

@@ -117,6 +117,10 @@ type Master struct {
 	// that the generation was replaced.
 	phase phase
 	shown atomic.Int32
+	// handedOver is set when the next generation serves (the phase
+	// replaced), and stays set through a later SIGQUIT (quitting): the
+	// sockets, mgw.pid and mgw.sock are the next generation's then.
+	handedOver bool
 
 	control     chan controlRequest
 	ctl         *controlSocket

@@ -71,10 +71,16 @@ func (p phase) readiness() string {
 	return "draining"
 }
 
-// setPhase moves the generation to phase p.
+// setPhase moves the generation to phase p. Moving to replaced records
+// for good that the next generation serves (handedOver), and that the
+// keeper holds its sockets now, not this one's.
 func (m *Master) setPhase(p phase) {
 	if p == m.phase {
 		return
+	}
+	if p == phaseReplaced {
+		m.handedOver = true
+		m.link.superseded()
 	}
 	m.phase = p
 	m.shown.Store(int32(p))

@@ -44,12 +44,14 @@ func (m *Master) stopNow() error {
 
 // closeListener closes this process's descriptors of the gateway socket,
 // its own and tableflip's: a stop hands the socket to no one. tableflip's
-// Stop also ends any upgrade in progress. Once the generation served, the
-// keeper lets go of the sockets too, unless the next generation serves
-// (a start that fails leaves them to the keeper, for the master it
-// restarts).
+// Stop also ends any upgrade in progress. When the keeper holds this
+// generation's sockets, it lets go of them too. It holds none of a
+// generation that never served (a start that fails leaves the keeper's
+// to it, for the master it restarts), and once the next generation
+// serves it holds that one's: a replaced generation, also one that gets
+// SIGQUIT, must not make the keeper let go of them.
 func (m *Master) closeListener() {
-	if m.phase != phaseReplaced && m.phase != phaseStarting {
+	if !m.handedOver {
 		m.link.release() // the keeper lets go too: a stop refuses
 	}
 	m.upg.Stop()
@@ -107,8 +109,7 @@ func (m *Master) cleanup() {
 	if m.stopQuotas != nil {
 		m.stopQuotas()
 	}
-	replaced := m.phase == phaseReplaced
-	if !replaced {
+	if !m.handedOver {
 		// The ports are free before anyone hears "stopped".
 		m.closeListener()
 		m.stopMetrics()
