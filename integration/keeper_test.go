@@ -358,3 +358,53 @@ func TestKilledMasterTLSClientQueues(t *testing.T) {
 		t.Fatalf("the TLS request queued while no master served: %s", got)
 	}
 }
+
+// TestKilledMasterAfterOldGenerationQuit: SIGQUIT to a replaced
+// generation still draining a request does not make the keeper let go of
+// the serving generation's sockets: a later SIGKILL of the serving master
+// still leaves connections waiting in the backlog, answered by the master
+// the keeper restarts.
+func TestKilledMasterAfterOldGenerationQuit(t *testing.T) {
+	t.Parallel()
+	tg, arrived, release := gatedTarget(t)
+	in := newInstance(t, proxyConfig(tg.URL))
+	k := in.startKept(1)
+	old := in.serving(k, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", in.port)
+	inflight, err := queuedGet(addr, "/api/gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	if out, code := in.mgw("reload"); code != 0 {
+		t.Fatalf("reload exited %d: %s", code, out)
+	}
+	// The new master is the old one's child until that one exits.
+	var now statusLike
+	in.eventually(10*time.Second, "the next generation to serve", func() bool {
+		st, ok := in.status()
+		now = statusLike{st.MasterPID, pidsOf(st)}
+		return ok && st.MasterPID != old.master && len(now.workers) == 1
+	})
+	if !alive(old.master) {
+		t.Fatalf("after the reload: master %d, the old one %d alive %v", now.master, old.master, alive(old.master))
+	}
+	if err := syscall.Kill(old.master, syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	in.waitGone(old)
+	release()
+	_ = awaitAnswer(t, "the request the old generation had", inflight)
+
+	resume := killMasterInBetween(t, k, now)
+	in.waitGone(now)
+	queued, err := queuedGet(addr, "/api/queued")
+	if err != nil {
+		t.Fatalf("a connection while no master serves: %v (the old generation's SIGQUIT made the keeper let go)", err)
+	}
+	resume()
+	if got := awaitAnswer(t, "the queued request", queued); got != "200 target saw GET /v1/queued" {
+		t.Fatalf("the request queued while no master served: %s", got)
+	}
+	in.checkTree(k, 1)
+}
