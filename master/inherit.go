@@ -2,8 +2,10 @@ package master
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -181,12 +183,28 @@ func (ch *keeperChannel) read() {
 	oob := make([]byte, unix.CmsgSpace(4*keeperMaxSockets))
 	for {
 		n, oobn, flags, _, err := ch.conn.ReadMsgUnix(buf, oob)
-		if err != nil || (n == 0 && oobn == 0) {
-			// Closed (the keeper holds the masters' end too, so never
-			// EOF while it runs).
-			return
+		if errors.Is(err, io.EOF) && n == 0 {
+			// A message without bytes (Go reads it as EOF), perhaps with
+			// descriptors, not the end: the keeper holds the masters' end
+			// too, until close. Refused, and the channel read on: one
+			// master's stray write must not cost every later release its
+			// wait.
+			select {
+			case <-ch.closed:
+				return
+			default:
+				err = nil
+			}
 		}
-		d := receive(buf[:n], oob[:oobn], flags)
+		if err != nil {
+			return // closed
+		}
+		var d keeperDelivery
+		if n == 0 && oobn == 0 {
+			d.err = errors.New("keeper message: empty")
+		} else {
+			d = receive(buf[:n], oob[:oobn], flags)
+		}
 		select {
 		case ch.msgs <- d:
 		case <-ch.closed:
@@ -200,16 +218,7 @@ func (ch *keeperChannel) read() {
 // ReadMsgUnix asks for MSG_CMSG_CLOEXEC), closing them all when the
 // message is refused.
 func receive(b, oob []byte, flags int) keeperDelivery {
-	var all []int
-	cmsgs, err := unix.ParseSocketControlMessage(oob)
-	if err == nil {
-		for _, cm := range cmsgs {
-			fds, err := unix.ParseUnixRights(&cm)
-			if err == nil {
-				all = append(all, fds...)
-			}
-		}
-	}
+	all := rightsIn(oob)
 	refuse := func(err error) keeperDelivery {
 		closeFDs(all)
 		return keeperDelivery{err: err}
@@ -229,6 +238,52 @@ func receive(b, oob []byte, flags int) keeperDelivery {
 		}
 	}
 	return keeperDelivery{msg: m, fds: all}
+}
+
+// rightsIn returns the descriptors of every SCM_RIGHTS message in oob.
+// Unlike unix.ParseSocketControlMessage, which gives nothing for a buffer
+// with one bad header, it takes every descriptor the buffer still holds
+// up to the first bad header: each one that arrived is open in this
+// process and must be closed when the message is refused.
+func rightsIn(oob []byte) []int {
+	var fds []int
+	head := unix.CmsgLen(0)
+	for len(oob) >= head {
+		var l uint64
+		var level, typ int32
+		if unix.SizeofCmsghdr == 16 {
+			l = binary.NativeEndian.Uint64(oob)
+			level, typ = int32(binary.NativeEndian.Uint32(oob[8:])), int32(binary.NativeEndian.Uint32(oob[12:]))
+		} else {
+			l = uint64(binary.NativeEndian.Uint32(oob))
+			level, typ = int32(binary.NativeEndian.Uint32(oob[4:])), int32(binary.NativeEndian.Uint32(oob[8:]))
+		}
+		if l < uint64(head) {
+			break
+		}
+		end := len(oob)
+		if l < uint64(end) {
+			end = int(l)
+		}
+		if level == unix.SOL_SOCKET && typ == unix.SCM_RIGHTS {
+			for data := oob[head:end]; len(data) >= 4; data = data[4:] {
+				// Never one of the standard three, which stay open: a
+				// zero there is padding read past a lying header.
+				if fd := int32(binary.NativeEndian.Uint32(data)); fd > 2 {
+					fds = append(fds, int(fd))
+				}
+			}
+		}
+		if l > uint64(len(oob)) {
+			break
+		}
+		next := unix.CmsgSpace(int(l) - head)
+		if next > len(oob) {
+			break
+		}
+		oob = oob[next:]
+	}
+	return fds
 }
 
 // close stops reading and closes the keeper's descriptors of the channel.

@@ -2,6 +2,7 @@ package master
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -371,4 +373,141 @@ func TestStopReleasesOnlyWhatTheKeeperHoldsForThisGeneration(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeeperChannelReadsOnAfterEmpty: an empty message is refused, and
+// the channel is read on: a release after it still reaches the keeper.
+func TestKeeperChannelReadsOnAfterEmpty(t *testing.T) {
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	l := linkTo(t, ch)
+	if _, _, err := l.conn.WriteMsgUnix(nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := delivery(t, ch); d.err == nil || !strings.Contains(d.err.Error(), "empty") {
+		t.Fatalf("an empty message delivered %+v", d)
+	}
+	// No bytes but a descriptor: refused, and the descriptor closed.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	if _, _, err := l.conn.WriteMsgUnix(nil, unix.UnixRights(int(pw.Fd())), nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = pw.Close()
+	if d := delivery(t, ch); d.err == nil || d.fds != nil {
+		t.Fatalf("a message of a descriptor alone delivered %+v", d)
+	}
+	_ = pr.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if n, err := pr.Read(b[:]); n != 0 || err != io.EOF {
+		t.Fatalf("the keeper kept the descriptor: %d %v", n, err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := l.send(keeperMsg{kind: keeperRelease, pid: 9}, []int{int(w.Fd())}); err != nil {
+		t.Fatal(err)
+	}
+	d := delivery(t, ch)
+	if d.err != nil || d.msg.kind != keeperRelease || len(d.fds) != 1 {
+		t.Fatalf("the release after an empty message delivered %+v", d)
+	}
+	closeFDs(d.fds)
+}
+
+// cmsg returns one control message of level and type with data.
+func cmsg(level, typ int32, data []byte) []byte {
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = level, typ
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[unix.CmsgLen(0):], data)
+	return b
+}
+
+// TestRightsIn: every descriptor a control buffer holds is found, also
+// past a message of another kind and before a header that is cut short
+// or lies about its length, where unix.ParseSocketControlMessage finds
+// none.
+func TestRightsIn(t *testing.T) {
+	rights := func(fds ...int) []byte { return unix.UnixRights(fds...) }
+	cat := func(bs ...[]byte) []byte {
+		var out []byte
+		for _, b := range bs {
+			out = append(out, b...)
+		}
+		return out
+	}
+	creds := cmsg(unix.SOL_SOCKET, unix.SCM_CREDENTIALS, make([]byte, 12))
+	lying := rights(9)
+	(*unix.Cmsghdr)(unsafe.Pointer(&lying[0])).SetLen(1 << 20)
+	tooShort := rights(9)
+	(*unix.Cmsghdr)(unsafe.Pointer(&tooShort[0])).SetLen(4)
+	for _, tc := range []struct {
+		name string
+		oob  []byte
+		want []int
+	}{
+		{"none", nil, nil},
+		{"one", rights(5), []int{5}},
+		{"three in one", rights(5, 6, 7), []int{5, 6, 7}},
+		{"two messages", cat(rights(5), rights(6, 7)), []int{5, 6, 7}},
+		{"after credentials", cat(creds, rights(5)), []int{5}},
+		{"header cut short", cat(rights(5), rights(6)[:unix.CmsgLen(0)-1]), []int{5}},
+		{"data cut short", cat(rights(5), rights(6, 7)[:unix.CmsgLen(0)+6]), []int{5, 6}},
+		{"length past the buffer", cat(rights(5), lying), []int{5, 9}},
+		{"length below the header", cat(rights(5), tooShort, rights(6)), []int{5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rightsIn(tc.oob); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("rightsIn = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzRightsIn(f *testing.F) {
+	f.Add(unix.UnixRights(3, 4))
+	f.Add(append(unix.UnixRights(3), unix.UnixRights(4, 5)[:unix.CmsgLen(0)+2]...))
+	f.Add(cmsg(unix.SOL_SOCKET, unix.SCM_CREDENTIALS, make([]byte, 12)))
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		fds := rightsIn(oob)
+		if len(fds) > len(oob)/4 {
+			t.Fatalf("%d descriptors from %d bytes", len(fds), len(oob))
+		}
+		for _, fd := range fds {
+			if fd <= 2 {
+				t.Fatalf("descriptor %d", fd)
+			}
+		}
+		// A buffer the kernel could have written is read whole.
+		// (ParseUnixRights panics on data that is no whole descriptors.)
+		if cmsgs, err := unix.ParseSocketControlMessage(oob); err == nil {
+			var want []int
+			for _, cm := range cmsgs {
+				if len(cm.Data)%4 != 0 {
+					return
+				}
+				if got, err := unix.ParseUnixRights(&cm); err == nil {
+					for _, fd := range got {
+						if fd > 2 {
+							want = append(want, fd)
+						}
+					}
+				}
+			}
+			if fmt.Sprint(fds) != fmt.Sprint(want) {
+				t.Fatalf("rightsIn = %v, ParseUnixRights %v", fds, want)
+			}
+		}
+	})
 }
