@@ -107,11 +107,23 @@ func newLogger(w io.Writer, s logSettings) (zerolog.Logger, error) {
 // With max_size_mb set, each write holds an flock of the file's directory
 // while it checks the size and writes: a write that would take the file
 // past the cap first rotates it (mgw.log becomes mgw.log.1, older ones
-// shift), so whichever process writes, the file never grows past the cap.
+// shift), so whichever process writes, the file stays within the cap.
 // A process that finds another one rotated the file (its path names a new
 // file) reopens before it writes. The master also rotates by age and, on
 // SIGUSR1 (logrotate's signal, which it passes on to its workers), every
 // process reopens.
+//
+// No process ever waits unboundedly for another: a writer waits for the
+// lock at most lockWait without the file changing (maxLockWait while the
+// others go on writing it), then writes without it, and until that wait
+// ends it does not wait again. A
+// holder that is stopped (SIGSTOP, a frozen cgroup, a debugger) thus costs
+// each other process one lockWait, and the cap may then be passed by the
+// lines written meanwhile; the process warns (at most once a minute, with
+// the count). The master's periodic Rotate never waits: when the lock is
+// taken it skips that tick. Where the directory cannot be opened or locked
+// at all (some NFS mounts), the process warns once that the cap is
+// approximate: every process then checks and rotates unordered.
 type logFile struct {
 	mu sync.Mutex
 	// fd is a descriptor pointed at the file besides f (2 for mgw.log, so
@@ -134,6 +146,38 @@ type logFile struct {
 	config   string
 	seen     [2]int64
 	followed time.Time
+	// lockWait is how long a write waits for the directory lock; 0:
+	// defaultLockWait.
+	lockWait time.Duration
+	// waiting, when not nil, is closed once a wait for the lock that
+	// outlasted lockWait ends (the lock is let go at once): until then
+	// writes go out without the lock and without waiting.
+	waiting chan struct{}
+	// warn reports what degrades the file (a lock not taken, a reopen
+	// that failed); nil: nothing is reported. It is called without mu.
+	warn func(logWarning)
+	// unlocked counts the writes without the lock since the last warning;
+	// warned is when each kind of warning was last given.
+	unlocked int
+	warned   map[string]time.Time
+	// notes are the warnings to give once mu is let go.
+	notes []logWarning
+}
+
+// defaultLockWait is how long a write waits for the directory lock
+// before it writes without it: far longer than any holder needs (a stat,
+// a write, a rotation's renames), far shorter than a stopped holder.
+const defaultLockWait = 200 * time.Millisecond
+
+// warnEvery is how often a warning of one kind is given at most.
+const warnEvery = time.Minute
+
+// logWarning is a warning about a log file: msg is a constant message.
+type logWarning struct {
+	msg      string
+	path     string
+	err      error
+	unlocked int
 }
 
 // newLogFile describes the log file at path with the rotation settings
@@ -149,8 +193,76 @@ func newLogFile(path string, fd int, s logSettings) *logFile {
 	lf.seen = fileStamp(s.config)
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		lf.lock = d
+	} else if lf.maxBytes > 0 {
+		lf.note(time.Now(), logWarning{msg: msgLockless, path: path, err: err})
 	}
 	return lf
+}
+
+// Warnings about a log file.
+const (
+	msgLockless   = "log directory cannot be locked: max_size_mb is approximate"
+	msgUnlocked   = "log lines written without the log directory lock: another process held it too long (stopped?); max_size_mb may be passed"
+	msgReopen     = "log file rotated by another process cannot be reopened: lines still go to the rotated file"
+	msgRotateFail = "log file cannot be rotated: it grows past max_size_mb"
+)
+
+// warnTo has the warnings about the file given on logger, and gives the
+// ones noted so far.
+func (lf *logFile) warnTo(logger zerolog.Logger) {
+	lf.mu.Lock()
+	lf.warn = func(w logWarning) {
+		e := logger.Warn().Str(logkey.Path, w.path)
+		if w.err != nil {
+			e = e.Err(w.err)
+		}
+		if w.unlocked > 0 {
+			e = e.Int(logkey.UnlockedWrites, w.unlocked)
+		}
+		switch w.msg {
+		case msgLockless:
+			e.Msg(msgLockless)
+		case msgUnlocked:
+			e.Msg(msgUnlocked)
+		case msgReopen:
+			e.Msg(msgReopen)
+		case msgRotateFail:
+			e.Msg(msgRotateFail)
+		}
+	}
+	lf.mu.Unlock()
+	lf.flush()
+}
+
+// note keeps warning w to give once mu is let go, unless one of its kind
+// was given within warnEvery (msgLockless: ever). mu is held (or lf not
+// yet shared).
+func (lf *logFile) note(now time.Time, w logWarning) {
+	if lf.warned == nil {
+		lf.warned = map[string]time.Time{}
+	}
+	if last, ok := lf.warned[w.msg]; ok && (w.msg == msgLockless || now.Sub(last) < warnEvery) {
+		return
+	}
+	lf.warned[w.msg] = now
+	lf.notes = append(lf.notes, w)
+}
+
+// flush gives the warnings noted, without mu: the logger they go to may
+// write this very file.
+func (lf *logFile) flush() {
+	lf.mu.Lock()
+	notes, warn := lf.notes, lf.warn
+	if warn != nil {
+		lf.notes = nil
+	}
+	lf.mu.Unlock()
+	if warn == nil {
+		return
+	}
+	for _, w := range notes {
+		warn(w)
+	}
 }
 
 // redirectStderr points descriptor 2 at dir/mgw.log and returns the file,
@@ -291,41 +403,150 @@ func fileBirth(path string, mod time.Time) time.Time {
 }
 
 // flock takes the directory lock that orders the size checks, rotations
-// and writes of every process; the returned func lets it go.
-func (lf *logFile) flock() func() {
+// and writes of every process, waiting at most lockWait; ok is false when
+// it is not held (the write then goes out without it). The returned func
+// lets it go. mu is held.
+func (lf *logFile) flock(now time.Time) (unlock func(), ok bool) {
 	if lf.lock == nil {
-		return func() {}
+		return func() {}, false
+	}
+	if lf.waiting != nil {
+		select {
+		case <-lf.waiting: // the long wait ended: wait again from now on
+			lf.waiting = nil
+		default:
+			return func() {}, false
+		}
 	}
 	fd := int(lf.lock.Fd())
-	for unix.Flock(fd, unix.LOCK_EX) == unix.EINTR {
+	release := func() { _ = unix.Flock(fd, unix.LOCK_UN) }
+	err := flockNB(fd)
+	if err == nil {
+		return release, true
 	}
-	return func() { _ = unix.Flock(fd, unix.LOCK_UN) }
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+		return func() {}, false
+	}
+	// Taken: wait in the kernel's queue, on a goroutine of its own so that
+	// the wait can be given up. A wait given up goes on; it lets the lock
+	// go as soon as it gets it and then closes waiting.
+	acquired := make(chan error, 1)
+	go func() {
+		var err error
+		for err = unix.Flock(fd, unix.LOCK_EX); err == unix.EINTR; err = unix.Flock(fd, unix.LOCK_EX) {
+		}
+		acquired <- err
+	}()
+	if err, ok := lf.awaitLock(now, acquired); ok {
+		if err != nil {
+			lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+			return func() {}, false
+		}
+		return release, true
+	}
+	given := make(chan struct{})
+	go func() {
+		if err := <-acquired; err == nil {
+			release()
+		}
+		close(given)
+	}()
+	lf.waiting = given
+	return func() {}, false
+}
+
+// maxLockWait bounds a wait for the lock while the other processes go on
+// writing (and so are not stopped) but leave this one no turn.
+const maxLockWait = 5 * time.Second
+
+// awaitLock waits for the lock's wait to end, for lockWait, or longer
+// while the file shows the other processes are writing or rotating it (a
+// busy lock, not a stopped holder), up to maxLockWait; ok is false when
+// the wait is given up.
+func (lf *logFile) awaitLock(start time.Time, acquired <-chan error) (err error, ok bool) {
+	wait := lf.lockWait
+	if wait <= 0 {
+		wait = defaultLockWait
+	}
+	deadline, hard := start.Add(wait), start.Add(max(wait, maxLockWait))
+	seen := fileStamp(lf.path)
+	tick := time.NewTicker(wait / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-acquired:
+			return err, true
+		case now := <-tick.C:
+			if st := fileStamp(lf.path); st != seen {
+				seen = st
+				deadline = now.Add(wait)
+			}
+			if now.After(deadline) || now.After(hard) {
+				return nil, false
+			}
+		}
+	}
+}
+
+// flockNB takes the lock on the directory fd if it is free.
+func flockNB(fd int) error {
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // Write appends p, one write. With a size cap it first reopens the file
 // when another process rotated it and rotates it when p would take it
 // past the cap, all under the directory lock, so that the cap holds
 // however many processes write: only a single write larger than the cap
-// makes a file larger, alone in it.
+// makes a file larger, alone in it. When the lock is not had within
+// lockWait (its holder is stopped), p goes out without it and the cap may
+// be passed; see logFile.
 func (lf *logFile) Write(p []byte) (int, error) {
+	n, err := lf.write(p)
+	lf.flush()
+	return n, err
+}
+
+func (lf *logFile) write(p []byte) (int, error) {
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
 	if lf.f == nil {
 		return 0, fmt.Errorf("log file %s is not open", lf.path)
 	}
-	if now := time.Now(); now.Sub(lf.followed) >= followEvery {
+	now := time.Now()
+	if now.Sub(lf.followed) >= followEvery {
 		lf.followed = now
 		lf.follow()
 	}
 	if lf.maxBytes <= 0 {
 		return lf.f.Write(p)
 	}
-	defer lf.flock()()
+	unlock, locked := lf.flock(now)
+	defer unlock()
+	if !locked && lf.lock != nil && lf.waiting != nil {
+		lf.unlocked++
+		if last, ok := lf.warned[msgUnlocked]; !ok || now.Sub(last) >= warnEvery {
+			lf.note(now, logWarning{msg: msgUnlocked, path: lf.path, unlocked: lf.unlocked})
+			lf.unlocked = 0
+		}
+	}
 	if st, err := os.Stat(lf.path); err != nil || identity(st) != lf.id {
-		_ = lf.reopenLocked() // rotated (or moved away) by another process
+		// Rotated (or moved away) by another process. When the new file
+		// cannot be opened the line still goes out, to the rotated file,
+		// rather than nowhere, and the next write tries again.
+		if err := lf.reopenLocked(); err != nil {
+			lf.note(now, logWarning{msg: msgReopen, path: lf.path, err: err})
+		}
 	}
 	if st, err := lf.f.Stat(); err == nil && st.Size() > 0 && st.Size()+int64(len(p)) > lf.maxBytes {
-		_ = lf.rotateLocked() // on failure the line still goes out, to the old file
+		if err := lf.rotateLocked(); err != nil { // the line still goes out, to the old file
+			lf.note(now, logWarning{msg: msgRotateFail, path: lf.path, err: err})
+		}
 	}
 	return lf.f.Write(p)
 }
@@ -340,10 +561,31 @@ const followEvery = time.Second
 // The writers rotate by size themselves before each write; this check
 // catches what reached the file around them (a crash's trace).
 func (lf *logFile) Rotate(now time.Time) (bool, error) {
+	defer lf.flush()
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
 	lf.follow()
-	defer lf.flock()()
+	// The master's loop never waits for the lock: when another process
+	// holds it (or a write of this one still waits for it), this check
+	// waits for the next tick.
+	if lf.lock != nil && lf.waiting == nil {
+		fd := int(lf.lock.Fd())
+		switch err := flockNB(fd); {
+		case err == nil:
+			defer func() { _ = unix.Flock(fd, unix.LOCK_UN) }()
+		case errors.Is(err, unix.EWOULDBLOCK):
+			return false, nil
+		default:
+			lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+		}
+	} else if lf.waiting != nil {
+		select {
+		case <-lf.waiting: // the long wait ended: the next tick locks
+			lf.waiting = nil
+		default:
+		}
+		return false, nil
+	}
 	st, err := os.Stat(lf.path)
 	if err != nil {
 		return false, lf.reopenLocked() // moved away: start a new one
@@ -404,6 +646,15 @@ func (lf *logFile) follow() {
 // goes to stderr) and the access log file (nil when there is none).
 type logFiles struct {
 	main, access *logFile
+}
+
+// warnTo has the warnings about either file given on logger.
+func (l logFiles) warnTo(logger zerolog.Logger) {
+	for _, lf := range []*logFile{l.main, l.access} {
+		if lf != nil {
+			lf.warnTo(logger)
+		}
+	}
 }
 
 // Reopen reopens mgw.log; the workers, told too, reopen the access log.

@@ -9,6 +9,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/mgw-gateway/mgw/internal/logkey"
 )
 
 // TestLogCapHoldsForEveryWriter: writers with their own descriptors and
@@ -125,3 +130,101 @@ func BenchmarkLogFileWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestLogWriteNeverWaitsForAStoppedHolder: another process holds the log
+// directory's lock and never lets it go (as a SIGSTOPped worker does): a
+// write still returns, its line reaches the file, a warning says the lock
+// was not taken, the master's Rotate returns without rotating, and once
+// the lock is let go the writes take it again.
+func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mgw.log")
+	lf := newLogFile(path, -1, logSettings{maxSizeMB: 1})
+	lf.lockWait = 20 * time.Millisecond
+	if err := lf.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	var warnings strings.Builder
+	var wmu sync.Mutex
+	lf.warnTo(zerolog.New(writerFunc(func(p []byte) (int, error) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return warnings.Write(p)
+	})))
+	holder, err := os.Open(dir) // another open file description: another process's lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	returns := func(what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { defer close(done); f() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s still waits for the lock held by another process after 10 s", what)
+		}
+	}
+	for i := range 3 {
+		returns("Write", func() {
+			if _, err := fmt.Fprintf(lf, "line %d\n", i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	returns("Rotate", func() {
+		if rotated, err := lf.Rotate(time.Now().Add(time.Hour)); rotated || err != nil {
+			t.Errorf("Rotate with the lock held elsewhere: rotated %v, %v", rotated, err)
+		}
+	})
+	b, _ := os.ReadFile(path)
+	if string(b) != "line 0\nline 1\nline 2\n" {
+		t.Fatalf("the file has %q", b)
+	}
+	wmu.Lock()
+	w := warnings.String()
+	wmu.Unlock()
+	if strings.Count(w, msgUnlocked) != 1 || !strings.Contains(w, `"`+logkey.Path+`":"`+path+`"`) {
+		t.Fatalf("want one warning that the lock was not taken, got %q", w)
+	}
+	// Let go: the wait given up ends, and a later write takes the lock.
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		lf.mu.Lock()
+		now := time.Now()
+		_, locked := lf.flock(now)
+		lf.mu.Unlock()
+		if locked {
+			_ = unix.Flock(int(lf.lock.Fd()), unix.LOCK_UN)
+			break
+		}
+		if now.After(deadline) {
+			t.Fatal("the lock let go is never taken again")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLogDirUnlockableWarns: a log directory that cannot be opened (for
+// the lock) is said once: the cap is then approximate.
+func TestLogDirUnlockableWarns(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "gone")
+	lf := newLogFile(filepath.Join(dir, "mgw.log"), -1, logSettings{maxSizeMB: 1})
+	var warnings strings.Builder
+	lf.warnTo(zerolog.New(&warnings))
+	if lf.lock != nil || strings.Count(warnings.String(), msgLockless) != 1 {
+		t.Fatalf("lock %v, warnings %q", lf.lock, warnings.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

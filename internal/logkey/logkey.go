@@ -79,6 +79,9 @@ const (
 	Protocol = "protocol"
 	// Kind is the kind of an IPC message.
 	Kind = "kind"
+	// UnlockedWrites is how many log writes went out without the log
+	// directory's lock (another process held it too long).
+	UnlockedWrites = "unlocked_writes"
 )
 
 // Durations: each is written with zerolog's Dur, in milliseconds.
