@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudflare/tableflip"
 
+	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
@@ -58,9 +59,10 @@ type upgradeRun struct {
 }
 
 // keptRefusal says why a reload refuses an org, env, Edge key or secret
-// or log level that is not the instance's own, which a reload keeps, or
-// "". The same values are accepted, so that scripts may pass start's
-// flags to reload.
+// that is not the instance's own, which a reload keeps, or a log level
+// the new generation would not log at (nextLogLevel), or "". The same
+// values are accepted, so that scripts may pass start's flags to reload;
+// the CLI sends only what its command line names, never the environment.
 func (m *Master) keptRefusal(ctl ipc.Control) string {
 	restart := "a reload keeps the ones mgw start was given: to change them, run mgw stop, then mgw start with the new ones"
 	switch {
@@ -72,20 +74,52 @@ func (m *Master) keptRefusal(ctl ipc.Control) string {
 		return "--secret is not the Edge secret the instance started with; " + restart
 	}
 	if ctl.LogLevel != "" {
-		level := ""
-		for i, a := range m.opts.WorkerArgs {
-			if a == "--log-level" && i+1 < len(m.opts.WorkerArgs) {
-				level = m.opts.WorkerArgs[i+1]
-			}
-		}
-		if level == "" {
-			level = "info"
-		}
-		if ctl.LogLevel != level {
-			return fmt.Sprintf("--log-level %s: the instance logs at %s; a reload takes [edgemicro.logging] level from the config afresh unless mgw start was given --log-level, which it keeps", ctl.LogLevel, level)
+		if want, next := strings.ToLower(ctl.LogLevel), m.nextLogLevel(os.Args[1:]); want != next {
+			return fmt.Sprintf("--log-level %s: the new generation would log at %s; a reload takes [edgemicro.logging] level from the config afresh unless mgw start was given --log-level, which it keeps", ctl.LogLevel, next)
 		}
 	}
 	return ""
+}
+
+// nextLogLevel is the level the next generation will log at, lower
+// case: the --log-level in args, the master's own arguments, which a
+// reload runs again; else [edgemicro.logging] level of the config file as
+// it is now (a config that does not load: the level in force, and the
+// reload reports the config's error).
+func (m *Master) nextLogLevel(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		for _, name := range []string{"--log-level", "-log-level"} {
+			if a == name && i+1 < len(args) {
+				return strings.ToLower(args[i+1])
+			}
+			if v, ok := strings.CutPrefix(a, name+"="); ok {
+				return strings.ToLower(v)
+			}
+		}
+	}
+	var snap *configs.Snapshot
+	var err error
+	if m.opts.ConfigPath == "" {
+		snap, err = configs.Default(m.opts.LookupEnv)
+	} else {
+		snap, err = configs.Load(m.opts.ConfigPath, m.opts.LookupEnv)
+	}
+	if err == nil {
+		if l := snap.Config.Edgemicro.Logging.Level; l != "" {
+			return l
+		}
+		return "info"
+	}
+	level := "info"
+	for i, a := range m.opts.WorkerArgs {
+		if a == "--log-level" && i+1 < len(m.opts.WorkerArgs) {
+			level = m.opts.WorkerArgs[i+1]
+		}
+	}
+	return strings.ToLower(level)
 }
 
 // maxProcesses bounds the worker count a reload may ask for.

@@ -127,6 +127,17 @@ func commonFlagsFor(honoured ...string) []cli.Flag {
 	return flags
 }
 
+// withoutEnv drops the environment variables of the named flags, so that
+// only the command line sets them.
+func withoutEnv(flags []cli.Flag, names ...string) []cli.Flag {
+	for _, f := range flags {
+		if f, ok := f.(*cli.StringFlag); ok && slices.Contains(names, f.Name) {
+			f.EnvVars = nil
+		}
+	}
+	return flags
+}
+
 // withCommon is a command's own flags followed by the common flags,
 // those not in honoured hidden (commonFlagsFor). A common flag whose name
 // or alias the command's own flags use is left out: `mgw token get -s`

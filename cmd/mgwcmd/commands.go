@@ -77,6 +77,7 @@ func startCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
+			files.warnTo(as(logger, logkey.ComponentMaster))
 			if ls.console {
 				workerArgs = append(workerArgs, "--log-console")
 			}
@@ -169,9 +170,15 @@ func reloadCommand() *cli.Command {
 		Name:  "reload",
 		Usage: "replace the running process tree with zero failed requests, reading the config afresh; -p and -r change the worker count and port",
 		Description: "A reload keeps the org, env, Edge key and secret and log level mgw start was given: " +
-			"-o, -e, -k, -s and --log-level are accepted when they are the instance's own (so that scripts may pass start's flags), and refused otherwise. " +
+			"-o, -e, -k, -s and --log-level are accepted when they are the instance's own (so that scripts may pass start's flags), and refused otherwise; " +
+			"only the command line counts: EDGEMICRO_ORG, EDGEMICRO_ENV, EDGEMICRO_KEY and EDGEMICRO_SECRET in the environment are ignored. " +
+			"--log-level (any case) must be the level the new generation would log at: start's --log-level, else the config's [edgemicro.logging] level as it is now. " +
 			"--config names the instance's config file or is refused.",
-		Flags: commonFlagsFor(flagConfig, flagConfigDir, flagRunDir, flagProcesses, flagPort),
+		// The kept values are compared only when given on the command line:
+		// EDGEMICRO_ORG and the like, exported for start, are no request
+		// to change anything.
+		Flags: withoutEnv(commonFlagsFor(flagConfig, flagConfigDir, flagRunDir, flagProcesses, flagPort),
+			flagOrg, flagEnv, flagKey, flagSecret),
 		Action: func(c *cli.Context) error {
 			p, err := resolvePaths(c)
 			if err != nil {
@@ -209,7 +216,7 @@ func reloadCommand() *cli.Command {
 				if _, err := parseLevel(l); err != nil {
 					return cli.Exit(err, 1)
 				}
-				ctl.LogLevel = l
+				ctl.LogLevel = strings.ToLower(l)
 			}
 			rep, err := ipc.Call(p.controlSocket(), ctl, 5*time.Minute)
 			if err != nil {
@@ -333,6 +340,7 @@ func workerCommand() *cli.Command {
 				files.access = af
 				opts.AccessLogOutput = af
 			}
+			files.warnTo(as(logger, logkey.ComponentWorker).With().Int(logkey.WorkerID, c.Int("id")).Logger())
 			go func() {
 				for range usr1 {
 					_ = files.Reopen()
