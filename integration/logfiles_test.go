@@ -197,3 +197,51 @@ access_log_file = "access.log"
 		t.Fatal("mgw.log holds access lines")
 	}
 }
+
+// TestLogLockHeldElsewhereHangsNothing: another process holds the log
+// dir's lock and never lets it go, as a SIGSTOPped worker holding it
+// does. With max_size_mb set, requests are still answered (the workers'
+// access lines go out without the lock), `mgw status` and `mgw stop`
+// answer (the master's loop never waits for the lock), and the log says
+// the lock was not taken.
+func TestLogLockHeldElsewhereHangsNothing(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	logDir := filepath.Join(in.dir, "logs")
+	in.writeConfig(`
+[edgemicro]
+port = ${PORT}
+address = "127.0.0.1"
+[edgemicro.logging]
+level = "info"
+dir = "` + logDir + `"
+access_log = true
+max_size_mb = 1
+`)
+	in.start(2)
+	held, err := os.Open(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := range 20 {
+		resp, err := client.Get(in.url(fmt.Sprintf("/nomatch/%d", i)))
+		if err != nil {
+			t.Fatalf("request %d with the log lock held elsewhere: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	if out, code := in.mgw("status"); code != 0 {
+		t.Fatalf("status with the log lock held elsewhere: exit %d:\n%s", code, out)
+	}
+	in.eventually(15*time.Second, "a warning that the log lock was not taken", func() bool {
+		b, _ := os.ReadFile(filepath.Join(logDir, "mgw.log"))
+		return strings.Contains(string(b), "log lines written without the log directory lock")
+	})
+	in.stop()
+}
