@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,8 +33,11 @@ import (
 // keeperChanName). A generation that serves sends the keeper its
 // listening sockets (SCM_RIGHTS), and the keeper drops the ones it held
 // before: so it holds what serves, also after a reload moved the port. A
-// master that stops sends "release" and waits until the keeper has let
-// go, so that a stop refuses new connections and frees the port. A
+// master that stops sends "release" and, before it answers the stop,
+// waits until the keeper has let go, so that a stop refuses new
+// connections and frees the port; when the keeper does not answer in
+// time, the master shuts the sockets down itself. A master's messages go
+// out on a goroutine of their own: its loop never waits for the keeper. A
 // master the keeper restarts gets the held sockets at fds
 // keeperListenFD and up, named in keeperListenEnv, and listens on them
 // instead of binding anew.
@@ -340,6 +345,13 @@ type keeperLink struct {
 	// holds.
 	holding  bool
 	released bool
+	// releaseDone closes once the keeper let go after release, or the
+	// sockets were shut down without it (unreleased).
+	releaseDone chan struct{}
+	unreleased  atomic.Bool
+	// out feeds the sender, started with the first message.
+	out      chan keeperOut
+	sendOnce sync.Once
 }
 
 type namedListener struct {
@@ -453,9 +465,8 @@ func (l *keeperLink) hold() {
 		msg.names = append(msg.names, nl.name)
 	}
 	l.holding = true
-	if err := l.send(msg, fds); err != nil {
-		l.log.Warn().Err(err).Msg("handing the listening sockets to the keeper: a dead master's clients will be refused until it restarts one")
-	}
+	l.queue(msg, fds, "handing the listening sockets to the keeper: a dead master's clients will be refused until it restarts one")
+	fds = nil // the sender closes them
 }
 
 // superseded records that the next generation serves: the keeper holds
@@ -467,38 +478,106 @@ func (l *keeperLink) superseded() {
 }
 
 // release tells the keeper to let go of the sockets (a stop: new
-// connections must be refused, and the port freed) and waits, a bounded
-// time, until it has.
+// connections must be refused, and the port freed) and returns at once:
+// awaitRelease waits for the keeper. Should the keeper not let go within
+// keeperReleaseWait (stopped, or hung), the sockets are shut down from
+// here (shutdown(2) acts on the socket itself, the keeper's descriptors
+// too): they stop accepting and the port is free, though the keeper
+// closes its descriptors only once it runs again. Call it before the
+// listeners close: it keeps duplicates of them until then.
 func (l *keeperLink) release() {
 	if l == nil || l.conn == nil || l.released || !l.holding {
 		return
 	}
 	l.released = true
-	r, w, err := os.Pipe()
-	if err != nil {
-		l.log.Warn().Err(err).Msg("asking the keeper to let go of the sockets")
-		return
-	}
-	defer r.Close()
-	rc, err := w.SyscallConn()
-	if err == nil {
-		cerr := rc.Control(func(fd uintptr) {
-			err = l.send(keeperMsg{kind: keeperRelease, pid: os.Getpid()}, []int{int(fd)})
-		})
-		if cerr != nil {
-			err = cerr
+	var socks []int
+	for _, nl := range l.listening {
+		if fd, err := dupSocket(nl.ln); err == nil {
+			socks = append(socks, fd)
 		}
 	}
-	_ = w.Close()
+	r, w, err := os.Pipe()
+	var wfd int
+	if err == nil {
+		wfd, err = dupCloexec(int(w.Fd()))
+		_ = w.Close()
+		if err != nil {
+			_ = r.Close()
+		}
+	}
 	if err != nil {
+		closeFDs(socks)
 		l.log.Warn().Err(err).Msg("asking the keeper to let go of the sockets")
 		return
 	}
-	// The keeper closes its end of the pipe once it has let go: EOF.
-	_ = r.SetReadDeadline(time.Now().Add(keeperReleaseWait))
-	var b [1]byte
-	if _, err := r.Read(b[:]); errors.Is(err, os.ErrDeadlineExceeded) {
-		l.log.Warn().Msg("the keeper did not let go of the sockets in time: new connections may wait")
+	done := make(chan struct{})
+	l.releaseDone = done
+	l.queue(keeperMsg{kind: keeperRelease, pid: os.Getpid()}, []int{wfd}, "asking the keeper to let go of the sockets")
+	go func() {
+		defer close(done)
+		defer r.Close()
+		defer closeFDs(socks)
+		// The keeper closes its end of the pipe once it has let go: EOF.
+		// A keeper that is gone (a send that fails) closed it too.
+		_ = r.SetReadDeadline(time.Now().Add(keeperReleaseWait))
+		var b [1]byte
+		if _, err := r.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		for _, fd := range socks {
+			_ = unix.Shutdown(fd, unix.SHUT_RD)
+		}
+		l.unreleased.Store(true)
+		l.log.Warn().Dur(logkey.TimeoutMS, keeperReleaseWait).Msg("the keeper did not let go of the sockets in time: shut down here, so they refuse new connections; the keeper closes them once it runs again")
+	}()
+}
+
+// awaitRelease waits until the keeper has let go of the sockets after a
+// release, or they were shut down without it (at most keeperReleaseWait
+// after the release), and reports whether the keeper let go.
+func (l *keeperLink) awaitRelease() bool {
+	if l == nil || l.releaseDone == nil {
+		return true
+	}
+	<-l.releaseDone
+	return !l.unreleased.Load()
+}
+
+// keeperOut is a message for the sender, with the descriptors it closes
+// once sent.
+type keeperOut struct {
+	msg  keeperMsg
+	fds  []int
+	fail string // what the warning says when the send fails
+}
+
+// queue hands a message to the link's sender, which sends it in order on
+// a goroutine of its own: the master's loop never waits for the keeper,
+// also when a stopped keeper leaves the channel's queue full (a send then
+// waits until the keeper reads). A generation sends two messages at most
+// (hold, release), so the queue never fills; were it full, the message
+// would be dropped and said so.
+func (l *keeperLink) queue(m keeperMsg, fds []int, fail string) {
+	l.sendOnce.Do(func() {
+		l.out = make(chan keeperOut, 4)
+		go l.sender(l.out)
+	})
+	select {
+	case l.out <- keeperOut{m, fds, fail}:
+	default:
+		closeFDs(fds)
+		l.log.Warn().Str(logkey.Kind, m.kind).Msg("the keeper's channel is behind: message dropped")
+	}
+}
+
+// sender sends what queue hands it, in order, each send waiting as long
+// as the keeper takes to read.
+func (l *keeperLink) sender(out <-chan keeperOut) {
+	for o := range out {
+		if err := l.send(o.msg, o.fds); err != nil {
+			l.log.Warn().Err(err).Msg(o.fail)
+		}
+		closeFDs(o.fds)
 	}
 }
 
@@ -507,7 +586,6 @@ func (l *keeperLink) send(m keeperMsg, fds []int) error {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	_ = l.conn.SetWriteDeadline(time.Now().Add(keeperReleaseWait))
 	_, _, err := l.conn.WriteMsgUnix(m.encode(), oob, nil)
 	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 		return fmt.Errorf("the keeper is gone: %w", err)

@@ -150,22 +150,20 @@ func TestKeeperChannelHoldAndRelease(t *testing.T) {
 	})
 	closeFDs(d.fds)
 
-	released := make(chan struct{})
-	go func() { l.release(); close(released) }()
+	// The release returns at once; awaitRelease waits for the keeper.
+	l.release()
 	d = delivery(t, ch)
 	if d.err != nil || d.msg.kind != keeperRelease || len(d.fds) != 1 {
 		t.Fatalf("release delivered %+v", d)
 	}
 	select {
-	case <-released:
-		t.Fatal("release returned before the keeper let go")
+	case <-l.releaseDone:
+		t.Fatal("the release ended before the keeper let go")
 	case <-time.After(50 * time.Millisecond):
 	}
 	closeFDs(d.fds)
-	select {
-	case <-released:
-	case <-time.After(5 * time.Second):
-		t.Fatal("release did not return once the keeper let go")
+	if !l.awaitRelease() {
+		t.Fatal("awaitRelease says the keeper did not let go")
 	}
 }
 
@@ -510,4 +508,130 @@ func FuzzRightsIn(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKeeperHoldWaitsForNoStoppedKeeper: with the keeper not reading (a
+// SIGSTOPped mgw start) and the channel's queue full, hold returns at
+// once, and the sockets reach the keeper once it reads again.
+func TestKeeperHoldWaitsForNoStoppedKeeper(t *testing.T) {
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	l := linkTo(t, ch)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l.listening = []namedListener{{"tcp:" + ln.Addr().String(), ln}}
+	raw, err := l.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := keeperMsg{kind: keeperHold, pid: 1}.encode()
+	full := 0
+	_ = raw.Write(func(fd uintptr) bool {
+		for unix.Sendmsg(int(fd), filler, nil, nil, unix.MSG_DONTWAIT) == nil {
+			full++
+		}
+		return true
+	})
+	if full == 0 {
+		t.Fatal("the channel took no message")
+	}
+	l.hold() // must not wait for the keeper
+	for {
+		d := delivery(t, ch)
+		if d.err != nil {
+			t.Fatal(d.err)
+		}
+		if d.msg.pid == os.Getpid() {
+			if len(d.fds) != 1 {
+				t.Fatalf("the hold delivered %+v", d)
+			}
+			closeFDs(d.fds)
+			return
+		}
+	}
+}
+
+// TestKeeperStoppedReleaseShutsDown: a keeper that does not let go in
+// time (SIGSTOPped) leaves the stopping master to shut the sockets down
+// itself: the port refuses new connections though the keeper still holds
+// a descriptor of it, and awaitRelease says the keeper did not let go.
+func TestKeeperStoppedReleaseShutsDown(t *testing.T) {
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	l := linkTo(t, ch)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	l.listening = []namedListener{{"tcp:" + addr, ln}}
+	l.hold()
+	held := delivery(t, ch)
+	if len(held.fds) != 1 {
+		t.Fatalf("hold delivered %+v", held)
+	}
+	defer closeFDs(held.fds)
+	l.release()
+	_ = ln.Close() // as closeListener does
+	// The keeper does not read the release.
+	if l.awaitRelease() {
+		t.Fatal("awaitRelease says the keeper let go")
+	}
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the port accepts a connection after a stop the keeper did not answer")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial after the stop: %v, want connection refused", err)
+	}
+	if !isOpen(held.fds[0]) || isListening(held.fds[0]) {
+		t.Fatal("the keeper's descriptor should be open and no longer listening")
+	}
+	d := delivery(t, ch)
+	if d.msg.kind != keeperRelease {
+		t.Fatalf("delivered %+v, want the release", d)
+	}
+	closeFDs(d.fds)
+}
+
+// TestStopReplySaysTheKeeperDidNotLetGo: mgw stop with the keeper not
+// answering says so in its reply, and the port refuses all the same.
+func TestStopReplySaysTheKeeperDidNotLetGo(t *testing.T) {
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	m, _ := newTestMaster(t, 1)
+	m.link = linkTo(t, ch)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ln = ln
+	m.link.listening = []namedListener{{"tcp:" + ln.Addr().String(), ln}}
+	serving(t, m)
+	held := delivery(t, ch)
+	defer closeFDs(held.fds)
+	reply := control(m, ipc.Control{Command: ipc.CommandStop})
+	handleUntil(t, m, "the drain", m.sup.allExited)
+	if err := m.endIfDrained(); !errors.Is(err, errStopped) {
+		t.Fatalf("endIfDrained = %v, want the end", err)
+	}
+	if rep := replied(t, reply); !rep.OK || rep.Message != stoppedUnreleased {
+		t.Fatalf("stop reply = %+v", rep)
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the port accepts after the stop")
+	}
+	closeFDs(delivery(t, ch).fds)
 }

@@ -109,9 +109,11 @@ func (m *Master) cleanup() {
 	if m.stopQuotas != nil {
 		m.stopQuotas()
 	}
+	released := true
 	if !m.handedOver {
 		// The ports are free before anyone hears "stopped".
 		m.closeListener()
+		released = m.link.awaitRelease()
 		m.stopMetrics()
 		if m.ctl != nil {
 			m.ctl.close(true)
@@ -129,8 +131,12 @@ func (m *Master) cleanup() {
 		case <-time.After(5 * time.Second):
 		}
 	}
+	rep := ipc.Reply{OK: true, Message: "stopped"}
+	if !released {
+		rep.Message = stoppedUnreleased
+	}
 	for _, r := range m.stopReplies {
-		r <- ipc.Reply{OK: true, Message: "stopped"}
+		r <- rep
 	}
 	m.stopReplies = nil
 	if m.ctl != nil {
@@ -149,6 +155,11 @@ func (m *Master) cleanup() {
 	}
 	m.log.Info().Msg("master exiting")
 }
+
+// stoppedUnreleased is the stop's reply when the keeper (mgw start) did
+// not let go of the listening sockets in time: stopped, or hung.
+const stoppedUnreleased = "stopped; the keeper (the mgw start process) did not let go of the listening sockets within 2s, " +
+	"so this master shut them down: new connections are refused; mgw start exits once it runs again"
 
 // closeDone tells control handlers that no more requests will be read.
 func (m *Master) closeDone() { m.doneOnce.Do(func() { close(m.done) }) }

@@ -160,6 +160,10 @@ func stopCommand() *cli.Command {
 				return cli.Exit(rep.Error, 1)
 			}
 			fmt.Println("mgw stopped")
+			// A stop that went with a warning says so: "stopped; why".
+			if _, warning, ok := strings.Cut(rep.Message, "; "); ok {
+				fmt.Fprintln(os.Stderr, "mgw stop: "+warning)
+			}
 			return nil
 		},
 	}
