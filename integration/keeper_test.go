@@ -408,3 +408,46 @@ func TestKilledMasterAfterOldGenerationQuit(t *testing.T) {
 	}
 	in.checkTree(k, 1)
 }
+
+// TestStopWithTheKeeperStopped: mgw stop while the keeper (mgw start) is
+// SIGSTOPped cannot have the keeper let go of the socket; the master
+// shuts it down itself, so the port refuses at once, and mgw stop says
+// the keeper did not answer. Once it runs again, mgw start exits 0.
+func TestStopWithTheKeeperStopped(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	k := in.startKept(1)
+	in.checkTree(k, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", in.port)
+	keeper := k.cmd.Process.Pid
+	if err := syscall.Kill(keeper, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(keeper, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	out, code := in.mgw("stop")
+	if code != 0 || !strings.Contains(out, "mgw stopped") || !strings.Contains(out, "did not let go of the listening sockets") {
+		t.Fatalf("mgw stop exited %d: %s", code, out)
+	}
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the port accepts after mgw stop returned, though the keeper is stopped")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial after the stop: %v, want connection refused", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the port after the stop: %v", err)
+	}
+	ln.Close()
+	resume()
+	if code := k.waitExit(t, "mgw stop"); code != 0 {
+		t.Fatalf("mgw start exited %d once it ran again, want 0", code)
+	}
+}
