@@ -114,12 +114,12 @@ func newLogger(w io.Writer, s logSettings) (zerolog.Logger, error) {
 // process reopens.
 //
 // No process ever waits unboundedly for another: a writer waits for the
-// lock at most lockWait without the file changing (maxLockWait while the
-// others go on writing it), then writes without it, and until that wait
-// ends it does not wait again. A
+// lock at most lockWait, then writes without it, and until that wait ends
+// it does not wait again. A
 // holder that is stopped (SIGSTOP, a frozen cgroup, a debugger) thus costs
-// each other process one lockWait, and the cap may then be passed by the
-// lines written meanwhile; the process warns (at most once a minute, with
+// each other process one lockWait, and the file is then not rotated (the
+// renames of several processes unordered would shift one rotated file
+// onto another): the cap is passed by the lines written meanwhile; the process warns (at most once a minute, with
 // the count). The master's periodic Rotate never waits: when the lock is
 // taken it skips that tick. Where the directory cannot be opened or locked
 // at all (some NFS mounts), the process warns once that the cap is
@@ -438,7 +438,7 @@ func (lf *logFile) flock(now time.Time) (unlock func(), ok bool) {
 		}
 		acquired <- err
 	}()
-	if err, ok := lf.awaitLock(now, acquired); ok {
+	if err, ok := lf.awaitLock(acquired); ok {
 		if err != nil {
 			lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
 			return func() {}, false
@@ -456,36 +456,21 @@ func (lf *logFile) flock(now time.Time) (unlock func(), ok bool) {
 	return func() {}, false
 }
 
-// maxLockWait bounds a wait for the lock while the other processes go on
-// writing (and so are not stopped) but leave this one no turn.
-const maxLockWait = 5 * time.Second
-
-// awaitLock waits for the lock's wait to end, for lockWait, or longer
-// while the file shows the other processes are writing or rotating it (a
-// busy lock, not a stopped holder), up to maxLockWait; ok is false when
-// the wait is given up.
-func (lf *logFile) awaitLock(start time.Time, acquired <-chan error) (err error, ok bool) {
+// awaitLock waits for the lock's wait to end, for lockWait at most; ok
+// is false when the wait is given up. (Whether the file changes says
+// nothing of the holder: the processes that gave up write it too.)
+func (lf *logFile) awaitLock(acquired <-chan error) (err error, ok bool) {
 	wait := lf.lockWait
 	if wait <= 0 {
 		wait = defaultLockWait
 	}
-	deadline, hard := start.Add(wait), start.Add(max(wait, maxLockWait))
-	seen := fileStamp(lf.path)
-	tick := time.NewTicker(wait / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-acquired:
-			return err, true
-		case now := <-tick.C:
-			if st := fileStamp(lf.path); st != seen {
-				seen = st
-				deadline = now.Add(wait)
-			}
-			if now.After(deadline) || now.After(hard) {
-				return nil, false
-			}
-		}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-acquired:
+		return err, true
+	case <-t.C:
+		return nil, false
 	}
 }
 
@@ -543,7 +528,11 @@ func (lf *logFile) write(p []byte) (int, error) {
 			lf.note(now, logWarning{msg: msgReopen, path: lf.path, err: err})
 		}
 	}
-	if st, err := lf.f.Stat(); err == nil && st.Size() > 0 && st.Size()+int64(len(p)) > lf.maxBytes {
+	// Without the lock (its holder is stopped) the file is not rotated:
+	// renames of several processes unordered would shift one rotated
+	// file onto another. The cap is passed until the lock is had again.
+	skipped := !locked && lf.lock != nil
+	if st, err := lf.f.Stat(); err == nil && !skipped && st.Size() > 0 && st.Size()+int64(len(p)) > lf.maxBytes {
 		if err := lf.rotateLocked(); err != nil { // the line still goes out, to the old file
 			lf.note(now, logWarning{msg: msgRotateFail, path: lf.path, err: err})
 		}

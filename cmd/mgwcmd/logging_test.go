@@ -33,6 +33,11 @@ func TestLogCapHoldsForEveryWriter(t *testing.T) {
 	for w := range writers {
 		lf := newLogFile(path, -1, logSettings{maxFiles: 1000})
 		lf.maxBytes = limit
+		// The order under the lock is what this test checks, not the
+		// bound on a wait (TestLogWriteNeverWaitsForAStoppedHolder): four
+		// writers back to back under -race on a busy machine may leave
+		// one without a turn for longer than defaultLockWait.
+		lf.lockWait = time.Minute
 		if err := lf.Reopen(); err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +139,7 @@ func BenchmarkLogFileWrite(b *testing.B) {
 // TestLogWriteNeverWaitsForAStoppedHolder: another process holds the log
 // directory's lock and never lets it go (as a SIGSTOPped worker does): a
 // write still returns, its line reaches the file, a warning says the lock
-// was not taken, the master's Rotate returns without rotating, and once
+// was not taken, nothing rotates, the master's Rotate returns, and once
 // the lock is let go the writes take it again.
 func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
 	t.Parallel()
@@ -142,6 +147,7 @@ func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
 	path := filepath.Join(dir, "mgw.log")
 	lf := newLogFile(path, -1, logSettings{maxSizeMB: 1})
 	lf.lockWait = 20 * time.Millisecond
+	lf.maxBytes = 10 // every line would rotate the file, with the lock
 	if err := lf.Reopen(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +188,14 @@ func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
 			t.Errorf("Rotate with the lock held elsewhere: rotated %v, %v", rotated, err)
 		}
 	})
+	// Without the lock no process rotates: the renames of several,
+	// unordered, would shift one rotated file onto another.
 	b, _ := os.ReadFile(path)
 	if string(b) != "line 0\nline 1\nline 2\n" {
 		t.Fatalf("the file has %q", b)
+	}
+	if _, err := os.Stat(path + ".1"); err == nil {
+		t.Fatal("the file was rotated without the lock")
 	}
 	wmu.Lock()
 	w := warnings.String()
