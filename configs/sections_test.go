@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 type sectionInner struct {
@@ -196,13 +198,18 @@ w = 6
 	}
 }
 
-// FuzzKeyLine: keyLine reads any text without panicking, names a line
-// the text has, and a line it calls the key's own holds the key's last
-// part (or, for an entry of an array of tables, is its header).
+// FuzzKeyLine: keyLine reads any text without panicking and names a line
+// the text has; a line it calls the key's own holds the key's last part
+// (or, for an entry of an array, is where the entry is), and when the
+// text is TOML the key is one toml.Decode found.
 func FuzzKeyLine(f *testing.F) {
 	f.Add("[a]\nx = 1\n[[t]]\ny = [\n {z = 1},\n]\n", "t.0.y.0.z")
 	f.Add("a.b = { c = \"]\" }\n[x . \"y.z\"]\n", "a.b.c")
 	f.Add("[[a]]\n[[a.b]]\nc=1\n[a.b.d]\n", "a.0.b.0.d")
+	f.Add("[a]\ntext = \"\"\"\n[b]\nlevel = 1\n\"\"\"\n", "b.level")
+	f.Add("[a]\ns = '''\nk = 1\n'''\n", "a.k")
+	f.Add("xs = [\n  { url = 1 },\n  { k = 2 },\n]\n", "xs.1.url")
+	f.Add("x = [\n  \"url = 1\",\n]\n", "x.0.url")
 	f.Fuzz(func(t *testing.T, src, key string) {
 		path := strings.Split(key, ".")
 		n, exact := findKey([]byte(src), path)
@@ -210,12 +217,19 @@ func FuzzKeyLine(f *testing.F) {
 		if n < 0 || n > len(lines) {
 			t.Fatalf("line %d of a text of %d lines", n, len(lines))
 		}
+		if !exact {
+			return
+		}
 		last := path[len(path)-1]
 		if _, err := strconv.Atoi(last); err == nil {
-			last = "" // an entry of an array of tables: its header names the array
+			last = "" // an entry of an array: its line need not name it
 		}
-		if exact && (n == 0 || !strings.Contains(lines[n-1], last)) {
+		if n == 0 || !strings.Contains(lines[n-1], last) && !strings.Contains(lines[n-1], `\`) {
 			t.Fatalf("line %d (%q) is said to be %q's own", n, lines[max(n-1, 0)], key)
+		}
+		var decoded map[string]any
+		if _, err := toml.Decode(src, &decoded); err == nil && !hasPath(decoded, path) {
+			t.Fatalf("line %d (%q) is said to be %q's own, but the TOML has no such key", n, lines[n-1], key)
 		}
 	})
 }
