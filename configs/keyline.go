@@ -80,10 +80,11 @@ func (s *keyScan) at(prefix string) bool { return strings.HasPrefix(s.src[s.pos:
 // add records path at off, and the tables it implies from its part
 // number from on (the parts before from are the enclosing table's).
 func (s *keyScan) add(path []string, from, off int) {
+	path = slices.Clip(slices.Clone(path)) // the records below share it
 	for j := max(from, 1); j < len(path); j++ {
-		s.found = append(s.found, foundKey{slices.Clone(path[:j]), off, false})
+		s.found = append(s.found, foundKey{path[:j:j], off, false})
 	}
-	s.found = append(s.found, foundKey{slices.Clone(path), off, true})
+	s.found = append(s.found, foundKey{path, off, true})
 }
 
 // skipSpace skips blanks, and with lines also newlines and comments.
@@ -211,6 +212,8 @@ func (s *keyScan) value(path []string) {
 		s.basic()
 	case s.at("'"):
 		s.literal()
+	case (s.at("{") || s.at("[")) && len(path) > maxKeyDepth:
+		s.skipNested()
 	case s.at("{"):
 		s.pos++
 		s.inline(path)
@@ -219,6 +222,44 @@ func (s *keyScan) value(path []string) {
 		s.array(path)
 	default: // a number, boolean or date
 		for !s.eof() && !strings.ContainsRune(",]}#\n", rune(s.peek())) {
+			s.pos++
+		}
+	}
+}
+
+// maxKeyDepth bounds the depth of the keys the scan records: a value
+// nested deeper is skipped whole, so that a deep nesting costs time in
+// proportion to its length.
+const maxKeyDepth = 64
+
+// skipNested skips an inline table or array with everything nested in
+// it, counting its brackets, its strings and comments skipped.
+func (s *keyScan) skipNested() {
+	depth := 0
+	for !s.eof() {
+		switch c := s.peek(); {
+		case s.at(`"""`):
+			s.pos += 3
+			s.multiline('"')
+		case s.at("'''"):
+			s.pos += 3
+			s.multiline('\'')
+		case c == '"':
+			s.basic()
+		case c == '\'':
+			s.literal()
+		case c == '#':
+			s.skipComment()
+		case c == '[' || c == '{':
+			depth++
+			s.pos++
+		case c == ']' || c == '}':
+			depth--
+			s.pos++
+			if depth <= 0 {
+				return
+			}
+		default:
 			s.pos++
 		}
 	}

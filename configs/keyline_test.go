@@ -43,6 +43,8 @@ func TestKeyLineSkipsValues(t *testing.T) {
 			"[a]\nx = { note = \"y = 1\" }\n", "a.x.y", 2, false},
 		{"a quoted value with a bracket, then the key",
 			"[a]\nx = [\n  \"]\", '}', \"#\",\n  { k = 1 } ]\n", "a.x.3.k", 4, true},
+		{"a value nested deeper than the scan reads is skipped whole",
+			"a = " + strings.Repeat("[", maxKeyDepth+5) + "{ b = \"\"\"\n]]\"\"\" }" + strings.Repeat("]", maxKeyDepth+5) + "\nb = 1\n", "b", 3, true},
 		{"a comment that looks like a key", "[a]\nx = [ # k = 1\n  { k = 2 } ]\n", "a.x.0.k", 3, true},
 	}
 	for _, tc := range tests {
