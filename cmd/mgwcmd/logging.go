@@ -425,7 +425,7 @@ func (lf *logFile) flock(now time.Time) (unlock func(), ok bool) {
 		return release, true
 	}
 	if !errors.Is(err, unix.EWOULDBLOCK) {
-		lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+		lf.lockless(now, err)
 		return func() {}, false
 	}
 	// Taken: wait in the kernel's queue, on a goroutine of its own so that
@@ -440,7 +440,7 @@ func (lf *logFile) flock(now time.Time) (unlock func(), ok bool) {
 	}()
 	if err, ok := lf.awaitLock(acquired); ok {
 		if err != nil {
-			lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+			lf.lockless(now, err)
 			return func() {}, false
 		}
 		return release, true
@@ -472,6 +472,16 @@ func (lf *logFile) awaitLock(acquired <-chan error) (err error, ok bool) {
 	case <-t.C:
 		return nil, false
 	}
+}
+
+// lockless gives up the directory lock for good after err, which is not
+// that the lock is taken (flock is unsupported, as on some NFS mounts):
+// the file is then checked and rotated unordered, its cap approximate,
+// and a warning says so once. mu is held.
+func (lf *logFile) lockless(now time.Time, err error) {
+	lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+	_ = lf.lock.Close()
+	lf.lock = nil
 }
 
 // flockNB takes the lock on the directory fd if it is free.
@@ -565,7 +575,7 @@ func (lf *logFile) Rotate(now time.Time) (bool, error) {
 		case errors.Is(err, unix.EWOULDBLOCK):
 			return false, nil
 		default:
-			lf.note(now, logWarning{msg: msgLockless, path: lf.path, err: fmt.Errorf("locking the log directory: %w", err)})
+			lf.lockless(now, err)
 		}
 	} else if lf.waiting != nil {
 		select {

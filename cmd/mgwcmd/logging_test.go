@@ -239,3 +239,43 @@ func TestLogDirUnlockableWarns(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestLogDirFlockUnsupportedWarns: a log directory that opens but cannot
+// be flocked (EBADF, as on some NFS mounts; here an O_PATH descriptor) is
+// said once, and the file still rotates at the cap, unordered.
+func TestLogDirFlockUnsupportedWarns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mgw.log")
+	lf := newLogFile(path, -1, logSettings{maxSizeMB: 1})
+	d, err := os.OpenFile(dir, unix.O_PATH, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = lf.lock.Close()
+	lf.lock, lf.maxBytes = d, 10
+	if err := lf.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	var warnings strings.Builder
+	var wmu sync.Mutex
+	lf.warnTo(zerolog.New(writerFunc(func(p []byte) (int, error) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return warnings.Write(p)
+	})))
+	for i := range 3 {
+		if _, err := fmt.Fprintf(lf, "line %d is long enough\n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wmu.Lock()
+	w := warnings.String()
+	wmu.Unlock()
+	if strings.Count(w, msgLockless) != 1 {
+		t.Fatalf("want one warning that the cap is approximate, got %q", w)
+	}
+	if _, err := os.Stat(path + ".2"); err != nil {
+		t.Fatalf("the file did not rotate at the cap without the lock: %v", err)
+	}
+}
