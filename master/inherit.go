@@ -465,7 +465,7 @@ func (l *keeperLink) hold() {
 		msg.names = append(msg.names, nl.name)
 	}
 	l.holding = true
-	l.queue(msg, fds, "handing the listening sockets to the keeper: a dead master's clients will be refused until it restarts one")
+	l.queue(msg, fds)
 	fds = nil // the sender closes them
 }
 
@@ -512,7 +512,7 @@ func (l *keeperLink) release() {
 	}
 	done := make(chan struct{})
 	l.releaseDone = done
-	l.queue(keeperMsg{kind: keeperRelease, pid: os.Getpid()}, []int{wfd}, "asking the keeper to let go of the sockets")
+	l.queue(keeperMsg{kind: keeperRelease, pid: os.Getpid()}, []int{wfd})
 	go func() {
 		defer close(done)
 		defer r.Close()
@@ -546,9 +546,8 @@ func (l *keeperLink) awaitRelease() bool {
 // keeperOut is a message for the sender, with the descriptors it closes
 // once sent.
 type keeperOut struct {
-	msg  keeperMsg
-	fds  []int
-	fail string // what the warning says when the send fails
+	msg keeperMsg
+	fds []int
 }
 
 // queue hands a message to the link's sender, which sends it in order on
@@ -557,13 +556,13 @@ type keeperOut struct {
 // waits until the keeper reads). A generation sends two messages at most
 // (hold, release), so the queue never fills; were it full, the message
 // would be dropped and said so.
-func (l *keeperLink) queue(m keeperMsg, fds []int, fail string) {
+func (l *keeperLink) queue(m keeperMsg, fds []int) {
 	l.sendOnce.Do(func() {
 		l.out = make(chan keeperOut, 4)
 		go l.sender(l.out)
 	})
 	select {
-	case l.out <- keeperOut{m, fds, fail}:
+	case l.out <- keeperOut{m, fds}:
 	default:
 		closeFDs(fds)
 		l.log.Warn().Str(logkey.Kind, m.kind).Msg("the keeper's channel is behind: message dropped")
@@ -575,7 +574,12 @@ func (l *keeperLink) queue(m keeperMsg, fds []int, fail string) {
 func (l *keeperLink) sender(out <-chan keeperOut) {
 	for o := range out {
 		if err := l.send(o.msg, o.fds); err != nil {
-			l.log.Warn().Err(err).Msg(o.fail)
+			ev := l.log.Warn().Err(err).Str(logkey.Kind, o.msg.kind)
+			if o.msg.kind == keeperHold {
+				ev.Msg("handing the listening sockets to the keeper failed: a dead master's clients will be refused until it restarts one")
+			} else {
+				ev.Msg("asking the keeper to let go of the sockets failed")
+			}
 		}
 		closeFDs(o.fds)
 	}
