@@ -91,6 +91,17 @@ func FuzzDecodeKeeperMsg(f *testing.F) {
 }
 
 // linkTo returns a master's link on ch, as a master the keeper started has.
+// testKeeperChannel makes a keeper's channel closed when the test ends.
+func testKeeperChannel(t *testing.T) *keeperChannel {
+	t.Helper()
+	ch, err := newKeeperChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ch.close)
+	return ch
+}
+
 func linkTo(t *testing.T, ch *keeperChannel) *keeperLink {
 	t.Helper()
 	c, err := net.FileConn(ch.child)
@@ -116,11 +127,7 @@ func delivery(t *testing.T, ch *keeperChannel) keeperDelivery {
 // keeper its very listening sockets; a release waits until the keeper has
 // let go.
 func TestKeeperChannelHoldAndRelease(t *testing.T) {
-	ch, err := newKeeperChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.close()
+	ch := testKeeperChannel(t)
 	l := linkTo(t, ch)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -170,11 +177,7 @@ func TestKeeperChannelHoldAndRelease(t *testing.T) {
 // TestKeeperChannelRefuses: a hold whose descriptor is no listening
 // socket is refused, and its descriptors closed.
 func TestKeeperChannelRefuses(t *testing.T) {
-	ch, err := newKeeperChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.close()
+	ch := testKeeperChannel(t)
 	l := linkTo(t, ch)
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -335,11 +338,7 @@ func TestStopReleasesOnlyWhatTheKeeperHoldsForThisGeneration(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ch, err := newKeeperChannel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ch.close()
+			ch := testKeeperChannel(t)
 			m, upg := newTestMaster(t, 1)
 			m.link = linkTo(t, ch)
 			tc.prepare(t, m, upg, ch)
@@ -376,11 +375,7 @@ func TestStopReleasesOnlyWhatTheKeeperHoldsForThisGeneration(t *testing.T) {
 // TestKeeperChannelReadsOnAfterEmpty: an empty message is refused, and
 // the channel is read on: a release after it still reaches the keeper.
 func TestKeeperChannelReadsOnAfterEmpty(t *testing.T) {
-	ch, err := newKeeperChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.close()
+	ch := testKeeperChannel(t)
 	l := linkTo(t, ch)
 	if _, _, err := l.conn.WriteMsgUnix(nil, nil, nil); err != nil {
 		t.Fatal(err)
@@ -514,11 +509,7 @@ func FuzzRightsIn(f *testing.F) {
 // SIGSTOPped mgw start) and the channel's queue full, hold returns at
 // once, and the sockets reach the keeper once it reads again.
 func TestKeeperHoldWaitsForNoStoppedKeeper(t *testing.T) {
-	ch, err := newKeeperChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.close()
+	ch := testKeeperChannel(t)
 	l := linkTo(t, ch)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -562,11 +553,7 @@ func TestKeeperHoldWaitsForNoStoppedKeeper(t *testing.T) {
 // itself: the port refuses new connections though the keeper still holds
 // a descriptor of it, and awaitRelease says the keeper did not let go.
 func TestKeeperStoppedReleaseShutsDown(t *testing.T) {
-	ch, err := newKeeperChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.close()
+	ch := testKeeperChannel(t)
 	l := linkTo(t, ch)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -605,11 +592,7 @@ func TestKeeperStoppedReleaseShutsDown(t *testing.T) {
 // TestStopReplySaysTheKeeperDidNotLetGo: mgw stop with the keeper not
 // answering says so in its reply, and the port refuses all the same.
 func TestStopReplySaysTheKeeperDidNotLetGo(t *testing.T) {
-	ch, err := newKeeperChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.close()
+	ch := testKeeperChannel(t)
 	m, _ := newTestMaster(t, 1)
 	m.link = linkTo(t, ch)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
