@@ -151,13 +151,8 @@ func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
 	if err := lf.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	var warnings strings.Builder
-	var wmu sync.Mutex
-	lf.warnTo(zerolog.New(writerFunc(func(p []byte) (int, error) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return warnings.Write(p)
-	})))
+	var warnings lockedBuffer
+	lf.warnTo(zerolog.New(&warnings))
 	holder, err := os.Open(dir) // another open file description: another process's lock
 	if err != nil {
 		t.Fatal(err)
@@ -197,9 +192,7 @@ func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
 	if _, err := os.Stat(path + ".1"); err == nil {
 		t.Fatal("the file was rotated without the lock")
 	}
-	wmu.Lock()
 	w := warnings.String()
-	wmu.Unlock()
 	if strings.Count(w, msgUnlocked) != 1 || !strings.Contains(w, `"`+logkey.Path+`":"`+path+`"`) {
 		t.Fatalf("want one warning that the lock was not taken, got %q", w)
 	}
@@ -236,9 +229,23 @@ func TestLogDirUnlockableWarns(t *testing.T) {
 	}
 }
 
-type writerFunc func([]byte) (int, error)
+// lockedBuffer collects what several goroutines write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
 
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // TestLogDirFlockUnsupportedWarns: a log directory that opens but cannot
 // be flocked (EBADF, as on some NFS mounts; here an O_PATH descriptor) is
@@ -257,21 +264,14 @@ func TestLogDirFlockUnsupportedWarns(t *testing.T) {
 	if err := lf.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	var warnings strings.Builder
-	var wmu sync.Mutex
-	lf.warnTo(zerolog.New(writerFunc(func(p []byte) (int, error) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return warnings.Write(p)
-	})))
+	var warnings lockedBuffer
+	lf.warnTo(zerolog.New(&warnings))
 	for i := range 3 {
 		if _, err := fmt.Fprintf(lf, "line %d is long enough\n", i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wmu.Lock()
 	w := warnings.String()
-	wmu.Unlock()
 	if strings.Count(w, msgLockless) != 1 {
 		t.Fatalf("want one warning that the cap is approximate, got %q", w)
 	}
