@@ -188,3 +188,43 @@ func FuzzScreenHead(f *testing.F) {
 		}
 	})
 }
+
+// TestValidValueWords checks the word-at-a-time validValue against the
+// byte loop for every byte value at every position of values around the
+// word size, with the other bytes drawn from the edges of both ranges.
+func TestValidValueWords(t *testing.T) {
+	fill := []byte{' ', 'a', '~', 0x80, 0xff, '\t', 0x21, 0x7e}
+	for n := 1; n <= 19; n++ {
+		for pos := 0; pos < n; pos++ {
+			for _, bg := range fill {
+				b := bytes.Repeat([]byte{bg}, n)
+				for c := 0; c < 256; c++ {
+					b[pos] = byte(c)
+					if got, want := validValue(b), validValueBytes(b); got != want {
+						t.Fatalf("validValue(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func FuzzValidValue(f *testing.F) {
+	f.Add([]byte("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"))
+	f.Add([]byte("a\x00bcdefghijklmnop\x7f"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validValue(b), validValueBytes(b); got != want {
+			t.Fatalf("validValue(%q) = %v, want %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValidValue(b *testing.B) {
+	v := bytes.Repeat([]byte("eyJhbGciOiJSUzI1NiJ9"), 40) // a bearer token's length
+	b.SetBytes(int64(len(v)))
+	for b.Loop() {
+		if !validValue(v) {
+			b.Fatal("refused")
+		}
+	}
+}
