@@ -65,11 +65,36 @@ func str(b []byte, k, v string, omitEmpty bool) []byte {
 
 const hex = "0123456789abcdef"
 
+// plainJSON marks the bytes appendString copies as they are: printable
+// ASCII other than the quote, the backslash and the three it escapes for
+// HTML safety.
+var plainJSON = func() (t [256]bool) {
+	for c := ' '; c < 0x7f; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string, escaping as encoding/json does
 // (invalid UTF-8 becomes U+FFFD; <, > and & are escaped for HTML safety).
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Most of a value needs no escape: append each run of such
+		// bytes at once rather than byte by byte.
+		j := i
+		for j < len(s) && plainJSON[s[j]] {
+			j++
+		}
+		if j > i {
+			b = append(b, s[i:j]...)
+			if i = j; i == len(s) {
+				break
+			}
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

@@ -364,3 +364,25 @@ func TestBufferPool(t *testing.T) {
 		t.Fatalf("%d buffers left in the pool; the one over poolMaxBytes was kept", left)
 	}
 }
+
+// TestAppendStringEveryByte: each byte value, alone and inside runs of
+// plain bytes on either side, is encoded as encoding/json encodes it.
+func TestAppendStringEveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for _, s := range []string{string(rune(c)), string([]byte{byte(c)}), "ab" + string([]byte{byte(c)}) + "cd", string([]byte{byte(c), byte(c)}) + "x"} {
+			want, _ := json.Marshal(s)
+			if got := appendString(nil, s); string(got) != string(want) {
+				t.Fatalf("appendString(%q) = %s, encoding/json %s", s, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	s := "/api/bench/some/longer/path?with=a&query=string" + strings.Repeat("x", 100)
+	buf := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = appendString(buf[:0], s)
+	}
+}
