@@ -136,8 +136,9 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 	if r.TLS != nil {
 		scheme = "https://"
 	}
-	// The request URI is put together in the pooled scratch buffer, not as
-	// a new string: the record is encoded before the buffer is used again.
+	// The request URI and the target's URL are put together in the pooled
+	// scratch buffers, not as new strings: the record is encoded before
+	// the buffers are used again.
 	u := append(append(append(bufs.uri[:0], scheme...), r.Host...), path...)
 	if query != "" {
 		u = append(append(u, '?'), query...)
@@ -166,7 +167,9 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 		if u := x.Target; u != nil {
 			rec.TargetBasepath = u.RequestURI()
 			rec.TargetHost = u.Hostname()
-			rec.TargetURL = u.Scheme + "://" + u.Host + rec.TargetBasepath
+			t := append(append(append(append(bufs.target[:0], u.Scheme...), "://"...), u.Host...), rec.TargetBasepath...)
+			bufs.target = t
+			rec.TargetURL = unsafe.String(unsafe.SliceData(t), len(t))
 			rec.TargetSentStart = ms(x.TargetSentStart)
 			rec.TargetReceivedStart = ms(x.TargetReceivedStart)
 			rec.TargetReceivedEnd = ms(x.TargetReceivedEnd)
@@ -180,7 +183,10 @@ func (p *plugin) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 	p.sink.Record(bufs.out) // the sink copies it
 }
 
-// buffers are one record's scratch space: its request URI and its JSON.
-type buffers struct{ uri, out []byte }
+// buffers are one record's scratch space: its request URI, its target's
+// URL and its JSON.
+type buffers struct{ uri, target, out []byte }
 
-var bufPool = sync.Pool{New: func() any { return &buffers{uri: make([]byte, 0, 256), out: make([]byte, 0, 1024)} }}
+var bufPool = sync.Pool{New: func() any {
+	return &buffers{uri: make([]byte, 0, 256), target: make([]byte, 0, 256), out: make([]byte, 0, 1024)}
+}}
