@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 
 IMAGE    ?= mgw:$(VERSION)
 
-.PHONY: help build image run test test-unit test-deploy test-integration race bench cpu-per-request reload-under-load fuzz lint fmt vet docs ci
+.PHONY: help build image run test test-unit test-deploy test-integration race bench cpu-per-request latency reload-under-load fuzz lint fmt vet docs ci
 #? help: list the targets
 help:
 	@sed -n 's/^#?//p' $(MAKEFILE_LIST) | column -t -s ':'
@@ -54,6 +54,10 @@ reload-under-load: build
 #? cpu-per-request: CPU time per proxied request, mgw vs nginx, from /proc
 cpu-per-request: build
 	scripts/cpu-per-request
+
+#? latency: latency percentiles at a fixed rate, mgw vs nginx and the full chain vs nginx-plain
+latency: build
+	scripts/latency
 
 #? fuzz: run every fuzz target of the repository (each func Fuzz… of a _test.go) for FUZZTIME (default 30s)
 fuzz:
