@@ -204,6 +204,7 @@ start_mgw_edge() {
 	[ -x "$WORK/bench-edge" ] || (cd "$ROOT" && go build -o "$WORK/bench-edge" ./scripts/bench-edge)
 	"$WORK/bench-edge" "$3" "http://127.0.0.1:$2" "$dir" &
 	PIDS+=($!)
+	echo $! >"$dir/fake-edge.pid"
 	for _ in $(seq 100); do [ -s "$dir/token" ] && break; sleep 0.1; done
 	wait_port "$3"
 	MGW_DIRS+=("$dir")
