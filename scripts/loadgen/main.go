@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -64,8 +65,9 @@ func (r result) String() string {
 	if len(r.lat) == 0 {
 		return fmt.Sprintf("requests 0 failed %d", r.failed)
 	}
-	p := func(q float64) float64 {
-		return float64(r.lat[min(len(r.lat)-1, int(q*float64(len(r.lat))))]) / float64(time.Millisecond)
+	p := func(q float64) float64 { // nearest rank
+		i := int(math.Ceil(q*float64(len(r.lat)))) - 1
+		return float64(r.lat[max(0, i)]) / float64(time.Millisecond)
 	}
 	return fmt.Sprintf("requests %d failed %d rate %.0f p50 %.3f p90 %.3f p99 %.3f p999 %.3f max %.3f",
 		len(r.lat), r.failed, float64(len(r.lat))/r.elapsed.Seconds(), p(0.50), p(0.90), p(0.99), p(0.999), p(1))
@@ -98,7 +100,7 @@ func run(rawURL string, headers []string, rate int, dur time.Duration, conns int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat, failed := serve(c, req, due)
+			lat, failed := serve(c, u.Host, req, due)
 			mu.Lock()
 			res.lat = append(res.lat, lat...)
 			res.failed += failed
@@ -106,9 +108,8 @@ func run(rawURL string, headers []string, rate int, dur time.Duration, conns int
 		}()
 	}
 	start := time.Now()
-	every := time.Second / time.Duration(rate)
 	for i := range n {
-		t := start.Add(time.Duration(i) * every)
+		t := start.Add(time.Duration(float64(i) * float64(time.Second) / float64(rate)))
 		if d := time.Until(t); d > 0 {
 			time.Sleep(d)
 		}
@@ -122,19 +123,29 @@ func run(rawURL string, headers []string, rate int, dur time.Duration, conns int
 	return res, nil
 }
 
-// serve sends a request on c for each due time and reads its answer; it
-// counts a failure and stops using c on any error or non-200 answer.
-func serve(c net.Conn, req string, due <-chan time.Time) (lat []time.Duration, failed int) {
-	defer c.Close()
+// serve sends a request on c for each due time and reads its answer. An
+// error or an answer other than 200 counts as a failure, and the next
+// request goes on a new connection, so that a connection the server
+// closed neither takes the load off the others nor leaves the run.
+func serve(c net.Conn, addr, req string, due <-chan time.Time) (lat []time.Duration, failed int) {
 	br := bufio.NewReader(c)
-	ok := true
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	for t := range due {
-		if !ok {
-			failed++
-			continue
+		if c == nil {
+			var err error
+			if c, err = net.Dial("tcp", addr); err != nil {
+				failed++
+				continue
+			}
+			br.Reset(c)
 		}
 		if err := roundTrip(c, br, req); err != nil {
-			ok = false
+			c.Close()
+			c = nil
 			failed++
 			continue
 		}
