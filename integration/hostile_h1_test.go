@@ -41,6 +41,12 @@ func hostileScript(path string) (answer, extra string, sameWrite, hangUp bool) {
 		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "5\r\nworld\r\n0\r\n\r\n", false, false
 	case "dies-length":
 		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", "", false, true
+	case "dies-chunked-empty":
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "", false, true
+	case "bad-chunk-empty":
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", "", false, false
+	case "dies-length-empty":
+		return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Target-Secret: s\r\n\r\n", "", false, true
 	case "204-length":
 		return "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "", false, false
 	case "304-length":
@@ -162,6 +168,68 @@ func TestHostileTargetTruncated(t *testing.T) {
 		in.eventually(10*time.Second, "the access log has the broken answer to /api/"+path, func() bool {
 			for _, l := range strings.Split(in.logs.String(), "\n") {
 				if strings.Contains(l, "path=/api/"+path) && strings.Contains(l, "status=200") && strings.Contains(l, "proxy=api") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+// TestHostileTargetBrokeOffBeforeBody: an answer that breaks off before
+// any of its body (the target dies after its head, or its first chunk
+// size is bad) has sent the client nothing yet, so the client gets mgw's
+// 502 and none of the target's head, not a connection closed with no
+// answer, which a client may take for an idle connection's close and
+// send again. The connection stays usable, and the access log says 502.
+func TestHostileTargetBrokeOffBeforeBody(t *testing.T) {
+	t.Parallel()
+	ht := newHostileTarget(t, hostileScript)
+	in := newInstance(t, strings.Replace(proxyConfig(ht.url()), "to_console = true", "to_console = true\naccess_log = true", 1))
+	in.start(1)
+	for _, path := range []string{"dies-chunked-empty", "bad-chunk-empty", "dies-length-empty"} {
+		t.Run(path, func(t *testing.T) {
+			before := len(ht.received())
+			c, err := net.Dial("tcp", hostAddr(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			for _, p := range []string{path, "second"} {
+				if _, err := io.WriteString(c, "GET /api/"+p+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("%s: %v, want an answer", p, err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("%s: reading the body: %v", p, err)
+				}
+				if p == "second" {
+					if resp.StatusCode != 200 {
+						t.Fatalf("the next request on the connection got %d %q", resp.StatusCode, body)
+					}
+					continue
+				}
+				if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Target-Secret") != "" {
+					t.Fatalf("client got %d %v %q; want mgw's JSON 502 and none of the target's head", resp.StatusCode, resp.Header, body)
+				}
+			}
+			rec := ht.received()[before:]
+			if len(rec) != 2 || rec[0].path != "/v1/"+path {
+				t.Fatalf("target received %+v, want the request once, then the second", rec)
+			}
+		})
+	}
+	for _, path := range []string{"dies-chunked-empty", "bad-chunk-empty", "dies-length-empty"} {
+		in.eventually(10*time.Second, "the access log has the 502 for /api/"+path, func() bool {
+			for _, l := range strings.Split(in.logs.String(), "\n") {
+				if strings.Contains(l, "path=/api/"+path) && strings.Contains(l, "status=502") && strings.Contains(l, "proxy=api") {
 					return true
 				}
 			}

@@ -67,6 +67,21 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { x.TargetReceivedEnd = time.Now() }()
 	}
 
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	// The body's first bytes are read before the head is passed on. Until
+	// then the client has been sent nothing, so an answer that breaks off
+	// before any of its body gets mgw's 502, not a connection closed with
+	// no answer, which a client may take for an idle connection's close
+	// and send the request again.
+	var first int
+	if r.Method != http.MethodHead {
+		first, err = readSome(resp.Body, *bp)
+		if first == 0 && err != nil && !errors.Is(err, io.EOF) {
+			p.fail(w, r, err, nil)
+			return
+		}
+	}
 	h := w.Header()
 	copyEndToEnd(h, resp.Header)
 	if _, ok := h["Content-Type"]; !ok {
@@ -78,11 +93,21 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	if resp.ContentLength == -1 {
+	if first > 0 {
+		if _, werr := w.Write((*bp)[:first]); werr != nil {
+			return // the client stopped reading
+		}
+		if resp.ContentLength == -1 {
+			_ = http.NewResponseController(w).Flush()
+		}
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		err = nil
+	case err != nil:
+	case resp.ContentLength == -1:
 		err = copyFlushing(w, resp.Body, *bp)
-	} else {
+	default:
 		err = copyBody(w, resp.Body, *bp)
 	}
 	if err != nil {
@@ -113,6 +138,17 @@ func abortAfter(w http.ResponseWriter) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// readSome reads into buf until it has some bytes or an error: a Reader
+// may return neither, though not forever.
+func readSome(r io.Reader, buf []byte) (int, error) {
+	for range 100 {
+		if n, err := r.Read(buf); n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return 0, io.ErrNoProgress
 }
 
 // copyBody copies an answer of known length and returns the error of
