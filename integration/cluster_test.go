@@ -2,11 +2,14 @@ package integration
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -215,6 +218,75 @@ func TestStartAfterKill9(t *testing.T) {
 	}
 	if out, code := in.mgwRaw("start", "--port", fmt.Sprint(in.port)); code != 1 || !strings.Contains(out, "already running") {
 		t.Fatalf("a second start exited %d: %s", code, out)
+	}
+}
+
+// TestConcurrentStartsOneWins: two `mgw start` on one run dir at the same
+// moment both find no control socket; the run dir's lock lets one run,
+// and the other exits 1 saying so, instead of both serving with one
+// control socket between them (so that stop ended only one).
+func TestConcurrentStartsOneWins(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t, "")
+	ports := []int{in.port, freePort(t)}
+	type run struct {
+		cmd  *exec.Cmd
+		out  syncBuffer
+		done chan int
+	}
+	runs := make([]*run, 2)
+	for i, port := range ports {
+		r := &run{done: make(chan int, 1)}
+		r.cmd = exec.Command(mgwBin, "start", "--processes", "1", "--port", strconv.Itoa(port))
+		r.cmd.Env = in.startEnv()
+		r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+		runs[i] = r
+	}
+	for _, r := range runs {
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.cmd.Process.Kill() })
+		go func() {
+			err := r.cmd.Wait()
+			var ee *exec.ExitError
+			code := 0
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			r.done <- code
+		}()
+	}
+	var winner *run
+	var winnerPort int
+	select {
+	case code := <-runs[0].done:
+		winner, winnerPort = runs[1], ports[1]
+		if code != 1 || !strings.Contains(runs[0].out.String(), "already running") {
+			t.Fatalf("the losing start exited %d: %s", code, runs[0].out.String())
+		}
+	case code := <-runs[1].done:
+		winner, winnerPort = runs[0], ports[0]
+		if code != 1 || !strings.Contains(runs[1].out.String(), "already running") {
+			t.Fatalf("the losing start exited %d: %s", code, runs[1].out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("both starts are still running after 20 s")
+	}
+	in.waitServing(1)
+	if code, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/echo/x", winnerPort)); code != 200 {
+		t.Fatalf("the instance that won answers %d", code)
+	}
+	if out, code := in.mgw("stop"); code != 0 {
+		t.Fatalf("stop exited %d: %s", code, out)
+	}
+	select {
+	case code := <-winner.done:
+		if code != 0 {
+			t.Fatalf("the instance that won exited %d after stop: %s", code, winner.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("stop left the instance that won running")
 	}
 }
 

@@ -3,6 +3,7 @@ package ipc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"time"
 )
@@ -12,9 +13,14 @@ var ErrNotRunning = errors.New("mgw is not running")
 
 // Call sends one Control request to the master listening on the control
 // socket at path and waits at most timeout for its Reply. A missing socket,
-// or one nobody listens on (left behind by a killed master), is ErrNotRunning.
+// or one nobody listens on (left behind by a killed master), is
+// ErrNotRunning. A socket this user may not connect to is not: it is
+// most likely another user's running instance.
 func Call(path string, req Control, timeout time.Duration) (Reply, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if errors.Is(err, fs.ErrPermission) {
+		return Reply{}, fmt.Errorf("connecting to the control socket %s: %w: it belongs to an instance another user started; run mgw as that user", path, err)
+	}
 	if err != nil {
 		return Reply{}, fmt.Errorf("%w (%s: %w)", ErrNotRunning, path, err)
 	}

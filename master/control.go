@@ -138,6 +138,9 @@ func checkRunning(path string) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	if errors.Is(err, os.ErrPermission) {
+		return err // another user's instance, perhaps running: never removed
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale control socket: %w", err)
 	}

@@ -102,6 +102,12 @@ func Keep(opts KeeperOptions) int {
 		self:    os.Getpid(),
 		masters: map[int]bool{},
 	}
+	lock, err := lockRunDir(opts.RunDir)
+	if err != nil {
+		k.log.Error().Err(err).Msg("starting the instance")
+		return 1
+	}
+	defer lock.Close()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		// Without it a generation started by a reload is re-parented to
 		// init when its parent exits, and the keeper loses sight of it.

@@ -96,7 +96,7 @@ func commonFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagConfig, Usage: "configuration `FILE`", EnvVars: []string{"MGW_CONFIG"}},
 		&cli.StringFlag{Name: flagConfigDir, Usage: "configuration `DIR` (default ~/.mgw)", EnvVars: []string{"MGW_CONFIG_DIR", "EDGEMICRO_CONFIG_DIR"}},
-		&cli.StringFlag{Name: flagRunDir, Usage: "`DIR` for mgw.pid and mgw.sock (default: the config dir)", EnvVars: []string{"MGW_RUN_DIR"}},
+		&cli.StringFlag{Name: flagRunDir, Usage: "`DIR` for mgw.pid, mgw.sock and mgw.lock (default: the config dir)", EnvVars: []string{"MGW_RUN_DIR"}},
 		&cli.StringFlag{Name: flagOrg, Aliases: []string{"o"}, Usage: "Apigee organization", EnvVars: []string{"EDGEMICRO_ORG"}},
 		&cli.StringFlag{Name: flagEnv, Aliases: []string{"e"}, Usage: "Apigee environment", EnvVars: []string{"EDGEMICRO_ENV"}},
 		&cli.StringFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "Edge Microgateway key", EnvVars: []string{"EDGEMICRO_KEY"}},
