@@ -48,7 +48,7 @@ func init() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "mgw",
 		Usage:                "an API gateway compatible with Apigee Edge Microgateway",
 		Version:              versionString(),
@@ -72,6 +72,32 @@ func newApp() *cli.App {
 			workerCommand(),
 			completionCommand(),
 		},
+	}
+	refuseStrayArgs(app.Commands)
+	return app
+}
+
+// refuseStrayArgs makes every command whose usage names no arguments
+// refuse them: `mgw start /etc/mgw` would otherwise start on the default
+// config, with the directory ignored.
+func refuseStrayArgs(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		refuseStrayArgs(cmd.Subcommands)
+		if cmd.Action == nil || cmd.ArgsUsage != "" {
+			continue
+		}
+		action := cmd.Action
+		cmd.Action = func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return action(c)
+			}
+			arg := c.Args().First()
+			msg := fmt.Sprintf("%s takes no arguments, got %q", c.Command.FullName(), arg)
+			if info, err := os.Stat(arg); err == nil && info.IsDir() {
+				msg += fmt.Sprintf("; to use the configuration in that directory, give --config-dir %s", arg)
+			}
+			return cli.Exit(msg, 1)
+		}
 	}
 }
 

@@ -361,3 +361,30 @@ func TestLogRotationFollowsEdits(t *testing.T) {
 		t.Fatalf("after max_size_mb = 1 was written: rotated %v, %v", rotated, err)
 	}
 }
+
+// TestStrayArgumentsRefused: a command that takes no arguments refuses
+// one instead of ignoring it (`mgw start /etc/mgw` used to start on the
+// default config), and says how to name a config dir when it is one;
+// commands that take an argument still do.
+func TestStrayArgumentsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string // in the error; "" for none
+	}{
+		{[]string{"start", dir}, "start takes no arguments, got \"" + dir + "\"; to use the configuration in that directory, give --config-dir " + dir},
+		{[]string{"stop", "extra"}, "stop takes no arguments, got \"extra\""},
+		{[]string{"status", "--json", "extra"}, "status takes no arguments"},
+		{[]string{"verify", dir}, "verify takes no arguments"},
+		{[]string{"token", "decode", "not-a-token"}, "not a JWS"}, // the argument is read
+	} {
+		app := newApp()
+		app.ExitErrHandler = func(*cli.Context, error) {}
+		app.Writer, app.ErrWriter = io.Discard, io.Discard
+		err := app.Run(append([]string{"mgw"}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("mgw %v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -112,9 +112,10 @@ func tokenCommand() *cli.Command {
 				},
 			},
 			{
-				Name:  "decode",
-				Usage: "print a token's header and claims without verifying it",
-				Flags: withCommon([]cli.Flag{fileFlag}),
+				Name:      "decode",
+				Usage:     "print a token's header and claims without verifying it",
+				ArgsUsage: "[TOKEN]",
+				Flags:     withCommon([]cli.Flag{fileFlag}),
 				Action: func(c *cli.Context) error {
 					tok, err := readToken(c)
 					if err != nil {
@@ -138,9 +139,10 @@ func tokenCommand() *cli.Command {
 				},
 			},
 			{
-				Name:  "verify",
-				Usage: "verify a token's RS256 signature and times with the org's (or the local) public key",
-				Flags: withCommon(append(base(), fileFlag), flagConfig, flagOrg, flagEnv),
+				Name:      "verify",
+				Usage:     "verify a token's RS256 signature and times with the org's (or the local) public key",
+				ArgsUsage: "[TOKEN]",
+				Flags:     withCommon(append(base(), fileFlag), flagConfig, flagOrg, flagEnv),
 				Action: func(c *cli.Context) error {
 					tok, err := readToken(c)
 					if err != nil {
