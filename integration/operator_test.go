@@ -132,6 +132,7 @@ func TestVerifyIsADryRunOfStart(t *testing.T) {
 		{"TLS file that is no certificate", base + "\n[edgemicro.ssl]\ncert = \"" + notADir + "\"\nkey = \"" + notADir + "\"\n", nil, "config", "edgemicro.ssl"},
 		{"plugin section that does not decode", base + "\n[edgemicro.plugins]\nsequence = [\"spikearrest\"]\n[spikearrest]\nallow = 10\ntimeUnit = \"second\"\nalow = 3\n", nil, "config", "unknown key"},
 		{"no workers", base, []string{"-p", "0"}, "config", "--processes 0"},
+		{"more workers than a start may fork", base, []string{"-p", "5000"}, "config", "--processes 5000: give 1 to 1024 workers"},
 		// A plugin's section is checked whether or not the plugin runs.
 		{"typo in the section of a plugin not in the sequence", base + "\n[quotas]\nbufferSise = 3\n", nil, "config",
 			fmt.Sprintf(`mgw.toml: [quotas]: unknown key "bufferSise" (line %d) (did you mean "bufferSize"?)`, strings.Count(base, "\n")+3)},

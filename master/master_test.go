@@ -325,7 +325,7 @@ func TestControlRequestsRefused(t *testing.T) {
 	}{
 		{"an unknown command", ipc.Control{Command: "restart"}, `unknown command "restart"`},
 		{"a reload to another config file", ipc.Control{Command: ipc.CommandReload, Config: "/elsewhere/mgw.toml"}, "cannot switch to /elsewhere/mgw.toml"},
-		{"a reload to too many workers", ipc.Control{Command: ipc.CommandReload, Processes: maxProcesses + 1}, "--processes 1025: give 1 to 1024 workers"},
+		{"a reload to too many workers", ipc.Control{Command: ipc.CommandReload, Processes: MaxProcesses + 1}, "--processes 1025: give 1 to 1024 workers"},
 		{"a reload to a port that is no port", ipc.Control{Command: ipc.CommandReload, Port: 70000}, "--port 70000 is not a port number"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

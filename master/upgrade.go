@@ -122,8 +122,8 @@ func (m *Master) nextLogLevel(args []string) string {
 	return strings.ToLower(level)
 }
 
-// maxProcesses bounds the worker count a reload may ask for.
-const maxProcesses = 1024
+// MaxProcesses bounds the worker count a start or a reload may ask for.
+const MaxProcesses = 1024
 
 // reloadRefusal says why a reload cannot do what ctl asks, or "".
 func (m *Master) reloadRefusal(ctl ipc.Control) string {
@@ -135,8 +135,8 @@ func (m *Master) reloadRefusal(ctl ipc.Control) string {
 				running, ctl.Config, ctl.Config)
 		}
 	}
-	if ctl.Processes < 0 || ctl.Processes > maxProcesses {
-		return fmt.Sprintf("--processes %d: give 1 to %d workers", ctl.Processes, maxProcesses)
+	if ctl.Processes < 0 || ctl.Processes > MaxProcesses {
+		return fmt.Sprintf("--processes %d: give 1 to %d workers", ctl.Processes, MaxProcesses)
 	}
 	if msg := m.keptRefusal(ctl); msg != "" {
 		return msg

@@ -127,7 +127,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagEnv, Aliases: []string{"e"}, Usage: "Apigee environment", EnvVars: []string{"EDGEMICRO_ENV"}},
 		&cli.StringFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "Edge Microgateway key", EnvVars: []string{"EDGEMICRO_KEY"}},
 		&cli.StringFlag{Name: flagSecret, Aliases: []string{"s"}, Usage: "Edge Microgateway secret", EnvVars: []string{"EDGEMICRO_SECRET"}},
-		&cli.IntFlag{Name: flagProcesses, Aliases: []string{"p"}, Usage: "number of worker processes", Value: runtime.NumCPU(), DefaultText: "the number of CPUs", EnvVars: []string{"EDGEMICRO_PROCESSES"}},
+		&cli.IntFlag{Name: flagProcesses, Aliases: []string{"p"}, Usage: "number of worker processes (1 to 1024)", Value: runtime.NumCPU(), DefaultText: "the number of CPUs", EnvVars: []string{"EDGEMICRO_PROCESSES"}},
 		&cli.IntFlag{Name: flagPort, Aliases: []string{"r"}, Usage: "listening port (overrides edgemicro.port)"},
 		&cli.StringFlag{Name: flagLogLevel, Usage: "log level: error, warn, info, debug, trace, none (overrides the config)"},
 	}

@@ -342,8 +342,8 @@ func verifyCommand() *cli.Command {
 
 // checkCounts refuses a number of workers or a port that cannot be.
 func checkCounts(c *cli.Context) error {
-	if n := c.Int(flagProcesses); n < 1 {
-		return fmt.Errorf("--processes %d: give 1 or more workers", n)
+	if n := c.Int(flagProcesses); n < 1 || n > master.MaxProcesses {
+		return fmt.Errorf("--processes %d: give 1 to %d workers", n, master.MaxProcesses)
 	}
 	if port := c.Int(flagPort); port < 0 || port > 65535 {
 		return fmt.Errorf("--port %d is not a port number", port)
