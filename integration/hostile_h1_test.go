@@ -296,6 +296,7 @@ func TestHostileClientFraming(t *testing.T) {
 		{"CL and TE after a handed-over request", "GET /api/old HTTP/1.0\r\nConnection: keep-alive\r\n\r\nPOST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0},
 		{"CONNECT", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", 405},
 		{"malformed chunk size", "POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n", 400},
+		{"Transfer-Encoding in HTTP/1.0", "POST /api/x HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400},
 		{"chunk size with a space", "POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n", 400},
 	} {
 		t.Run(tt.desc, func(t *testing.T) {

@@ -141,6 +141,12 @@ func parseRequestHead(b []byte) (requestHead, error) {
 // client, refused with 400 and the connection closed.
 var errBothLengths = errors.New("h1: request has both Content-Length and Transfer-Encoding")
 
+// errTE10 is an HTTP/1.0 request with Transfer-Encoding, which HTTP/1.0
+// does not have: net/http ignores the header and reads no body, so the
+// target would get the request without it. Refused with 400, as nginx
+// does (RFC 9112, section 6.1: faulty framing).
+var errTE10 = errors.New("h1: HTTP/1.0 request has Transfer-Encoding")
+
 // errConnect is a CONNECT request: mgw is no tunnel; refused with 405.
 var errConnect = errors.New("h1: CONNECT is not served")
 
@@ -162,16 +168,18 @@ func headEnd(b []byte) int {
 }
 
 // screenHead refuses, in a whole request head of any form, what no
-// server here serves: CONNECT (errConnect), and a message with both
+// server here serves: CONNECT (errConnect), a message with both
 // Content-Length and Transfer-Encoding (errBothLengths), which net/http
-// would take as chunked and keep the connection. It looks at each line
-// as net/http would split it; a continuation line (obs-fold) names no
-// field.
+// would take as chunked and keep the connection, and an HTTP/1.0 message
+// with Transfer-Encoding (errTE10), whose body net/http would not read.
+// It looks at each line as net/http would split it; a continuation line
+// (obs-fold) names no field.
 func screenHead(head []byte) error {
 	line, rest, _ := bytes.Cut(head, []byte("\n"))
 	if m, _, ok := bytes.Cut(line, []byte(" ")); ok && string(m) == http.MethodConnect {
 		return errConnect
 	}
+	v10 := bytes.HasSuffix(bytes.TrimSuffix(line, []byte("\r")), []byte(" HTTP/1.0"))
 	var cl, te bool
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, []byte("\n"))
@@ -186,8 +194,11 @@ func screenHead(head []byte) error {
 			te = true
 		}
 	}
-	if cl && te {
+	switch {
+	case cl && te:
 		return errBothLengths
+	case te && v10:
+		return errTE10
 	}
 	return nil
 }

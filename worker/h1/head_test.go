@@ -152,6 +152,7 @@ func FuzzScreenHead(f *testing.F) {
 		"POST / HTTP/1.1\nhost: h\ncontent-length: 3\ntransfer-encoding: chunked\n\n",
 		"POST / HTTP/1.1\r\nHost: h\r\nX: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
 		"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+		"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add([]byte(s))
@@ -182,6 +183,10 @@ func FuzzScreenHead(f *testing.F) {
 		case cl && te:
 			if !errors.Is(got, errBothLengths) {
 				t.Fatalf("both lengths not refused (%v): %q", got, b[:end])
+			}
+		case te && strings.HasSuffix(line, " HTTP/1.0"):
+			if !errors.Is(got, errTE10) {
+				t.Fatalf("Transfer-Encoding in HTTP/1.0 not refused (%v): %q", got, b[:end])
 			}
 		case got != nil:
 			t.Fatalf("refused (%v) a head net/http reads as %s %v", got, line, hdr)

@@ -429,6 +429,8 @@ func refused(err error) error {
 		return &refusal{http.StatusMethodNotAllowed, "CONNECT is not supported"}
 	case errors.Is(err, errBothLengths):
 		return &refusal{http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding"}
+	case errors.Is(err, errTE10):
+		return &refusal{http.StatusBadRequest, "an HTTP/1.0 request cannot have Transfer-Encoding"}
 	case err != nil:
 		return err
 	}
