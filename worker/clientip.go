@@ -54,22 +54,24 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 // peer that is not trusted are left as they are: their X-Forwarded-For
 // is passed on but believed by nobody in mgw.
 //
-// X-Forwarded-Proto is believed only from a trusted proxy too: from any
-// other peer it is removed, and the proxy sets its own (a client on plain
-// HTTP must not make a target believe it came over TLS).
+// The other claims a proxy in front makes about the original request
+// (forwardingClaims) are believed only from a trusted proxy too: from any
+// other peer they are removed, and the proxy sets its own
+// X-Forwarded-Proto (a client on plain HTTP must not make a target
+// believe it came over TLS, or came from another address).
 func (t trustedProxies) resolveClient(r *http.Request) {
 	if len(t) == 0 {
-		delete(r.Header, "X-Forwarded-Proto")
+		dropClaims(r.Header)
 		return
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		delete(r.Header, "X-Forwarded-Proto")
+		dropClaims(r.Header)
 		return
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil || !t.contains(peer) {
-		delete(r.Header, "X-Forwarded-Proto")
+		dropClaims(r.Header)
 		return
 	}
 	prior := r.Header["X-Forwarded-For"]
@@ -110,4 +112,21 @@ func parseForwarded(s string) (netip.Addr, bool) {
 		return ap.Addr().Unmap(), true
 	}
 	return netip.Addr{}, false
+}
+
+// forwardingClaims are the request headers by which a proxy in front
+// tells the target the original request's scheme, client or port, and
+// which mgw does not write itself. X-Forwarded-For and X-Forwarded-Host
+// are not among them: mgw appends its entry to those, and a target reads
+// the right-most.
+var forwardingClaims = map[string]bool{
+	"X-Forwarded-Proto": true, "Forwarded": true, "X-Forwarded-Ssl": true, "Front-End-Https": true,
+	"X-Forwarded-Scheme": true, "X-Url-Scheme": true, "X-Forwarded-Port": true, "X-Real-Ip": true,
+}
+
+// dropClaims removes the forwarding claims of a peer that is not trusted.
+func dropClaims(h http.Header) {
+	for k := range forwardingClaims {
+		delete(h, k)
+	}
 }

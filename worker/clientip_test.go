@@ -57,11 +57,31 @@ func TestResolveClient(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = tc.peer
-		r.Header.Set("X-Forwarded-Proto", "https")
-		tc.proxies.resolveClient(r)
-		if got := r.Header.Get("X-Forwarded-Proto"); got != tc.want {
-			t.Errorf("%s: X-Forwarded-Proto %q kept as %q, want %q", tc.desc, "https", got, tc.want)
+		claims := map[string]string{
+			"X-Forwarded-Proto": "https", "Forwarded": "for=6.6.6.6;proto=https", "X-Forwarded-Ssl": "on",
+			"Front-End-Https": "on", "X-Forwarded-Scheme": "https", "X-Url-Scheme": "https",
+			"X-Forwarded-Port": "443", "X-Real-Ip": "6.6.6.6",
 		}
+		for k, v := range claims {
+			r.Header.Set(k, v)
+		}
+		r.Header.Set("X-Other", "kept")
+		tc.proxies.resolveClient(r)
+		for k, v := range claims {
+			want := ""
+			if tc.want != "" {
+				want = v
+			}
+			if got := r.Header.Get(k); got != want {
+				t.Errorf("%s: %s %q kept as %q, want %q", tc.desc, k, v, got, want)
+			}
+		}
+		if r.Header.Get("X-Other") != "kept" {
+			t.Errorf("%s: a header that claims nothing was removed", tc.desc)
+		}
+	}
+	if len(forwardingClaims) != 8 {
+		t.Errorf("the test covers 8 forwarding claims, there are %d", len(forwardingClaims))
 	}
 	if _, err := parseTrustedProxies([]string{"10.0.0.0/33"}); err == nil {
 		t.Error("a bad CIDR was accepted")

@@ -25,6 +25,10 @@ func TestRequestHeaderHygiene(t *testing.T) {
 	req.Header["Transfer_Encoding"] = []string{"chunked"}
 	req.Header["Content_Length"] = []string{"5"}
 	req.Header["X_Forwarded_For"] = []string{"10.9.8.7"}
+	req.Header["X_Real_IP"] = []string{"10.9.8.7"}
+	req.Header["Forwarded"] = []string{"for=10.9.8.7;proto=https"}
+	req.Header["X-Forwarded-Ssl"] = []string{"on"}
+	req.Header["X-Real-Ip"] = []string{"10.9.8.7"}
 	req.Header["x_authorization_claims"] = []string{"forged"}
 	req.Header.Set("X-Authorization-Claims", "forged")
 	req.Header.Set("X-My_Header", "kept")
@@ -50,6 +54,9 @@ func TestRequestHeaderHygiene(t *testing.T) {
 		"Via":                    "1.0 edge, 1.1 " + strings.Split(strings.TrimPrefix(srv.URL, "http://"), ":")[0],
 		"X-Forwarded-Host":       strings.TrimPrefix(srv.URL, "http://"),
 		"X-Secret":               "",
+		"Forwarded":              "", // claims from a peer that is not a trusted proxy
+		"X-Forwarded-Ssl":        "",
+		"X-Real-Ip":              "",
 	}
 	for k, v := range want {
 		if got := s.Headers.Get(k); got != v {

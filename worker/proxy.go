@@ -377,11 +377,11 @@ var mgwSets = map[string]bool{
 }
 
 // lookalike reports whether a header name with "_" in it names, with
-// "-" instead, a header that frames the request, is hop-by-hop, or that
-// mgw sets.
+// "-" instead, a header that frames the request, is hop-by-hop, that mgw
+// sets, or that makes a forwarding claim.
 func lookalike(k string) bool {
 	c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
-	return isHop(c) || mgwSets[c]
+	return isHop(c) || mgwSets[c] || forwardingClaims[c]
 }
 
 // copyEndToEnd copies src's headers into dst, except the hop-by-hop
