@@ -230,13 +230,14 @@ func TestConcurrentStartsOneWins(t *testing.T) {
 	in := newInstance(t, "")
 	ports := []int{in.port, freePort(t)}
 	type run struct {
-		cmd  *exec.Cmd
-		out  syncBuffer
-		done chan int
+		cmd    *exec.Cmd
+		out    syncBuffer
+		code   int           // the exit status, once exited is closed
+		exited chan struct{} // closed when the process has ended
 	}
 	runs := make([]*run, 2)
 	for i, port := range ports {
-		r := &run{done: make(chan int, 1)}
+		r := &run{exited: make(chan struct{})}
 		r.cmd = exec.Command(mgwBin, "start", "--processes", "1", "--port", strconv.Itoa(port))
 		r.cmd.Env = in.startEnv()
 		r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
@@ -246,29 +247,41 @@ func TestConcurrentStartsOneWins(t *testing.T) {
 		if err := r.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = r.cmd.Process.Kill() })
 		go func() {
 			err := r.cmd.Wait()
 			var ee *exec.ExitError
-			code := 0
 			if errors.As(err, &ee) {
-				code = ee.ExitCode()
+				r.code = ee.ExitCode()
 			}
-			r.done <- code
+			close(r.exited)
 		}()
 	}
+	t.Cleanup(func() {
+		// A start still running when the test ends (it failed) is
+		// stopped as a user would, so that its master and workers go too.
+		for _, r := range runs {
+			_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, r := range runs {
+			select {
+			case <-r.exited:
+			case <-time.After(10 * time.Second):
+				_ = r.cmd.Process.Kill()
+			}
+		}
+	})
 	var winner *run
 	var winnerPort int
 	select {
-	case code := <-runs[0].done:
+	case <-runs[0].exited:
 		winner, winnerPort = runs[1], ports[1]
-		if code != 1 || !strings.Contains(runs[0].out.String(), "already running") {
-			t.Fatalf("the losing start exited %d: %s", code, runs[0].out.String())
+		if runs[0].code != 1 || !strings.Contains(runs[0].out.String(), "already running") {
+			t.Fatalf("the losing start exited %d: %s", runs[0].code, runs[0].out.String())
 		}
-	case code := <-runs[1].done:
+	case <-runs[1].exited:
 		winner, winnerPort = runs[0], ports[0]
-		if code != 1 || !strings.Contains(runs[1].out.String(), "already running") {
-			t.Fatalf("the losing start exited %d: %s", code, runs[1].out.String())
+		if runs[1].code != 1 || !strings.Contains(runs[1].out.String(), "already running") {
+			t.Fatalf("the losing start exited %d: %s", runs[1].code, runs[1].out.String())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("both starts are still running after 20 s")
@@ -281,9 +294,9 @@ func TestConcurrentStartsOneWins(t *testing.T) {
 		t.Fatalf("stop exited %d: %s", code, out)
 	}
 	select {
-	case code := <-winner.done:
-		if code != 0 {
-			t.Fatalf("the instance that won exited %d after stop: %s", code, winner.out.String())
+	case <-winner.exited:
+		if winner.code != 0 {
+			t.Fatalf("the instance that won exited %d after stop: %s", winner.code, winner.out.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("stop left the instance that won running")
