@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -43,7 +44,7 @@ func ExplainAccess(err error) error {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		owner = userName(int(sys.Uid))
 	}
-	return fmt.Errorf("%w: %s is owned by %s with mode %04o and mgw runs as %s: make it readable by that user (chown it, or run the command that wrote it as that user)",
+	return fmt.Errorf("%w: %s is owned by %s with mode %04o and mgw runs as %s: give that user access to it, to read a file or to write in a directory (chown it, or run the command that wrote it as that user)",
 		err, what, owner, st.Mode().Perm(), userName(os.Geteuid()))
 }
 
@@ -53,4 +54,16 @@ func userName(uid int) string {
 		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
 	}
 	return fmt.Sprintf("uid %d", uid)
+}
+
+// ExplainListen adds to a "permission denied" from listening on a port
+// below 1024 what an operator can do about it; any other error is
+// returned as it is.
+func ExplainListen(err error) error {
+	// tableflip formats the error it got with %s, which ends the chain:
+	// its text is all that is left.
+	if !errors.Is(err, fs.ErrPermission) && (err == nil || !strings.Contains(err.Error(), syscall.EACCES.Error())) {
+		return err
+	}
+	return fmt.Errorf("%w: a port below 1024 needs root or the CAP_NET_BIND_SERVICE capability (AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit, or setcap cap_net_bind_service=+ep on the mgw binary), or take a port of 1024 or more", err)
 }

@@ -66,7 +66,7 @@ type LookupEnv func(string) (string, bool)
 func Load(path string, env LookupEnv) (*Snapshot, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		return nil, fmt.Errorf("reading config: %w", ExplainAccess(err))
 	}
 	if empty(src) {
 		return nil, fmt.Errorf("config %s is empty (nothing but blanks and comments): write the settings into it, or take the commented file `mgw init` writes", path)

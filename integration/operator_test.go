@@ -301,3 +301,66 @@ func TestJSONLogStaysJSON(t *testing.T) {
 		t.Errorf("mgw.log does not record the failed generation:\n%s", b)
 	}
 }
+
+// TestAnotherUsersInstance: a user who is not the one that started an
+// instance, in a run dir it may write in, is told the instance is
+// another user's: status does not call it "not running", and a start
+// neither removes the running instance's control socket as stale (which
+// used to leave it unreachable) nor starts beside it. A config file that
+// user may not read is named with its owner and mode.
+func TestAnotherUsersInstance(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("running commands as another user needs root")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	in := newInstance(t, "")
+	in.start(1)
+	// The other user reaches the instance's dir, and may write in it.
+	for d := in.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	if err := os.Chmod(in.dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(args ...string) (string, int) {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--", mgwBin}, args...)...)
+		cmd.Env = append(in.startEnv(), "HOME="+in.dir)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	sock := filepath.Join(in.dir, master.ControlFileName)
+	if out, code := asNobody("status", "--config-dir", in.dir); code == 0 || strings.Contains(out, "not running") || !strings.Contains(out, "another user") {
+		t.Errorf("status as another user: exit %d: %s", code, out)
+	}
+	if out, code := asNobody("start", "--config-dir", in.dir, "--port", fmt.Sprint(freePort(t))); code != 1 {
+		t.Errorf("start as another user: exit %d, want 1: %s", code, out)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("the running instance's control socket is gone: %v", err)
+	}
+	if _, ok := in.status(); !ok {
+		t.Fatal("the instance no longer answers its owner")
+	}
+
+	// A config file only root may read.
+	other := filepath.Join(t.TempDir(), "conf")
+	for d := other; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		_ = os.MkdirAll(d, 0o755)
+		_ = os.Chmod(d, 0o755)
+	}
+	if err := os.WriteFile(filepath.Join(other, "mgw.toml"), []byte(proxyConfig("http://127.0.0.1:1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := asNobody("verify", "--config-dir", other); code != 1 || !strings.Contains(out, "owned by root (uid 0) with mode 0600") {
+		t.Errorf("verify of a file only root reads: exit %d: %s", code, out)
+	}
+}

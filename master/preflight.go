@@ -115,7 +115,7 @@ func listenCheck(name, addr string, running bool) Check {
 		c.Detail += " (in use by the running mgw; `mgw reload` inherits it)"
 		return c
 	}
-	c.Err = fmt.Errorf("listening on %s: %w", addr, err)
+	c.Err = fmt.Errorf("listening on %s: %w", addr, configs.ExplainListen(err))
 	return c
 }
 

@@ -3,6 +3,7 @@ package mgwcmd
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/master"
 	// The built-in plugins register themselves; master and workers need them.
 	_ "github.com/mgw-gateway/mgw/plugins/builtin"
@@ -214,7 +216,9 @@ func resolvePaths(c *cli.Context) (paths, error) {
 		return p, nil
 	}
 	for _, f := range p.candidates(c) {
-		if _, err := os.Stat(f); err == nil {
+		// A file this user may not even look at is taken too: reading it
+		// then says why, rather than the lookup saying it does not exist.
+		if _, err := os.Stat(f); err == nil || errors.Is(err, fs.ErrPermission) {
 			p.config = f
 			break
 		}
@@ -273,7 +277,7 @@ func resolveConfig(c *cli.Context) (paths, error) {
 		if st, err := os.Stat(p.configDir); errors.Is(err, os.ErrNotExist) {
 			return p, fmt.Errorf("config dir %s does not exist: %s", p.configDir, whatToDo(p.configDir))
 		} else if err != nil {
-			return p, fmt.Errorf("config dir: %w", err)
+			return p, fmt.Errorf("config dir: %w", configs.ExplainAccess(err))
 		} else if !st.IsDir() {
 			return p, fmt.Errorf("config dir %s is not a directory (for a config file, give --config)", p.configDir)
 		}
