@@ -366,3 +366,42 @@ func TestAnotherUsersInstance(t *testing.T) {
 		t.Errorf("verify of a file only root reads: exit %d: %s", code, out)
 	}
 }
+
+// TestReloadSaysWhyTheNextGenerationFailed: a reload whose next
+// generation fails before it serves, in what the command line does
+// before the master runs (the config file gone, a log dir that is a
+// file), exits 1 with that reason, not only "child exited"; the running
+// generation serves on.
+func TestReloadSaysWhyTheNextGenerationFailed(t *testing.T) {
+	t.Parallel()
+	tg := target(t)
+	cfg := proxyConfig(tg.URL)
+	in := newInstance(t, cfg)
+	in.start(1)
+	aFile := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(aFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc, says string
+		break_     func()
+	}{
+		{"log dir is a file", "not a directory", func() {
+			in.writeConfig(strings.Replace(cfg, "to_console = true", "to_console = true\ndir = \""+filepath.Join(aFile, "logs")+"\"", 1))
+		}},
+		{"config file gone", "does not exist", func() {
+			if err := os.Remove(filepath.Join(in.dir, "mgw.toml")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		tc.break_()
+		out, code := in.mgw("reload")
+		if code != 1 || !strings.Contains(out, tc.says) || strings.Contains(out, "child pid") {
+			t.Errorf("%s: reload exited %d, want 1 saying %q:\n%s", tc.desc, code, tc.says, out)
+		}
+		if code, _ := get(t, in.url("/api/x")); code != 200 {
+			t.Fatalf("%s: the running generation answers %d", tc.desc, code)
+		}
+	}
+}

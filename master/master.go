@@ -195,11 +195,22 @@ func Run(ctx context.Context, opts Options) (err error) {
 	m.link = newKeeperLink(upg, m.log)
 	defer func() {
 		// A new generation that cannot start tells the old one why.
-		if p := os.Getenv(envUpgradeErr); err != nil && p != "" && upg.HasParent() {
-			_ = os.WriteFile(p, []byte(err.Error()), 0o600)
+		if upg.HasParent() {
+			ReportUpgradeFailure(err)
 		}
 	}()
 	return m.run(ctx)
+}
+
+// ReportUpgradeFailure writes why this process, a new generation a
+// reload started, cannot serve, where the generation that started it
+// reads it for the reload's reply. The command line calls it for what
+// fails before Run (the config file, the log files); elsewhere, with no
+// reload waiting, it does nothing.
+func ReportUpgradeFailure(err error) {
+	if p := os.Getenv(envUpgradeErr); err != nil && p != "" {
+		_ = os.WriteFile(p, []byte(err.Error()), 0o600)
+	}
 }
 
 // withDefaults fills in what opts leaves out, and applies what the last

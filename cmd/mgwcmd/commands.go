@@ -32,12 +32,20 @@ func startCommand() *cli.Command {
 			// First thing: a signal during start is handled, never the
 			// default action that would kill the process.
 			sigs := master.Signals()
+			// A master (this command again, under the keeper) that fails
+			// before master.Run says why to a reload waiting for it too.
+			fail := func(err error) error {
+				if master.Kept() {
+					master.ReportUpgradeFailure(err)
+				}
+				return cli.Exit(err, 1)
+			}
 			p, err := resolveConfig(c)
 			if err == nil {
 				err = checkCounts(c)
 			}
 			if err != nil {
-				return cli.Exit(err, 1)
+				return fail(err)
 			}
 			ls := settingsFrom(p.config, c.String(flagLogLevel))
 			if !master.Kept() {
@@ -52,7 +60,7 @@ func startCommand() *cli.Command {
 			if ls.dir != "" {
 				lf, err := redirectStderr(ls.dir, ls)
 				if err != nil {
-					return cli.Exit(err, 1)
+					return fail(err)
 				}
 				files.main, logOut = lf, lf
 				workerArgs = append(workerArgs, "--log-dir", ls.dir)
@@ -60,7 +68,7 @@ func startCommand() *cli.Command {
 			if path := accessLogPath(ls); path != "" {
 				af, err := watchAccessLog(path, ls)
 				if err != nil {
-					return cli.Exit(fmt.Errorf("access log file: %w", err), 1)
+					return fail(fmt.Errorf("access log file: %w", err))
 				}
 				files.access = af
 				workerArgs = append(workerArgs, "--access-log", path)
@@ -75,7 +83,7 @@ func startCommand() *cli.Command {
 			// The master holds the Edge key and secret: mask them in its log.
 			logger, err := newLogger(masked(logOut, c.String(flagKey), c.String(flagSecret)), ls)
 			if err != nil {
-				return cli.Exit(err, 1)
+				return fail(err)
 			}
 			files.warnTo(as(logger, logkey.ComponentMaster))
 			if ls.console {
