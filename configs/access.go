@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -56,14 +57,19 @@ func userName(uid int) string {
 	return fmt.Sprintf("uid %d", uid)
 }
 
-// ExplainListen adds to a "permission denied" from listening on a port
-// below 1024 what an operator can do about it; any other error is
+// ExplainListen adds to a "permission denied" from listening on addr, a
+// port below 1024, what an operator can do about it; any other error is
 // returned as it is.
-func ExplainListen(err error) error {
+func ExplainListen(addr string, err error) error {
 	// tableflip formats the error it got with %s, which ends the chain:
 	// its text is all that is left.
 	if !errors.Is(err, fs.ErrPermission) && (err == nil || !strings.Contains(err.Error(), syscall.EACCES.Error())) {
 		return err
+	}
+	if _, p, serr := net.SplitHostPort(addr); serr != nil {
+		return err
+	} else if port, perr := strconv.Atoi(p); perr != nil || port >= 1024 || port == 0 {
+		return err // refused by something else (a security module): no advice fits
 	}
 	return fmt.Errorf("%w: a port below 1024 needs root or the CAP_NET_BIND_SERVICE capability (AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit, or setcap cap_net_bind_service=+ep on the mgw binary), or take a port of 1024 or more", err)
 }

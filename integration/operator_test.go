@@ -317,7 +317,7 @@ func TestAnotherUsersInstance(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv is not installed")
 	}
-	in := newInstance(t, "")
+	in := newInstance(t, proxyConfig("http://127.0.0.1:1"))
 	in.start(1)
 	// The other user reaches the instance's dir, and may write in it.
 	for d := in.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
@@ -340,7 +340,7 @@ func TestAnotherUsersInstance(t *testing.T) {
 		return string(out), code
 	}
 	sock := filepath.Join(in.dir, master.ControlFileName)
-	if out, code := asNobody("status", "--config-dir", in.dir); code == 0 || strings.Contains(out, "not running") || !strings.Contains(out, "another user") {
+	if out, code := asNobody("status", "--config-dir", in.dir); code != 4 || strings.Contains(out, "not running") || !strings.Contains(out, "another user") {
 		t.Errorf("status as another user: exit %d: %s", code, out)
 	}
 	if out, code := asNobody("start", "--config-dir", in.dir, "--port", fmt.Sprint(freePort(t))); code != 1 {
@@ -351,6 +351,9 @@ func TestAnotherUsersInstance(t *testing.T) {
 	}
 	if _, ok := in.status(); !ok {
 		t.Fatal("the instance no longer answers its owner")
+	}
+	if out, _ := asNobody("verify", "--config-dir", in.dir); strings.Contains(out, "in use by the running mgw") || !strings.Contains(out, "address already in use") {
+		t.Errorf("verify as another user offers that user a reload of the running instance:\n%s", out)
 	}
 
 	// A config file only root may read.

@@ -269,7 +269,7 @@ func (m *Master) listenMetrics(snap *configs.Snapshot) error {
 	addr := net.JoinHostPort(mc.Address, strconv.Itoa(mc.Port))
 	ln, err := m.link.listen(m.upg, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics: listening on %s: %w", addr, configs.ExplainListen(err))
+		return fmt.Errorf("metrics: listening on %s: %w", addr, configs.ExplainListen(addr, err))
 	}
 	m.metrics = &http.Server{Handler: http.HandlerFunc(m.handleMetrics), ReadHeaderTimeout: 5 * time.Second}
 	m.metricsLn = ln

@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,7 +58,10 @@ func Preflight(opts Options) (*configs.Snapshot, []Check) {
 			checks = append(checks, Check{Name: "analytics file", Detail: file, Err: checkAnalyticsFile(file)})
 		}
 	}
-	running := checkRunning(filepath.Join(opts.RunDir, ControlFileName)) != nil
+	// Another user's instance (a socket this user may not reach) is not
+	// one a reload by this user would inherit the ports of.
+	rerr := checkRunning(filepath.Join(opts.RunDir, ControlFileName))
+	running := rerr != nil && !errors.Is(rerr, fs.ErrPermission)
 	cfg := &snap.Config.Edgemicro
 	checks = append(checks, listenCheck("listen", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)), running))
 	if mc := snap.Config.Metrics; mc != nil && mc.Port != 0 {
@@ -115,7 +119,7 @@ func listenCheck(name, addr string, running bool) Check {
 		c.Detail += " (in use by the running mgw; `mgw reload` inherits it)"
 		return c
 	}
-	c.Err = fmt.Errorf("listening on %s: %w", addr, configs.ExplainListen(err))
+	c.Err = fmt.Errorf("listening on %s: %w", addr, configs.ExplainListen(addr, err))
 	return c
 }
 

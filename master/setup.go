@@ -43,7 +43,7 @@ func (m *Master) setup() (stopped bool, err error) {
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	ln, err := m.listen(addr)
 	if err != nil {
-		return false, fmt.Errorf("listening on %s: %w", addr, configs.ExplainListen(err))
+		return false, fmt.Errorf("listening on %s: %w", addr, configs.ExplainListen(addr, err))
 	}
 	lnFile, err := dupListener(ln)
 	if err != nil {

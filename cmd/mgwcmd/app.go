@@ -19,7 +19,10 @@ import (
 )
 
 // Exit statuses beyond 0 and 1.
-const exitNotRunning = 3 // `mgw status` when nothing runs, like systemctl status
+const (
+	exitNotRunning = 3 // `mgw status` when nothing runs, like systemctl status
+	exitUnknown    = 4 // `mgw status` when it cannot tell (another user's instance), LSB's "status unknown"
+)
 
 // Main runs the command line and returns the process's exit status.
 func Main(args []string) int {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -260,6 +261,9 @@ func statusCommand() *cli.Command {
 				}
 				if errors.Is(err, ipc.ErrNotRunning) || err == nil {
 					return cli.Exit("mgw is not running", exitNotRunning)
+				}
+				if errors.Is(err, fs.ErrPermission) {
+					return cli.Exit(err, exitUnknown) // it may well run
 				}
 				return cli.Exit(err, exitNotRunning)
 			}
