@@ -197,15 +197,18 @@ func (m *Master) openZone() (*zone.Zone, error) {
 	return z, nil
 }
 
+// readConfig reads and parses the configuration file, or the embedded
+// default when the master was given none.
+func (m *Master) readConfig() (*configs.Snapshot, error) {
+	if m.opts.ConfigPath == "" {
+		return configs.Default(m.opts.LookupEnv)
+	}
+	return configs.Load(m.opts.ConfigPath, m.opts.LookupEnv)
+}
+
 // load reads the configuration and checks what the workers will build.
 func (m *Master) load() (*configs.Snapshot, error) {
-	var snap *configs.Snapshot
-	var err error
-	if m.opts.ConfigPath == "" {
-		snap, err = configs.Default(m.opts.LookupEnv)
-	} else {
-		snap, err = configs.Load(m.opts.ConfigPath, m.opts.LookupEnv)
-	}
+	snap, err := m.readConfig()
 	if err != nil {
 		return nil, err
 	}

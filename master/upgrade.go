@@ -13,7 +13,6 @@ import (
 
 	"github.com/cloudflare/tableflip"
 
-	"github.com/mgw-gateway/mgw/configs"
 	"github.com/mgw-gateway/mgw/internal/logkey"
 	"github.com/mgw-gateway/mgw/ipc"
 )
@@ -100,14 +99,7 @@ func (m *Master) nextLogLevel(args []string) string {
 			}
 		}
 	}
-	var snap *configs.Snapshot
-	var err error
-	if m.opts.ConfigPath == "" {
-		snap, err = configs.Default(m.opts.LookupEnv)
-	} else {
-		snap, err = configs.Load(m.opts.ConfigPath, m.opts.LookupEnv)
-	}
-	if err == nil {
+	if snap, err := m.readConfig(); err == nil {
 		if l := snap.Config.Edgemicro.Logging.Level; l != "" {
 			return l
 		}
