@@ -231,7 +231,7 @@ func TestConcurrentStartsOneWins(t *testing.T) {
 	ports := []int{in.port, freePort(t)}
 	type run struct {
 		cmd    *exec.Cmd
-		out    syncBuffer
+		out    testutil.Buffer
 		code   int           // the exit status, once exited is closed
 		exited chan struct{} // closed when the process has ended
 	}

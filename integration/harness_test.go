@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,31 +45,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's output for failure reports.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is one mgw started by a test, with its own config dir.
 type instance struct {
 	t    *testing.T
 	dir  string
 	port int
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testutil.Buffer
 	pids map[int]bool // every mgw process this test has seen, to clean up
 	mu   sync.Mutex
 }
@@ -97,7 +78,7 @@ func newInstance(t *testing.T, config string) *instance {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{t: t, dir: dir, port: freePort(t), logs: &syncBuffer{}, pids: map[int]bool{}}
+	in := &instance{t: t, dir: dir, port: freePort(t), logs: &testutil.Buffer{}, pids: map[int]bool{}}
 	if config != "" {
 		in.writeConfig(config)
 	}

@@ -120,7 +120,7 @@ func TestOperationsInstallSteps(t *testing.T) {
 		args := append([]string{"--reuid", user, "--regid", user, "--init-groups", "--"}, strings.Fields(cmdline)...)
 		return exec.Command("setpriv", append(args, extra...)...)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	start := asUser(execStart, "--port", strconv.Itoa(port), "--processes", "1")
 	start.Stdout, start.Stderr = logs, logs
 	if err := start.Start(); err != nil {
@@ -204,7 +204,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	if startLine != mgwBin+" start" {
 		t.Fatalf("README's quick start is no longer `go run ./cmd/mgw start`: %q; update this test", startLine)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	start := exec.Command(mgwBin, "start", "--port", port, "--processes", "1")
 	start.Env = append(os.Environ(), env...)
 	start.Stdout, start.Stderr = logs, logs

@@ -9,11 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // TestRequestHeaderHygiene: what a client cannot make a target believe.
@@ -232,7 +233,7 @@ func TestUnmatchedRequestsCounted(t *testing.T) {
 	t.Parallel()
 	tg := echoTarget(t)
 	w, srv := newTestWorker(t, "[edgemicro.logging]\naccess_log = true\n"+routes, tg.URL)
-	var buf syncLog
+	var buf testutil.Buffer
 	w.alog = zerolog.New(&buf)
 	for _, path := range []string{"/nothing", "/hello/a%2fb", "/hello/x"} {
 		req, _ := http.NewRequest("GET", srv.URL, nil)
@@ -249,21 +250,4 @@ func TestUnmatchedRequestsCounted(t *testing.T) {
 			t.Errorf("access log lacks %s:\n%s", want, log)
 		}
 	}
-}
-
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mgw-gateway/mgw/configs"
+	"github.com/mgw-gateway/mgw/internal/testutil"
 	"github.com/mgw-gateway/mgw/ipc"
 	"github.com/mgw-gateway/mgw/worker/h1"
 )
@@ -551,24 +552,6 @@ func TestContentTypeIsTheTargets(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestClientGoneIs499: a client that goes away while the target is slow
 // to answer ends the target request and is logged with 499, as
 // edgemicro does, on both servers a worker runs.
@@ -586,7 +569,7 @@ func TestClientGoneIs499(t *testing.T) {
 	}))
 	t.Cleanup(tg.Close)
 	w, viaNetHTTP := newTestWorker(t, "[edgemicro.logging]\naccess_log = true\n"+routes, tg.URL)
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	w.alog = zerolog.New(&logs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

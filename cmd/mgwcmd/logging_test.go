@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mgw-gateway/mgw/internal/logkey"
+	"github.com/mgw-gateway/mgw/internal/testutil"
 )
 
 // TestLogCapHoldsForEveryWriter: writers with their own descriptors and
@@ -151,7 +152,7 @@ func TestLogWriteNeverWaitsForAStoppedHolder(t *testing.T) {
 	if err := lf.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	var warnings lockedBuffer
+	var warnings testutil.Buffer
 	lf.warnTo(zerolog.New(&warnings))
 	holder, err := os.Open(dir) // another open file description: another process's lock
 	if err != nil {
@@ -229,24 +230,6 @@ func TestLogDirUnlockableWarns(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects what several goroutines write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLogDirFlockUnsupportedWarns: a log directory that opens but cannot
 // be flocked (EBADF, as on some NFS mounts; here an O_PATH descriptor) is
 // said once, and the file still rotates at the cap, unordered.
@@ -264,7 +247,7 @@ func TestLogDirFlockUnsupportedWarns(t *testing.T) {
 	if err := lf.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	var warnings lockedBuffer
+	var warnings testutil.Buffer
 	lf.warnTo(zerolog.New(&warnings))
 	for i := range 3 {
 		if _, err := fmt.Fprintf(lf, "line %d is long enough\n", i); err != nil {

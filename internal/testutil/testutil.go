@@ -1,8 +1,9 @@
 // Package testutil holds what the integration tests would otherwise
 // write out again and again: polling for a condition (Poll, Eventually),
 // a load of concurrent requests (StartLoad until stopped, Repeat for a
-// number of calls, StartConnLoad over keep-alive connections), and the
-// head of an mgw.toml for a test instance (Preamble, PreambleWith).
+// number of calls, StartConnLoad over keep-alive connections), the head
+// of an mgw.toml for a test instance (Preamble, PreambleWith), and a
+// Buffer several goroutines or a process's output may write to.
 // It is for tests only; no product package imports it.
 package testutil
 
@@ -210,4 +211,24 @@ func PreambleWith(keys ...string) string {
 	}
 	b.WriteString("[edgemicro.logging]\nlevel = \"info\"\nto_console = true\n")
 	return b.String()
+}
+
+// Buffer collects what several goroutines write (a logger's lines, a
+// process's output) for a test to read at any time.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String is everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
