@@ -381,7 +381,7 @@ var mgwSets = map[string]bool{
 // sets, or that makes a forwarding claim.
 func lookalike(k string) bool {
 	c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
-	return isHop(c) || mgwSets[c] || forwardingClaims[c]
+	return isHop(c) || mgwSets[c] || isForwardingClaim[c]
 }
 
 // copyEndToEnd copies src's headers into dst, except the hop-by-hop
